@@ -1,0 +1,30 @@
+"""The one factory every boto3 client comes from (DESIGN decision 8).
+
+``endpoint_url`` (or ``AWS_ENDPOINT_URL``) points clients at moto's server in tests; nothing here
+talks to AWS at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=32)
+def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
+    )
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint_url, region_name=region, config=config
+    )
+
+
+def aws_client(service: str, *, endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """A cached boto3 client; ``endpoint_url`` defaults to ``$AWS_ENDPOINT_URL`` when set."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    return _client(service, endpoint, region or os.environ.get("AWS_REGION") or None)

@@ -1,0 +1,104 @@
+"""``lambdaserve demo``: the whole local lifecycle on synthetic churn data, with a summary.
+
+For now: generate data → train (SageMaker contract) → verified bundle in the local store → serve
+on loopback → real and bad traffic → summary. Exits non-zero if any expectation fails.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lambdaserve.cli.console import fail, out
+from lambdaserve.cli.csv_rows import feature_rows
+from lambdaserve.cli.demo_traffic import TrafficReport, send_traffic
+from lambdaserve.cli.options import StoreOption, open_store
+from lambdaserve.cli.train_command import print_summary, train_model
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.datasets import churn
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.background_server import serve_in_thread
+from lambdaserve.serving.model_loader import LoadedModel
+from lambdaserve.serving.settings import ServingSettings
+
+MODEL_NAME = "churn"
+
+
+def _traffic_table(report: TrafficReport) -> Table:
+    table = Table(title="traffic")
+    for column in ("endpoint", "requests", "statuses", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("endpoint", "statuses") else "right")
+    for endpoint, statuses in sorted(report.statuses.items()):
+        table.add_row(
+            endpoint,
+            str(sum(statuses.values())),
+            ", ".join(f"{code} x{count}" for code, count in sorted(statuses.items())),
+            f"{report.percentile(endpoint, 50):.1f}",
+            f"{report.percentile(endpoint, 99):.1f}",
+        )
+    return table
+
+
+def demo(
+    store: StoreOption = None,
+    rows: Annotated[int, typer.Option("--rows", min=200, help="Training rows to generate")] = 5000,
+    traffic_rows: Annotated[int, typer.Option("--traffic-rows", min=1, help="Rows to send")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Run the local lifecycle end to end on synthetic customer-churn data."""
+    artifact_store = open_store(store)
+    work = artifact_store.root / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    out.rule("1. data")
+    train_csv = churn.write_churn_csv(work / "churn-train.csv", rows, seed=seed)
+    traffic_csv = churn.write_churn_csv(work / "churn-traffic.csv", traffic_rows, seed=seed + 1)
+    out.print(f"{rows} training rows → {train_csv}\n{traffic_rows} traffic rows → {traffic_csv}")
+    out.rule("2. train → verified bundle")
+    try:
+        stored = train_model(
+            artifact_store,
+            train_csv,
+            {
+                "target": churn.TARGET,
+                "drop": [churn.ID_COLUMN],
+                "model_name": MODEL_NAME,
+                "estimator": "random_forest",
+            },
+            progress=True,
+        )
+        print_summary(stored)
+        out.rule("3. serve")
+        loaded = LoadedModel.from_bundle(artifact_store.open(stored.name, stored.version))
+    except LambdaserveError as exc:
+        fail(str(exc))
+    settings = ServingSettings()
+    schema = loaded.bundle.manifest.features
+    with traffic_csv.open(newline="") as handle:
+        traffic = list(feature_rows(schema, csv.DictReader(handle)))
+    unseen_column = schema.categorical[0].name if schema.categorical else None
+    with serve_in_thread(create_app(loaded, settings=settings)) as base_url:
+        out.print(
+            f"serving {loaded.name}:{loaded.version} ({loaded.predictor.runtime}) at {base_url}"
+        )
+        report = send_traffic(
+            base_url,
+            traffic,
+            unseen_column=unseen_column,
+            max_batch_rows=settings.max_batch_rows,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    out.print(_traffic_table(report))
+    summary = Table(title="demo summary", show_header=False)
+    summary.add_row("model", f"{loaded.name} version {loaded.version}")
+    summary.add_row("runtime", loaded.predictor.runtime)
+    summary.add_row("holdout ROC AUC", f"{stored.manifest.metrics['roc_auc']:.4f}")
+    summary.add_row("bundle sha256", stored.digest)
+    summary.add_row("unseen categories flagged", str(report.unseen_flagged))
+    summary.add_row("expectations failed", str(len(report.failed_expectations)))
+    out.print(summary)
+    if report.failed_expectations:
+        fail("; ".join(report.failed_expectations))
+    out.print("[green]demo finished: every request was answered as expected[/]")

@@ -1,0 +1,29 @@
+"""Options several commands share, so they are spelled the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lambdaserve.local.artifact_store import LocalArtifactStore, default_store_root
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store", help="Local store directory [default: $LAMBDASERVE_HOME or ./.lambdaserve]"
+    ),
+]
+
+
+def open_store(store: Path | None) -> LocalArtifactStore:
+    return LocalArtifactStore(store or default_store_root())
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME:VERSION``."""
+    name, _, version = ref.partition(":")
+    if not name:
+        raise typer.BadParameter("expected NAME or NAME:VERSION", param_hint="--model")
+    return name, version or None

@@ -1,0 +1,65 @@
+"""``lambdaserve predict``: send the rows of a CSV file to a running prediction API."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.progress import Progress
+
+from lambdaserve.cli.console import err, fail, out
+from lambdaserve.cli.csv_rows import feature_rows
+from lambdaserve.core.schema import FeatureSchema, FeatureSpec
+
+
+def predict(
+    data: Annotated[Path, typer.Option("--data", help="CSV file with the feature columns")],
+    url: Annotated[
+        str, typer.Option("--url", help="Base URL of the API")
+    ] = "http://127.0.0.1:8080",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000)] = 500,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write predictions as JSON lines")
+    ] = None,
+) -> None:
+    """Score every row of a CSV file through POST /predict/batch; extra columns are ignored."""
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            described = client.get("/model")
+            if described.status_code != 200:
+                fail(f"{url}/model answered {described.status_code}: {described.text[:300]}")
+            description = described.json()
+            positive_class = description["positive_class"]
+            schema = FeatureSchema(
+                features=tuple(FeatureSpec.model_validate(f) for f in description["features"])
+            )
+            with data.open(newline="") as handle:
+                rows = list(feature_rows(schema, csv.DictReader(handle)))
+            predictions: list[dict[str, object]] = []
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("predicting", total=len(rows))
+                for start in range(0, len(rows), batch_size):
+                    chunk = rows[start : start + batch_size]
+                    response = client.post("/predict/batch", json={"instances": chunk})
+                    if response.status_code != 200:
+                        fail(
+                            f"rows {start}-{start + len(chunk) - 1} refused "
+                            f"({response.status_code}): {response.text[:500]}"
+                        )
+                    predictions.extend(response.json()["predictions"])
+                    bar.advance(task, len(chunk))
+    except httpx.HTTPError as exc:
+        fail(f"could not reach {url}: {exc}")
+    except OSError as exc:
+        fail(f"could not read {data}: {exc}")
+    if output is not None:
+        output.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+    positives = sum(1 for p in predictions if p["label"] == positive_class)
+    out.print(
+        f"{len(predictions)} predictions, {positives} labelled {positive_class!r}"
+        + (f"; written to {output}" if output else "")
+    )

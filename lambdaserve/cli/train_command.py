@@ -1,0 +1,124 @@
+"""``lambdaserve train``: run the SageMaker-contract training job locally and store the bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lambdaserve.cli.console import err, fail, out
+from lambdaserve.cli.options import StoreOption, open_store
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.local.artifact_store import LocalArtifactStore, StoredBundle
+from lambdaserve.local.training_runner import run_training_job
+
+STAGES = 8  # load, clean, cross-validate, fit, evaluate, export ONNX, write bundle, done
+
+
+def train_model(
+    store: LocalArtifactStore, data: Path, hyperparameters: dict[str, object], *, progress: bool
+) -> StoredBundle:
+    """Train under the SageMaker contract and put the bundle into the store."""
+    name = str(hyperparameters["model_name"])
+    hyperparameters = {**hyperparameters, "model_version": store.next_version(name)}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"training {name}", total=STAGES)
+
+        def on_stage(stage: str) -> None:
+            bar.update(task, advance=1, description=f"training {name}: {stage}")
+
+        with run_training_job(data, hyperparameters, on_stage=on_stage) as job:
+            return store.put(job.model_dir)
+
+
+def summary(stored: StoredBundle) -> dict[str, object]:
+    manifest = stored.manifest
+    return {
+        "name": stored.name,
+        "version": stored.version,
+        "bundle_uri": stored.uri,
+        "bundle_sha256": stored.digest,
+        "runtime": manifest.preferred_runtime,
+        "estimator": manifest.estimator.name,
+        "metrics": manifest.metrics,
+        "onnx": manifest.onnx.model_dump(exclude_none=True),
+        "coercions": [c.model_dump() for c in manifest.data.coercions],
+        "dropped_columns": list(manifest.data.dropped_columns),
+    }
+
+
+def print_summary(stored: StoredBundle) -> None:
+    manifest = stored.manifest
+    table = Table(title=f"{stored.name} version {stored.version} ({manifest.preferred_runtime})")
+    table.add_column("holdout metric")
+    table.add_column("value", justify="right")
+    table.add_column("cv mean ± std", justify="right")
+    for metric, value in manifest.metrics.items():
+        cv = manifest.cv_metrics.get(metric)
+        table.add_row(metric, f"{value:.4f}", f"{cv.mean:.4f} ± {cv.std:.4f}" if cv else "")
+    out.print(table)
+    for coercion in manifest.data.coercions:
+        out.print(f"  [yellow]coerced[/] {coercion.column}: {coercion.message}", highlight=False)
+    if manifest.onnx.status != "ok":
+        out.print(
+            f"  ONNX: {manifest.onnx.status} ({manifest.onnx.reason}); serving uses scikit-learn"
+        )
+    out.print(f"  bundle: {stored.uri}\n  sha256: {stored.digest}")
+
+
+def train(
+    data: Annotated[
+        Path, typer.Option("--data", help="CSV or Parquet file (or a directory of them)")
+    ],
+    target: Annotated[str, typer.Option("--target", help="Binary target column")],
+    drop: Annotated[
+        list[str] | None, typer.Option("--drop", help="Column to leave out (repeatable)")
+    ] = None,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            "--estimator", help="random_forest | hist_gradient_boosting | logistic_regression"
+        ),
+    ] = "random_forest",
+    name: Annotated[str, typer.Option("--name", help="Model name")] = "model",
+    hyperparameter: Annotated[
+        list[str] | None, typer.Option("--hp", help="Extra hyperparameter KEY=VALUE (repeatable)")
+    ] = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Train a model under the SageMaker script-mode contract and store its verified bundle."""
+    hyperparameters: dict[str, object] = {
+        "target": target,
+        "drop": list(drop or []),
+        "estimator": estimator,
+        "model_name": name,
+    }
+    for item in hyperparameter or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--hp expects KEY=VALUE, got {item!r}", code=2)
+        try:
+            hyperparameters[key] = json.loads(value)
+        except json.JSONDecodeError:
+            hyperparameters[key] = value
+    try:
+        stored = train_model(open_store(store), data, hyperparameters, progress=not as_json)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(summary(stored)))
+    else:
+        print_summary(stored)

@@ -1,0 +1,1 @@
+"""Pure domain code: bundles, schemas, predictors, statistics; no cloud, web or pandas imports."""

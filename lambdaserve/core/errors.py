@@ -1,0 +1,41 @@
+"""One hierarchy of errors; the HTTP and CLI edges map these to status codes and exit codes."""
+
+
+class LambdaserveError(Exception):
+    """Base class of every error lambdaserve raises on purpose."""
+
+
+class BundleError(LambdaserveError):
+    """A model bundle is missing, incomplete, tampered with or unsafe to load."""
+
+
+class BundleIntegrityError(BundleError):
+    """A file's sha256 does not match the manifest, or files are missing or extra."""
+
+
+class UnsafeArtifactError(BundleError):
+    """The bundle holds a file type we never deserialize (pickle, joblib) or an unsafe path."""
+
+
+class ModelNotLoadedError(LambdaserveError):
+    """No verified model is loaded, so no prediction can be made."""
+
+
+class InvalidInputError(LambdaserveError):
+    """Request or training data does not fit the expected schema."""
+
+
+class TrainingError(LambdaserveError):
+    """Training cannot go on; the message says why in words a user can act on."""
+
+
+class ArtifactStoreError(LambdaserveError):
+    """The artifact store refused an operation (missing model, version taken, ...)."""
+
+
+class ModelNotFoundError(ArtifactStoreError):
+    """No bundle is stored under that model name or version."""
+
+
+class VersionExistsError(ArtifactStoreError):
+    """Bundles are immutable: that model version is already stored."""

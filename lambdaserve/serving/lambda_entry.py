@@ -1,0 +1,94 @@
+"""The Lambda side of serving: Mangum around ``create_app``, with Powertools logs and EMF metrics.
+
+The bundle named by ``MODEL_URI`` is loaded when the handler is built, i.e. once per execution
+environment during Lambda's init phase, never inside a request or the ASGI lifespan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from mangum import Mangum
+
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.model_loader import LoadedModel, load_model
+from lambdaserve.serving.settings import ServingSettings
+
+NAMESPACE = "lambdaserve"
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class EmfObserver:
+    """Prediction counts and model latency as CloudWatch EMF metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def predicted(self, model: LoadedModel, *, rows: int, latency_ms: float, unseen: int) -> None:
+        self.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+        self.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+        self.metrics.add_metric(name="UnseenCategoryRows", unit=MetricUnit.Count, value=unseen)
+
+
+def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None, str | None]:
+    if not settings.model_uri:
+        return None, "MODEL_URI is not set; the function has no model to serve"
+    try:
+        model = load_model(
+            settings.model_uri,
+            cache_dir=settings.bundle_cache_dir,
+            expected_sha256=settings.model_sha256,
+            prefer=settings.preferred_runtime,
+        )
+    except LambdaserveError as exc:
+        logger.error(
+            "model bundle refused", extra={"model_uri": settings.model_uri, "reason": str(exc)}
+        )
+        return None, f"model bundle refused: {exc}"
+    logger.info(
+        "model loaded",
+        extra={
+            "model_name": model.name,
+            "model_version": model.version,
+            "digest": model.bundle.digest,
+            "runtime": model.predictor.runtime,
+            "load_seconds": round(model.load_seconds, 4),
+        },
+    )
+    return model, None
+
+
+def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandler:
+    settings = settings or ServingSettings()
+    logger = Logger(service="lambdaserve-predict")
+    metrics = Metrics(namespace=NAMESPACE, service="predict")
+    model, error = _load(settings, logger)
+    if model is not None:
+        metrics.set_default_dimensions(model_name=model.name, model_version=model.version)
+    app = create_app(model, settings=settings, observer=EmfObserver(metrics), load_error=error)
+    asgi = Mangum(app, lifespan="off")
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        response: dict[str, Any] = asgi(event, context)
+        status = int(response.get("statusCode", 500))
+        metrics.add_metric(
+            name="Latency",
+            unit=MetricUnit.Milliseconds,
+            value=(time.perf_counter() - started) * 1000,
+        )
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if status >= 500:
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        elif status >= 400:
+            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+        return response
+
+    return handler

@@ -1,0 +1,56 @@
+"""Response bodies of the prediction API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from lambdaserve.core.manifest import ClassLabel, OnnxExport
+from lambdaserve.core.schema import FeatureSpec
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    prediction_id: str = Field(description="unique, sortable by time (ULID)")
+    model: ModelRef
+    probability: float = Field(description="probability of the positive class")
+    label: ClassLabel
+    unseen_categories: list[str] = Field(
+        default_factory=list, description="categorical features whose value training never saw"
+    )
+
+
+class BatchPredictions(BaseModel):
+    predictions: list[Prediction]
+
+
+class Health(BaseModel):
+    status: str
+    model: ModelRef | None = None
+    runtime: str | None = None
+    detail: str | None = None
+
+
+class ModelDescription(BaseModel):
+    name: str
+    version: str
+    digest: str = Field(description="sha256 of manifest.json (MODEL_SHA256)")
+    runtime: str
+    created_at: datetime
+    target: str
+    classes: tuple[ClassLabel, ClassLabel]
+    positive_class: ClassLabel
+    decision_threshold: float
+    features: list[FeatureSpec]
+    metrics: dict[str, float]
+    onnx: OnnxExport
+    load_seconds: float
+
+
+class ErrorBody(BaseModel):
+    detail: str | list[dict[str, object]]

@@ -1,0 +1,199 @@
+"""The SageMaker script-mode training job: data channel in, verified bundle out.
+
+Run as ``python -m lambdaserve.training.job [--name value ...]`` (``training/train.py`` is the
+same entry point for SageMaker). On failure it writes a human-readable reason to
+``$SM_OUTPUT_DIR/failure`` and exits non-zero, as SageMaker expects; bad data never produces a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import numpy.typing as npt
+import skops.io as sio
+from sklearn.model_selection import train_test_split
+
+from lambdaserve.core.bundle import VerifiedBundle, seal_bundle
+from lambdaserve.core.encoding import columns_to_matrix
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.manifest import (
+    REFERENCE_FILE,
+    SKOPS_FILE,
+    DataInfo,
+    EstimatorInfo,
+    Manifest,
+    OnnxExport,
+)
+from lambdaserve.core.reference import build_reference
+from lambdaserve.training.cleaning import CleanedData, clean
+from lambdaserve.training.data_loading import load_training_data
+from lambdaserve.training.estimators import build_pipeline, estimator_params
+from lambdaserve.training.evaluation import binary_metrics, cross_validate
+from lambdaserve.training.hyperparameters import TrainingConfig, load_hyperparameters
+from lambdaserve.training.onnx_export import export_onnx
+from lambdaserve.training.sagemaker_env import SageMakerPaths
+
+log = logging.getLogger("lambdaserve.training")
+STAGE_PREFIX = "lambdaserve-stage:"
+LIBRARIES = (
+    "lambdaserve",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "skops",
+    "skl2onnx",
+    "onnx",
+    "onnxruntime",
+    "pandas",
+)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    bundle: VerifiedBundle
+    metrics: dict[str, float]
+
+
+def _stage(name: str) -> None:
+    print(f"{STAGE_PREFIX} {name}", flush=True)
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def _split(
+    data: CleanedData, config: TrainingConfig
+) -> tuple[
+    dict[str, npt.NDArray[np.generic]],
+    dict[str, npt.NDArray[np.generic]],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]:
+    indices = np.arange(len(data.target))
+    train_idx, holdout_idx = train_test_split(
+        indices, test_size=config.test_size, stratify=data.target, random_state=config.random_state
+    )
+    train = {name: column[train_idx] for name, column in data.columns.items()}
+    holdout = {name: column[holdout_idx] for name, column in data.columns.items()}
+    return train, holdout, data.target[train_idx], data.target[holdout_idx]
+
+
+def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
+    _stage("load data")
+    loaded = load_training_data(paths.train_channel)
+    log.info("read %d rows x %d columns from %s", *loaded.frame.shape, ", ".join(loaded.files))
+    _stage("clean data")
+    data = clean(loaded.frame, config)
+    train_cols, holdout_cols, y_train, y_holdout = _split(data, config)
+    schema = data.schema
+    x_train = columns_to_matrix(schema, train_cols)
+    x_holdout = columns_to_matrix(schema, holdout_cols)
+    pipeline = build_pipeline(schema, config)
+    _stage(f"cross-validate ({config.cv_folds} folds)")
+    cv_metrics = cross_validate(pipeline, x_train, y_train, config.cv_folds, config.random_state)
+    _stage("fit")
+    pipeline.fit(x_train, y_train)
+    _stage("evaluate holdout")
+    scores = pipeline.predict_proba(x_holdout)[:, 1].astype(np.float64)
+    metrics = binary_metrics(y_holdout, scores)
+    log.info("holdout metrics: %s", json.dumps(metrics))
+    bundle_dir = paths.model_dir
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    for stale in bundle_dir.iterdir():
+        raise LambdaserveError(f"model directory {bundle_dir} is not empty ({stale.name})")
+    _stage("export ONNX")
+    onnx_export = (
+        export_onnx(pipeline, schema, holdout_cols, scores, config.parity_tolerance, bundle_dir)
+        if config.onnx
+        else OnnxExport(status="disabled", reason="onnx hyperparameter is false")
+    )
+    _stage("write bundle")
+    sio.dump(pipeline, bundle_dir / SKOPS_FILE)
+    reference = build_reference(schema, train_cols, scores)
+    (bundle_dir / REFERENCE_FILE).write_text(reference.model_dump_json(indent=1))
+    manifest = Manifest(
+        name=config.model_name,
+        version=config.model_version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        created_at=datetime.now(UTC),
+        target=config.target,
+        classes=data.classes,
+        positive_class=data.positive_class,
+        features=schema,
+        estimator=EstimatorInfo(name=config.estimator, params=estimator_params(config)),
+        metrics=metrics,
+        cv_metrics=cv_metrics,
+        library_versions=_library_versions(),
+        data=DataInfo(
+            fingerprint=loaded.fingerprint,
+            rows=len(data.target),
+            train_rows=len(y_train),
+            holdout_rows=len(y_holdout),
+            positive_rate=float(data.target.mean()),
+            dropped_columns=data.dropped,
+            coercions=data.coercions,
+        ),
+        onnx=onnx_export,
+    )
+    bundle = seal_bundle(bundle_dir, manifest)
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "metrics": metrics,
+        "cv_metrics": {k: v.model_dump() for k, v in cv_metrics.items()},
+        "onnx": onnx_export.model_dump(),
+        "coercions": [c.model_dump() for c in data.coercions],
+        "bundle_digest": bundle.digest,
+    }
+    (paths.output_data_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    _stage("done")
+    return TrainingResult(bundle=bundle, metrics=metrics)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    env = os.environ if environ is None else environ
+    paths = SageMakerPaths.from_environ(env)
+    try:
+        config = load_hyperparameters(env, sys.argv[1:] if argv is None else argv)
+        result = train(paths, config)
+    except LambdaserveError as exc:
+        return _fail(paths, str(exc), code=1)
+    except Exception as exc:  # last resort: a reason in the failure file, not a traceback
+        log.debug("unexpected training failure", exc_info=True)
+        return _fail(paths, f"unexpected error ({type(exc).__name__}): {exc}", code=2)
+    print(
+        json.dumps({"bundle_digest": result.bundle.digest, "metrics": result.metrics}), flush=True
+    )
+    return 0
+
+
+def _fail(paths: SageMakerPaths, reason: str, *, code: int) -> int:
+    log.error("training failed: %s", reason)
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        paths.failure_file.write_text(reason + "\n")
+    except OSError as exc:
+        log.error("could not write the failure file %s: %s", paths.failure_file, exc)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
