@@ -1,0 +1,3 @@
+from lambdaserve.cli.main import main
+
+main()

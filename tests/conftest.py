@@ -1,0 +1,82 @@
+"""Shared fixtures: trained bundles (built once per session) and fake AWS credentials."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.datasets import churn
+from lambdaserve.training.hyperparameters import TrainingConfig
+from lambdaserve.training.job import train
+from lambdaserve.training.sagemaker_env import SageMakerPaths
+
+# No test may reach real AWS: fake credentials, a fixed region, no instance metadata lookups.
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ[_key] = _value
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> VerifiedBundle:
+    """Train through the same job SageMaker runs, into ``root``; return the sealed bundle."""
+    channel = root / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    frame.to_csv(channel / "data.csv", index=False)
+    paths = SageMakerPaths(
+        train_channel=channel, model_dir=root / "model",
+        output_data_dir=root / "output" / "data", output_dir=root / "output",
+    )
+    config = TrainingConfig.model_validate({"cv_folds": 3, "n_estimators": 30, **hyperparameters})
+    return train(paths, config).bundle
+
+
+@pytest.fixture(scope="session")
+def churn_frame() -> pd.DataFrame:
+    return churn.generate_churn(3000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def churn_bundle(tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame) -> VerifiedBundle:
+    """A random forest on dirty churn data: ONNX-served, numeric and categorical features."""
+    return train_bundle(
+        tmp_path_factory.mktemp("churn"), churn_frame, target=churn.TARGET,
+        drop=[churn.ID_COLUMN], model_name="churn", model_version="1",
+    )
+
+
+@pytest.fixture(scope="session")
+def churn_hgb_bundle(
+    tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame
+) -> VerifiedBundle:
+    """Histogram gradient boosting: skl2onnx cannot convert it here, so scikit-learn serves it."""
+    return train_bundle(
+        tmp_path_factory.mktemp("churn-hgb"), churn_frame, target=churn.TARGET,
+        drop=[churn.ID_COLUMN], model_name="churn", model_version="2",
+        estimator="hist_gradient_boosting", max_iter=50,
+    )
+
+
+@pytest.fixture(scope="session")
+def cancer_frame() -> pd.DataFrame:
+    return load_breast_cancer(as_frame=True).frame
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, churn_bundle: VerifiedBundle) -> Iterator[Path]:
+    """A writable copy of the churn bundle directory, for tampering."""
+    import shutil
+
+    target = tmp_path / "bundle"
+    shutil.copytree(churn_bundle.path, target)
+    yield target
