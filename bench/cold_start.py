@@ -44,7 +44,9 @@ class ColdStart:
     runs: int
 
 
-def _run_child(kind: str, event_path: Path, result_path: Path, env: dict[str, str]) -> dict[str, Any]:
+def _run_child(
+    kind: str, event_path: Path, result_path: Path, env: dict[str, str]
+) -> dict[str, Any]:
     result_path.unlink(missing_ok=True)
     spawned_epoch = time.time()
     spawned = time.perf_counter()

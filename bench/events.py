@@ -16,7 +16,7 @@ ACCOUNT = "123456789012"
 
 
 def api_gateway_event(method: str, path: str, body: object | None = None) -> dict[str, Any]:
-    """A REST API proxy-integration event (payload format 1.0) for ``method path`` with a JSON body."""
+    """A REST API proxy-integration event (payload format 1.0) carrying a JSON body."""
     text = None if body is None else json.dumps(body)
     headers = {
         "Accept": "application/json",

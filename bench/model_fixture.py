@@ -67,7 +67,8 @@ def feature_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
     for record in features.to_dict(orient="records"):
         rows.append(
             {
-                name: None if value is None or (isinstance(value, float) and math.isnan(value))
+                name: None
+                if value is None or (isinstance(value, float) and math.isnan(value))
                 else value
                 for name, value in record.items()
             }

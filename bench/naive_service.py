@@ -96,7 +96,5 @@ def create_naive_app(model: NaiveModel, batch_mode: BatchMode) -> FastAPI:
 
 def build_naive_handler(bundle_dir: Path, batch_mode: BatchMode = "vectorized") -> Handler:
     """The naive Lambda handler for the bundle in ``bundle_dir``; loads the model now."""
-    handler: Handler = Mangum(
-        create_naive_app(NaiveModel(bundle_dir), batch_mode), lifespan="off"
-    )
+    handler: Handler = Mangum(create_naive_app(NaiveModel(bundle_dir), batch_mode), lifespan="off")
     return handler

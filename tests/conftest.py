@@ -18,9 +18,12 @@ from lambdaserve.training.sagemaker_env import SageMakerPaths
 
 # No test may reach real AWS: fake credentials, a fixed region, no instance metadata lookups.
 for _key, _value in {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }.items():
     os.environ[_key] = _value
@@ -34,8 +37,10 @@ def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> 
     channel.mkdir(parents=True)
     frame.to_csv(channel / "data.csv", index=False)
     paths = SageMakerPaths(
-        train_channel=channel, model_dir=root / "model",
-        output_data_dir=root / "output" / "data", output_dir=root / "output",
+        train_channel=channel,
+        model_dir=root / "model",
+        output_data_dir=root / "output" / "data",
+        output_dir=root / "output",
     )
     config = TrainingConfig.model_validate({"cv_folds": 3, "n_estimators": 30, **hyperparameters})
     return train(paths, config).bundle
@@ -47,11 +52,17 @@ def churn_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def churn_bundle(tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame) -> VerifiedBundle:
+def churn_bundle(
+    tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame
+) -> VerifiedBundle:
     """A random forest on dirty churn data: ONNX-served, numeric and categorical features."""
     return train_bundle(
-        tmp_path_factory.mktemp("churn"), churn_frame, target=churn.TARGET,
-        drop=[churn.ID_COLUMN], model_name="churn", model_version="1",
+        tmp_path_factory.mktemp("churn"),
+        churn_frame,
+        target=churn.TARGET,
+        drop=[churn.ID_COLUMN],
+        model_name="churn",
+        model_version="1",
     )
 
 
@@ -61,9 +72,14 @@ def churn_hgb_bundle(
 ) -> VerifiedBundle:
     """Histogram gradient boosting: skl2onnx cannot convert it here, so scikit-learn serves it."""
     return train_bundle(
-        tmp_path_factory.mktemp("churn-hgb"), churn_frame, target=churn.TARGET,
-        drop=[churn.ID_COLUMN], model_name="churn", model_version="2",
-        estimator="hist_gradient_boosting", max_iter=50,
+        tmp_path_factory.mktemp("churn-hgb"),
+        churn_frame,
+        target=churn.TARGET,
+        drop=[churn.ID_COLUMN],
+        model_name="churn",
+        model_version="2",
+        estimator="hist_gradient_boosting",
+        max_iter=50,
     )
 
 

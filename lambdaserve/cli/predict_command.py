@@ -16,6 +16,26 @@ from lambdaserve.cli.csv_rows import feature_rows
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
 
+def _refusal(response: httpx.Response, offset: int, shown: int = 5) -> str:
+    """Name the CSV rows and columns the API refused (the API never echoes values)."""
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError):
+        return f"the API answered {response.status_code}: {response.text[:300]}"
+    if not isinstance(detail, list):
+        return f"the API answered {response.status_code}: {detail}"
+    lines = []
+    for err in detail[:shown]:
+        loc = err.get("loc", [])
+        if len(loc) >= 4 and loc[1] == "instances":
+            # Data rows are numbered from 1, after the header line.
+            lines.append(f"row {offset + int(loc[2]) + 1}, column {loc[3]!r}: {err['msg']}")
+        else:
+            lines.append(f"{'.'.join(map(str, loc))}: {err['msg']}")
+    more = f" (and {len(detail) - shown} more)" if len(detail) > shown else ""
+    return f"the API refused the batch ({response.status_code}):\n  " + "\n  ".join(lines) + more
+
+
 def predict(
     data: Annotated[Path, typer.Option("--data", help="CSV file with the feature columns")],
     url: Annotated[
@@ -46,10 +66,7 @@ def predict(
                     chunk = rows[start : start + batch_size]
                     response = client.post("/predict/batch", json={"instances": chunk})
                     if response.status_code != 200:
-                        fail(
-                            f"rows {start}-{start + len(chunk) - 1} refused "
-                            f"({response.status_code}): {response.text[:500]}"
-                        )
+                        fail(_refusal(response, start))
                     predictions.extend(response.json()["predictions"])
                     bar.advance(task, len(chunk))
     except httpx.HTTPError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,16 +26,20 @@ STATUS_BY_ERROR: tuple[tuple[type[LambdaserveError], int], ...] = (
 )
 
 
+NULL_NOT_ALLOWED = "null is not allowed: the training data had no missing values in this column"
+_TYPE_ERRORS = frozenset({"float_type", "string_type", "bool_type"})
+
+
+def _field_error(err: dict[str, Any]) -> dict[str, object]:
+    """Location, message and type of one problem; pydantic's ``input`` is never echoed."""
+    loc = [str(part) for part in err.get("loc", ())]
+    if err.get("input", ...) is None and err.get("type") in _TYPE_ERRORS:
+        return {"loc": loc, "msg": NULL_NOT_ALLOWED, "type": "null_not_allowed"}
+    return {"loc": loc, "msg": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, object]]:
-    """Location, message and type of each problem; pydantic's ``input`` is dropped on purpose."""
-    return [
-        {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg", "invalid"),
-            "type": err.get("type", "value_error"),
-        }
-        for err in exc.errors()
-    ]
+    return [_field_error(err) for err in exc.errors()]
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:

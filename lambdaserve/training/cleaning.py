@@ -1,7 +1,7 @@
 """Type the columns, coerce dirty values and count every coercion; refuse what cannot be fixed.
 
 Rules (each coercion is counted and logged, never silent):
-- blank strings become missing values;
+- blank strings and common missing-value tokens ("NA", "N/A", "null", "?", ...) become missing;
 - a text column is numeric when at least ``NUMERIC_SHARE`` of its present values parse as numbers;
   the rest become missing. A column declared numeric that does not parse is an error;
 - constant, all-missing and identifier-like columns are dropped;
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 NUMERIC_SHARE = 0.95
 MIN_ROWS = 20
 IDENTIFIER_MIN_UNIQUE = 50
+MISSING_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "?", ".", "-", "--", "#n/a"})
 _POSITIVE_WORDS = ("1", "true", "yes", "y", "positive", "churn", "churned")
 
 
@@ -58,6 +59,20 @@ def _is_blank(series: pd.Series) -> pd.Series:
     return series.map(lambda v: isinstance(v, str) and v.strip() == "").astype(bool)
 
 
+def _replace_missing_tokens(series: pd.Series, name: str, report: _Report) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return series
+    tokens = series.map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
+    tokens = tokens.astype(bool)
+    report.add(
+        name,
+        "missing_token_to_missing",
+        int(tokens.sum()),
+        f"{int(tokens.sum())} missing-value tokens (NA, null, ?, ...) became missing values",
+    )
+    return series.mask(tokens) if tokens.any() else series
+
+
 def _label(value: object) -> ClassLabel:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -75,7 +90,7 @@ def _target(
     if config.target not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:20]))
         raise TrainingError(f"target column {config.target!r} not found; columns are: {shown}")
-    raw = frame[config.target]
+    raw = _replace_missing_tokens(frame[config.target], config.target, report)
     missing = raw.isna() | _is_blank(raw)
     report.add(
         config.target,
@@ -84,12 +99,14 @@ def _target(
         f"dropped {int(missing.sum())} rows whose target is missing",
     )
     frame = frame.loc[~missing].reset_index(drop=True)
-    labels = frame[config.target].map(_label)
+    labels = raw.loc[~missing].reset_index(drop=True).map(_label)
     distinct = sorted({*labels}, key=str)
     if len(distinct) != 2:
         raise TrainingError(
             f"target {config.target!r} must be binary: found {len(distinct)} distinct values"
             + (" (a single class cannot be learned)" if len(distinct) == 1 else "")
+            + f" ({', '.join(repr(str(c)[:30]) for c in distinct[:5])}"
+            + (", ...)" if len(distinct) > 5 else ")")
         )
     if config.positive_class is not None:
         matches = [c for c in distinct if str(c) == config.positive_class]
@@ -115,7 +132,9 @@ def _numeric(series: pd.Series, name: str, declared: bool, report: _Report) -> p
         present = series[~series.isna() & ~blank]
         parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
         bad = int(parsed.isna().sum())
-        if len(present) == 0 or (len(present) - bad) / len(present) < NUMERIC_SHARE:
+        if len(present) == 0:
+            return pd.Series(np.nan, index=series.index, dtype=np.float64)  # dropped as empty
+        if (len(present) - bad) / len(present) < NUMERIC_SHARE:
             if declared:
                 raise TrainingError(
                     f"column {name!r} is declared numeric but {bad} of {len(present)} present "
@@ -169,9 +188,9 @@ def clean(frame: pd.DataFrame, config: TrainingConfig) -> CleanedData:
     dropped = list(config.drop)
     specs: list[FeatureSpec] = []
     columns: dict[str, npt.NDArray[np.generic]] = {}
-    for name in (c for c in frame.columns if c != config.target and c not in config.drop):
-        series = frame[name]
-        name = str(name)
+    for column in (c for c in frame.columns if c != config.target and c not in config.drop):
+        name = str(column)
+        series = _replace_missing_tokens(frame[column], name, report)
         if name in config.categorical_columns:
             values = None
         else:

@@ -21,12 +21,16 @@ pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "lambdaserve.cli"]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})}, check=False,
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 
@@ -35,8 +39,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, o
     root = tmp_path_factory.mktemp("e2e")
     data = churn.write_churn_csv(root / "churn.csv", 2000, seed=11)
     result = run_cli(
-        "train", "--data", str(data), "--target", churn.TARGET, "--drop", churn.ID_COLUMN,
-        "--name", "churn", "--store", str(root / "store"), "--json", "--hp", "cv_folds=2",
+        "train",
+        "--data",
+        str(data),
+        "--target",
+        churn.TARGET,
+        "--drop",
+        churn.ID_COLUMN,
+        "--name",
+        "churn",
+        "--store",
+        str(root / "store"),
+        "--json",
+        "--hp",
+        "cv_folds=2",
     )
     assert result.returncode == 0, result.stderr
     return root, json.loads(result.stdout)
@@ -58,7 +74,9 @@ def server(trained: tuple[Path, dict[str, object]]) -> Iterator[str]:
     log = (root / "serve.log").open("w")
     process = subprocess.Popen(
         [*CLI, "serve", "--store", str(root / "store"), "--model", "churn:1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -100,15 +118,26 @@ def test_predict_over_http(server: str, trained: tuple[Path, dict[str, object]])
 def test_predict_command_scores_a_csv(server: str, tmp_path: Path) -> None:
     data = churn.write_churn_csv(tmp_path / "traffic.csv", 300, seed=12)
     output = tmp_path / "predictions.jsonl"
-    result = run_cli("predict", "--data", str(data), "--url", server, "--batch-size", "128",
-                     "--output", str(output))
+    result = run_cli(
+        "predict",
+        "--data",
+        str(data),
+        "--url",
+        server,
+        "--batch-size",
+        "128",
+        "--output",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr
     lines = output.read_text().splitlines()
     assert len(lines) == 300
     assert len({json.loads(line)["prediction_id"] for line in lines}) == 300
 
 
-def test_serve_refuses_a_tampered_store(trained: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+def test_serve_refuses_a_tampered_store(
+    trained: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
     root, _ = trained
     store = tmp_path / "store"
     shutil.copytree(root / "store", store, ignore=shutil.ignore_patterns(".cache"))
@@ -122,8 +151,9 @@ def test_serve_refuses_a_tampered_store(trained: tuple[Path, dict[str, object]],
 
 def test_train_failure_is_a_clear_message(tmp_path: Path) -> None:
     data = churn.write_churn_csv(tmp_path / "churn.csv", 200, seed=1)
-    result = run_cli("train", "--data", str(data), "--target", "nope", "--store",
-                     str(tmp_path / "store"))
+    result = run_cli(
+        "train", "--data", str(data), "--target", "nope", "--store", str(tmp_path / "store")
+    )
     assert result.returncode == 1
     assert "target column 'nope' not found" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -138,8 +168,9 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_demo_runs_the_lifecycle(tmp_path: Path) -> None:
-    result = run_cli("demo", "--store", str(tmp_path / "store"), "--rows", "1500",
-                     "--traffic-rows", "500")
+    result = run_cli(
+        "demo", "--store", str(tmp_path / "store"), "--rows", "1500", "--traffic-rows", "500"
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "expectations failed" in result.stdout
     assert "every request was answered as expected" in result.stdout

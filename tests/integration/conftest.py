@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Metrics
 
 from lambdaserve.core.bundle import VerifiedBundle
 from lambdaserve.core.schema import FeatureSpec
 from lambdaserve.datasets import churn
+from lambdaserve.serving.lambda_entry import LambdaHandler, build_lambda_handler
+from lambdaserve.serving.settings import ServingSettings
 
 EVENTS_DIR = Path(__file__).parents[1] / "events"
 
 Event = dict[str, Any]
 Row = dict[str, Any]
 MakeEvent = Callable[..., Event]
+BuildHandler = Callable[[ServingSettings], LambdaHandler]
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,24 @@ def with_body(event: Event, body: str | bytes, *, declare_length: bool = False) 
         else:
             filled["headers"]["content-length"] = str(len(raw))
     return filled
+
+
+@pytest.fixture(scope="session")
+def build_handler() -> BuildHandler:
+    """``build_lambda_handler`` as in a fresh Lambda execution environment.
+
+    Powertools keeps metrics and (default) dimensions on the ``Metrics`` class, shared by every
+    instance in the process. Lambda builds one handler per execution environment; tests build
+    many, so the shared state is cleared first (public Powertools API, no private attributes).
+    """
+
+    def build(settings: ServingSettings) -> LambdaHandler:
+        shared = Metrics()
+        shared.clear_default_dimensions()
+        shared.clear_metrics()
+        return build_lambda_handler(settings)
+
+    return build
 
 
 @pytest.fixture

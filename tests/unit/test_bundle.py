@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from lambdaserve.core.bundle import (
-    open_bundle, pack_bundle, sha256_file, unpack_bundle, verify_bundle,
+    open_bundle,
+    pack_bundle,
+    sha256_file,
+    unpack_bundle,
+    verify_bundle,
 )
 from lambdaserve.core.errors import BundleError, BundleIntegrityError, UnsafeArtifactError
 from lambdaserve.core.manifest import MANIFEST_FILE, ONNX_FILE, REFERENCE_FILE, SKOPS_FILE
@@ -65,7 +69,9 @@ def test_unlisted_file_is_refused(bundle_copy: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["model.pkl", "model.joblib", "extra.pickle", "sub/x.PKL"])
-def test_pickle_family_files_are_refused_before_anything_loads(bundle_copy: Path, name: str) -> None:
+def test_pickle_family_files_are_refused_before_anything_loads(
+    bundle_copy: Path, name: str
+) -> None:
     target = bundle_copy / name
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(b"\x80\x04K\x01.")  # a valid pickle of 1
@@ -79,13 +85,17 @@ def test_symlink_is_refused(bundle_copy: Path) -> None:
         verify_bundle(bundle_copy)
 
 
-def test_edited_manifest_changes_the_digest(bundle_copy: Path, churn_bundle: VerifiedBundle) -> None:
+def test_edited_manifest_changes_the_digest(
+    bundle_copy: Path, churn_bundle: VerifiedBundle
+) -> None:
     manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
     manifest["decision_threshold"] = 0.1
     (bundle_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     verify_bundle(bundle_copy)  # still self-consistent ...
     with pytest.raises(BundleIntegrityError, match="digest mismatch"):
-        verify_bundle(bundle_copy, expected_digest=churn_bundle.digest)  # ... but not the published one
+        verify_bundle(
+            bundle_copy, expected_digest=churn_bundle.digest
+        )  # ... but not the published one
 
 
 def test_invalid_manifest_says_which_field(bundle_copy: Path) -> None:
@@ -127,10 +137,15 @@ def _archive_with(tmp_path: Path, name: str, *, symlink: bool = False) -> Path:
 
 @pytest.mark.parametrize(
     ("name", "symlink", "message"),
-    [("../escape.txt", False, "escapes"), ("/abs.txt", False, "escapes"),
-     ("link", True, "not a regular file")],
+    [
+        ("../escape.txt", False, "escapes"),
+        ("/abs.txt", False, "escapes"),
+        ("link", True, "not a regular file"),
+    ],
 )
-def test_archive_entries_cannot_escape(tmp_path: Path, name: str, symlink: bool, message: str) -> None:
+def test_archive_entries_cannot_escape(
+    tmp_path: Path, name: str, symlink: bool, message: str
+) -> None:
     with pytest.raises(UnsafeArtifactError, match=message):
         unpack_bundle(_archive_with(tmp_path, name, symlink=symlink), tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()

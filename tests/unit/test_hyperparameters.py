@@ -22,8 +22,14 @@ def test_sm_hps_json_object() -> None:
 
 def test_hyperparameters_file_with_sdk_string_encoding(tmp_path: Path) -> None:
     # The SageMaker SDK JSON-encodes each value into a string.
-    encoded = {"target": '"churned"', "n_estimators": "200", "drop": '["id"]', "model_version": "7",
-               "onnx": "false", "sagemaker_program": '"train.py"'}
+    encoded = {
+        "target": '"churned"',
+        "n_estimators": "200",
+        "drop": '["id"]',
+        "model_version": "7",
+        "onnx": "false",
+        "sagemaker_program": '"train.py"',
+    }
     (tmp_path / "hyperparameters.json").write_text(json.dumps(encoded))
     config = load_hyperparameters({"SM_INPUT_CONFIG_DIR": str(tmp_path)})
     assert config.target == "churned"

@@ -27,7 +27,9 @@ def _rows(bundle: VerifiedBundle, frame: pd.DataFrame) -> list[dict[str, object]
             value = record[spec.name]
             if spec.kind == "numeric":
                 text = str(value).strip()
-                row[spec.name] = None if value is None or text in ("", "nan", "None") else float(text)
+                row[spec.name] = (
+                    None if value is None or text in ("", "nan", "None") else float(text)
+                )
             else:
                 row[spec.name] = None if value is None or pd.isna(value) else str(value)
         rows.append(row)
@@ -48,8 +50,14 @@ def test_onnx_and_sklearn_agree_on_fresh_dirty_rows(churn_bundle: VerifiedBundle
 def test_parity_on_public_breast_cancer_data(
     tmp_path: Path, cancer_frame: pd.DataFrame, estimator: str
 ) -> None:
-    bundle = train_bundle(tmp_path, cancer_frame, target="target", estimator=estimator,
-                          model_name="cancer", model_version="1")
+    bundle = train_bundle(
+        tmp_path,
+        cancer_frame,
+        target="target",
+        estimator=estimator,
+        model_name="cancer",
+        model_version="1",
+    )
     assert bundle.manifest.onnx.status == "ok", bundle.manifest.onnx.reason
     assert bundle.manifest.onnx.max_abs_diff is not None
     assert bundle.manifest.onnx.max_abs_diff <= 1e-5

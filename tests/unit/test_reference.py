@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from lambdaserve.core.reference import (
-    SCORE_EDGES, bin_counts, categorical_reference, numeric_reference, score_reference,
+    SCORE_EDGES,
+    bin_counts,
+    categorical_reference,
+    numeric_reference,
+    score_reference,
 )
 from lambdaserve.core.schema import MISSING_CATEGORY
 
@@ -24,9 +28,7 @@ def test_bin_counts_golden_values() -> None:
 def test_numeric_reference_uses_deciles() -> None:
     values = np.concatenate([np.arange(1.0, 101.0), [np.nan] * 5])
     reference = numeric_reference(values)
-    assert reference.edges == pytest.approx(
-        (10.9, 20.8, 30.7, 40.6, 50.5, 60.4, 70.3, 80.2, 90.1)
-    )
+    assert reference.edges == pytest.approx((10.9, 20.8, 30.7, 40.6, 50.5, 60.4, 70.3, 80.2, 90.1))
     assert reference.counts == (10, 10, 10, 10, 10, 10, 10, 10, 10, 10)
     assert reference.missing == 5
 

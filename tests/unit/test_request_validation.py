@@ -43,7 +43,8 @@ def row(model: LoadedModel) -> dict[str, Any]:
 
 def _spec(model: LoadedModel, *, kind: str, nullable: bool) -> str:
     return next(
-        s.name for s in model.bundle.manifest.features.features
+        s.name
+        for s in model.bundle.manifest.features.features
         if s.kind == kind and s.nullable == nullable
     )
 
@@ -60,7 +61,9 @@ def test_valid_row_is_scored(client: TestClient, row: dict[str, Any], model: Loa
     assert response.headers["x-model-version"] == "1"
 
 
-def test_integers_are_numbers_too(client: TestClient, row: dict[str, Any], model: LoadedModel) -> None:
+def test_integers_are_numbers_too(
+    client: TestClient, row: dict[str, Any], model: LoadedModel
+) -> None:
     name = _spec(model, kind="numeric", nullable=False)
     assert client.post("/predict", json={"features": {**row, name: 12}}).status_code == 200
 
@@ -71,7 +74,7 @@ def test_integers_are_numbers_too(client: TestClient, row: dict[str, Any], model
         ("number_as_string", "float_type"),
         ("bool_as_number", "float_type"),
         ("category_as_number", "string_type"),
-        ("null_in_non_nullable", "float_type"),
+        ("null_in_non_nullable", "null_not_allowed"),
         ("missing_column", "missing"),
         ("unknown_column", "extra_forbidden"),
         ("list_as_number", "float_type"),
@@ -111,7 +114,9 @@ def test_invalid_rows_get_per_field_422_without_echo(
         assert SECRET not in response.text
 
 
-def test_unknown_field_name_is_the_only_thing_reported(client: TestClient, row: dict[str, Any]) -> None:
+def test_unknown_field_name_is_the_only_thing_reported(
+    client: TestClient, row: dict[str, Any]
+) -> None:
     response = client.post("/predict", json={"features": {**row, "colour": SECRET}})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "features", "colour"]
@@ -172,7 +177,9 @@ def test_batch_row_bounds(client: TestClient, row: dict[str, Any], count: int) -
     assert response.json()["detail"][0]["loc"] == ["body", "instances"]
 
 
-def test_batch_error_points_at_the_row(client: TestClient, row: dict[str, Any], model: LoadedModel) -> None:
+def test_batch_error_points_at_the_row(
+    client: TestClient, row: dict[str, Any], model: LoadedModel
+) -> None:
     numeric = _spec(model, kind="numeric", nullable=False)
     rows = [row, {**row, numeric: SECRET}]
     response = client.post("/predict/batch", json={"instances": rows})
@@ -185,20 +192,28 @@ def test_batch_error_points_at_the_row(client: TestClient, row: dict[str, Any], 
 def test_oversized_body_is_413_before_parsing(client: TestClient, declared: bool) -> None:
     body = b"{" + b" " * (64 * 1024) + b"}"
     if declared:
-        response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
     else:
+
         def chunks() -> Any:
             yield body[:1000]
             yield body[1000:]
 
-        response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        response = client.post(
+            "/predict", content=chunks(), headers={"content-type": "application/json"}
+        )
     assert response.status_code == 413
     assert "limit of 65536 bytes" in response.json()["detail"]
 
 
 def test_model_and_health_and_docs(client: TestClient, model: LoadedModel) -> None:
     assert client.get("/health").json() == {
-        "status": "ok", "model": {"name": "churn", "version": "1"}, "runtime": "onnx", "detail": None,
+        "status": "ok",
+        "model": {"name": "churn", "version": "1"},
+        "runtime": "onnx",
+        "detail": None,
     }
     described = client.get("/model").json()
     assert described["digest"] == model.bundle.digest

@@ -18,14 +18,15 @@ from lambdaserve.training.job import main
 pytestmark = pytest.mark.unit
 
 
-def _run(tmp_path: Path, frame: pd.DataFrame, capsys: pytest.CaptureFixture[str], **hps: object) -> (
-    tuple[int, Path, str]
-):
+def _run(
+    tmp_path: Path, frame: pd.DataFrame, capsys: pytest.CaptureFixture[str], **hps: object
+) -> tuple[int, Path, str]:
     channel = tmp_path / "input" / "data" / "train"
     channel.mkdir(parents=True)
     frame.to_csv(channel / "train.csv", index=False)
     env = {
-        "SM_CHANNEL_TRAIN": str(channel), "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_CHANNEL_TRAIN": str(channel),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
         "SM_OUTPUT_DIR": str(tmp_path / "output"),
         "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data"),
         "SM_HPS": json.dumps({"cv_folds": 2, "n_estimators": 10, **hps}),
@@ -42,18 +43,29 @@ def _failure(root: Path) -> str:
 def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    return pd.DataFrame({
-        "x": x, "z": rng.normal(size=n), "colour": rng.choice(["red", "blue"], n),
-        "y": (x + rng.normal(scale=0.5, size=n) > 0.6).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "x": x,
+            "z": rng.normal(size=n),
+            "colour": rng.choice(["red", "blue"], n),
+            "y": (x + rng.normal(scale=0.5, size=n) > 0.6).astype(int),
+        }
+    )
 
 
 def test_dirty_churn_data_trains_and_counts_coercions(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frame = churn.generate_churn(1500, seed=3)
-    code, root, log = _run(tmp_path, frame, capsys, target=churn.TARGET, drop=[churn.ID_COLUMN],
-                           model_name="churn", model_version="5")
+    code, root, log = _run(
+        tmp_path,
+        frame,
+        capsys,
+        target=churn.TARGET,
+        drop=[churn.ID_COLUMN],
+        model_name="churn",
+        model_version="5",
+    )
     assert code == 0, log
     bundle = verify_bundle(root / "model")
     manifest = bundle.manifest
@@ -65,12 +77,21 @@ def test_dirty_churn_data_trains_and_counts_coercions(
     spec = {s.name: s for s in manifest.features.features}
     assert spec["total_charges"].kind == "numeric" and spec["total_charges"].nullable
     assert spec["contract"].categories == tuple(sorted(churn.CONTRACTS))
-    assert set(manifest.metrics) == {"roc_auc", "accuracy", "precision", "recall", "f1",
-                                     "log_loss", "brier"}
+    assert set(manifest.metrics) == {
+        "roc_auc",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "log_loss",
+        "brier",
+    }
     assert manifest.metrics["roc_auc"] > 0.7
     assert manifest.data.fingerprint and manifest.data.rows == 1500
     assert "scikit-learn" in manifest.library_versions
-    reference = ReferenceProfile.model_validate_json((root / "model" / "reference.json").read_text())
+    reference = ReferenceProfile.model_validate_json(
+        (root / "model" / "reference.json").read_text()
+    )
     assert reference.features["tenure_months"].kind == "numeric"
     assert sum(reference.score.counts) == manifest.data.holdout_rows
     metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
@@ -102,12 +123,17 @@ def test_single_class_target(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "single class" in _failure(root)
 
 
-def test_declared_numeric_column_full_of_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_declared_numeric_column_full_of_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = _frame()
-    frame["z"] = "n/a"
+    frame["z"] = "unknown"
     code, root, _ = _run(tmp_path, frame, capsys, target="y", numeric_columns="z")
     assert code == 1
-    assert "column 'z' is declared numeric but 200 of 200 present values are not numbers" in _failure(root)
+    assert (
+        "column 'z' is declared numeric but 200 of 200 present values are not numbers"
+        in _failure(root)
+    )
 
 
 def test_blanks_and_unparseable_values_are_counted_and_logged(
@@ -132,6 +158,24 @@ def test_blanks_and_unparseable_values_are_counted_and_logged(
     assert "z: 10 blank strings became missing values" in caplog.text
 
 
+def test_missing_value_tokens_are_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _frame()
+    frame["z"] = frame["z"].round(3).astype(str)
+    frame.loc[:39, "z"] = "NA"  # 20%: without token handling this column would turn categorical
+    frame.loc[40:44, "colour"] = "?"
+    code, root, log = _run(tmp_path, frame, capsys, target="y", onnx=False)
+    assert code == 0, log
+    manifest = verify_bundle(root / "model").manifest
+    counts = {(c.column, c.action): c.count for c in manifest.data.coercions}
+    assert counts[("z", "missing_token_to_missing")] == 40
+    assert counts[("colour", "missing_token_to_missing")] == 5
+    spec = {s.name: s for s in manifest.features.features}
+    assert spec["z"].kind == "numeric" and spec["z"].missing_fraction == pytest.approx(0.2)
+    assert spec["colour"].categories == ("blue", "red")
+
+
 def test_identifier_column_is_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = _frame()
     frame["customer"] = [f"C{i:05d}" for i in range(len(frame))]
@@ -154,21 +198,30 @@ def test_too_little_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_empty_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").mkdir()
-    env = {"SM_CHANNEL_TRAIN": str(tmp_path / "in"), "SM_OUTPUT_DIR": str(tmp_path / "output"),
-           "SM_MODEL_DIR": str(tmp_path / "model"), "SM_HPS": '{"target": "y"}'}
+    env = {
+        "SM_CHANNEL_TRAIN": str(tmp_path / "in"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_HPS": '{"target": "y"}',
+    }
     assert main([], env) == 1
     assert "no CSV or Parquet files" in (tmp_path / "output" / "failure").read_text()
 
 
-def test_parquet_input_and_string_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_parquet_input_and_string_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = _frame()
     frame["y"] = np.where(frame["y"] == 1, "yes", "no")
     channel = tmp_path / "input"
     channel.mkdir()
     frame.to_parquet(channel / "part-0.parquet")
-    env = {"SM_CHANNEL_TRAIN": str(channel), "SM_OUTPUT_DIR": str(tmp_path / "output"),
-           "SM_MODEL_DIR": str(tmp_path / "model"),
-           "SM_HPS": json.dumps({"target": "y", "cv_folds": 2, "n_estimators": 10})}
+    env = {
+        "SM_CHANNEL_TRAIN": str(channel),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_HPS": json.dumps({"target": "y", "cv_folds": 2, "n_estimators": 10}),
+    }
     assert main([], env) == 0
     manifest = verify_bundle(tmp_path / "model").manifest
     assert manifest.positive_class == "yes" and manifest.classes == ("no", "yes")
