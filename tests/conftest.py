@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -89,10 +88,10 @@ def cancer_frame() -> pd.DataFrame:
 
 
 @pytest.fixture
-def bundle_copy(tmp_path: Path, churn_bundle: VerifiedBundle) -> Iterator[Path]:
+def bundle_copy(tmp_path: Path, churn_bundle: VerifiedBundle) -> Path:
     """A writable copy of the churn bundle directory, for tampering."""
     import shutil
 
     target = tmp_path / "bundle"
     shutil.copytree(churn_bundle.path, target)
-    yield target
+    return target

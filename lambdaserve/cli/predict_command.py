@@ -25,13 +25,13 @@ def _refusal(response: httpx.Response, offset: int, shown: int = 5) -> str:
     if not isinstance(detail, list):
         return f"the API answered {response.status_code}: {detail}"
     lines = []
-    for err in detail[:shown]:
-        loc = err.get("loc", [])
+    for problem in detail[:shown]:
+        loc = problem.get("loc", [])
         if len(loc) >= 4 and loc[1] == "instances":
             # Data rows are numbered from 1, after the header line.
-            lines.append(f"row {offset + int(loc[2]) + 1}, column {loc[3]!r}: {err['msg']}")
+            lines.append(f"row {offset + int(loc[2]) + 1}, column {loc[3]!r}: {problem['msg']}")
         else:
-            lines.append(f"{'.'.join(map(str, loc))}: {err['msg']}")
+            lines.append(f"{'.'.join(map(str, loc))}: {problem['msg']}")
     more = f" (and {len(detail) - shown} more)" if len(detail) > shown else ""
     return f"the API refused the batch ({response.status_code}):\n  " + "\n  ".join(lines) + more
 

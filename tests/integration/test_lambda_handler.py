@@ -1,6 +1,6 @@
 """API Gateway events (REST v1 and HTTP v2 payloads) through the real Lambda handler.
 
-Each handler is built in-process with ``build_lambda_handler(ServingSettings(...))``, exactly what
+Each handler is built in-process with ``build_lambda_handler(ServingSettings(...))``, as
 ``functions/predict/handler.py`` does at import, for an ONNX-served and a scikit-learn-served bundle.
 """
 
@@ -296,7 +296,7 @@ INVALID_REQUESTS: list[tuple[str, str, Any, list[str], str]] = [
         "http_api_post_predict",
         lambda row: json.dumps({"features": _replace(row, contract=None)}),
         ["body", "features", "contract"],
-        "string_type",
+        "null_not_allowed",
     ),
     (
         "missing-column",

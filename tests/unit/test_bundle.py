@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lambdaserve.core.bundle import (
+    VerifiedBundle,
     open_bundle,
     pack_bundle,
     sha256_file,
@@ -19,7 +20,6 @@ from lambdaserve.core.bundle import (
 )
 from lambdaserve.core.errors import BundleError, BundleIntegrityError, UnsafeArtifactError
 from lambdaserve.core.manifest import MANIFEST_FILE, ONNX_FILE, REFERENCE_FILE, SKOPS_FILE
-from lambdaserve.core.bundle import VerifiedBundle
 
 pytestmark = pytest.mark.unit
 
@@ -52,13 +52,13 @@ def test_truncated_file_is_refused(bundle_copy: Path) -> None:
 
 def test_missing_file_is_refused(bundle_copy: Path) -> None:
     (bundle_copy / REFERENCE_FILE).unlink()
-    with pytest.raises(BundleIntegrityError, match=r"incomplete: missing \['reference.json'\]"):
+    with pytest.raises(BundleIntegrityError, match=r"incomplete: missing \['reference\.json'\]"):
         verify_bundle(bundle_copy)
 
 
 def test_missing_manifest_is_refused(bundle_copy: Path) -> None:
     (bundle_copy / MANIFEST_FILE).unlink()
-    with pytest.raises(BundleError, match="manifest.json is missing"):
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
         verify_bundle(bundle_copy)
 
 
@@ -117,7 +117,7 @@ def test_pack_is_reproducible_and_round_trips(tmp_path: Path, churn_bundle: Veri
 def test_truncated_archive_is_refused(tmp_path: Path, churn_bundle: VerifiedBundle) -> None:
     archive = pack_bundle(churn_bundle.path, tmp_path / "bundle.tar.gz")
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    with pytest.raises(BundleError, match="truncated or corrupt|not a readable"):
+    with pytest.raises(BundleError, match=r"truncated or corrupt|not a readable"):
         open_bundle(archive, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("bundle-*"))
 
