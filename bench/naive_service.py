@@ -13,6 +13,8 @@ Decisions (so the comparison isolates the model runtime and pandas, not the web 
   ``to_numpy(dtype=object)`` (our pipeline is fitted on an object matrix addressed by column
   position, not on DataFrame names) and scikit-learn ``predict_proba``. The estimator keeps the
   parameters it was trained with (the forest has ``n_jobs=-1``), as a user's pipeline would.
+  ``n_jobs=1`` builds a tuned variant, reported for information next to the targets: joblib
+  dispatches a thread pool on every call, which dominates a forest's single-row latency.
 - Batches either loop over rows (one DataFrame and one ``predict_proba`` per row, what a service
   built around a single-row ``predict`` does) or build one DataFrame for all rows ("vectorized").
 """
@@ -48,7 +50,7 @@ class NaiveBatchRequest(BaseModel):
 class NaiveModel:
     """The skops pipeline plus the column lists a hand-written service hard-codes."""
 
-    def __init__(self, bundle_dir: Path) -> None:
+    def __init__(self, bundle_dir: Path, n_jobs: int | None = None) -> None:
         manifest = json.loads((bundle_dir / "manifest.json").read_text())
         features = manifest["features"]["features"]
         self.name = manifest["name"]
@@ -59,6 +61,9 @@ class NaiveModel:
         self.threshold = float(manifest["decision_threshold"])
         path = str(bundle_dir / manifest["skops_file"])
         self.pipeline = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+        estimator = self.pipeline.steps[-1][1]
+        if n_jobs is not None and "n_jobs" in estimator.get_params():
+            estimator.set_params(n_jobs=n_jobs)
 
     def score(self, rows: Sequence[dict[str, Value]]) -> list[float]:
         frame = pd.DataFrame(list(rows))[self.columns]
@@ -94,7 +99,10 @@ def create_naive_app(model: NaiveModel, batch_mode: BatchMode) -> FastAPI:
     return app
 
 
-def build_naive_handler(bundle_dir: Path, batch_mode: BatchMode = "vectorized") -> Handler:
+def build_naive_handler(
+    bundle_dir: Path, batch_mode: BatchMode = "vectorized", *, n_jobs: int | None = None
+) -> Handler:
     """The naive Lambda handler for the bundle in ``bundle_dir``; loads the model now."""
-    handler: Handler = Mangum(create_naive_app(NaiveModel(bundle_dir), batch_mode), lifespan="off")
+    model = NaiveModel(bundle_dir, n_jobs)
+    handler: Handler = Mangum(create_naive_app(model, batch_mode), lifespan="off")
     return handler

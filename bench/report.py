@@ -1,7 +1,8 @@
 """Targets, the results table and ``bench/results/latest.json``.
 
 Every check compares ours with a baseline measured in the same run; a MISS is reported, never
-raised, because absolute timings depend on the machine.
+raised, because absolute timings depend on the machine. Informational rows hold the same target
+against a variant baseline and show their verdict in parentheses.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class Check:
     ratio: float
     kind: Literal["at_most", "speedup", "absolute"]
     limit: float
+    informational: bool = False
+
+    @property
+    def result(self) -> str:
+        verdict = "PASS" if self.passed else "MISS"
+        return f"({verdict.lower()})" if self.informational else verdict
 
     @property
     def passed(self) -> bool:
@@ -41,18 +48,24 @@ class Check:
     @property
     def measured(self) -> str:
         if self.kind == "speedup":
-            return f"{self.ratio:,.1f}x faster"
+            return f"{self.ratio:.2f}x faster" if self.ratio < 10 else f"{self.ratio:,.0f}x faster"
         if self.kind == "at_most":
             return f"{self.ratio:.3f}x"
         return f"{self.ratio:.2e}"
 
 
-def at_most(name: str, ours: float, baseline: float, limit: float, unit: str) -> Check:
-    return Check(name, _fmt(ours, unit), _fmt(baseline, unit), ours / baseline, "at_most", limit)
+def at_most(
+    name: str, ours: float, baseline: float, limit: float, unit: str, *, info: bool = False
+) -> Check:
+    ratio = ours / baseline
+    return Check(name, _fmt(ours, unit), _fmt(baseline, unit), ratio, "at_most", limit, info)
 
 
-def speedup(name: str, ours: float, baseline: float, limit: float, unit: str) -> Check:
-    return Check(name, _fmt(ours, unit), _fmt(baseline, unit), baseline / ours, "speedup", limit)
+def speedup(
+    name: str, ours: float, baseline: float, limit: float, unit: str, *, info: bool = False
+) -> Check:
+    ratio = baseline / ours
+    return Check(name, _fmt(ours, unit), _fmt(baseline, unit), ratio, "speedup", limit, info)
 
 
 def absolute(name: str, value: float, limit: float) -> Check:
@@ -74,17 +87,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def checks_table(checks: Sequence[Check]) -> str:
     return table(
         ("check", "ours", "baseline", "measured", "target", "result"),
-        [
-            (c.name, c.ours, c.baseline, c.measured, c.target, "PASS" if c.passed else "MISS")
-            for c in checks
-        ],
+        [(c.name, c.ours, c.baseline, c.measured, c.target, c.result) for c in checks],
     )
 
 
 def checks_json(checks: Sequence[Check]) -> list[dict[str, Any]]:
-    return [
-        {**asdict(c), "target": c.target, "result": "PASS" if c.passed else "MISS"} for c in checks
-    ]
+    return [{**asdict(c), "target": c.target, "result": c.result} for c in checks]
 
 
 def write_results(results: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
