@@ -7,10 +7,16 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from lambdaserve.core.schema import MISSING_CATEGORY, FeatureSchema
+from lambdaserve.core.schema import MISSING_CATEGORY, MISSING_TOKENS, FeatureSchema
 
 Row = Mapping[str, object]
 Columns = dict[str, npt.NDArray[np.generic]]
+
+
+def normalize_category(value: object) -> str:
+    """The category a raw value stands for, the same way at training and serving time."""
+    text = str(value).strip()
+    return MISSING_CATEGORY if text.lower() in MISSING_TOKENS else text
 
 
 def rows_to_columns(schema: FeatureSchema, rows: Sequence[Row]) -> Columns:
@@ -28,7 +34,8 @@ def rows_to_columns(schema: FeatureSchema, rows: Sequence[Row]) -> Columns:
             )
         else:
             columns[spec.name] = np.array(
-                [MISSING_CATEGORY if v is None else str(v) for v in values], dtype=object
+                [MISSING_CATEGORY if v is None else normalize_category(v) for v in values],
+                dtype=object,
             )
     return columns
 
@@ -42,13 +49,3 @@ def columns_to_matrix(
     for index, name in enumerate(schema.names):
         matrix[:, index] = columns[name]
     return matrix
-
-
-def unseen_categories(schema: FeatureSchema, row: Row) -> list[str]:
-    """Names of categorical features whose value was not seen in training (None is not unseen)."""
-    unseen = []
-    for spec in schema.categorical:
-        value = row.get(spec.name)
-        if value is not None and value not in spec.categories:
-            unseen.append(spec.name)
-    return unseen

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Categorical missing values are encoded as this category, both at training and serving time.
 MISSING_CATEGORY = "__missing__"
+#: Text that means "no value" in real data files. Training turns these into missing values and
+#: serving does the same for categorical inputs, so both sides see the same thing. ("none" is
+#: deliberately absent: it is an ordinary category in many tables, e.g. internet_service=none.)
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "?", ".", "#n/a"})
 
 FeatureKind = Literal["numeric", "categorical"]
 FeatureDtype = Literal["float", "int", "bool", "string"]

@@ -1,13 +1,18 @@
 """``create_app``: the one FastAPI app, served by uvicorn locally and by Mangum on Lambda.
 
-No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations, and the
-request models are built at runtime from the manifest's schema.
+Request bodies are validated by validators generated from the manifest's schema (see
+request_models); their schemas are published in the OpenAPI document so /docs shows them.
 """
 
+from __future__ import annotations
+
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
 from lambdaserve.core.errors import ModelNotLoadedError
@@ -15,7 +20,7 @@ from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.prediction_service import PredictionObserver, PredictionService
-from lambdaserve.serving.request_models import build_request_models
+from lambdaserve.serving.request_models import build_request_validators
 from lambdaserve.serving.responses import (
     BatchPredictions,
     ErrorBody,
@@ -104,30 +109,73 @@ def create_app(
         return app
 
     service = PredictionService(model, observer)
-    models = build_request_models(
+    validators = build_request_validators(
         model.bundle.manifest.features, max_batch_rows=settings.max_batch_rows
     )
-    version_header = {"x-model-name": model.name, "x-model-version": model.version}
+    headers = {"x-model-name": model.name, "x-model-version": model.version}
 
-    async def predict(body: Any, response: Response) -> Prediction:
-        response.headers.update(version_header)
-        (prediction,) = service.predict([body.features.model_dump(by_alias=True)])
-        return prediction
+    async def parse(request: Request, validator: TypeAdapter[Any]) -> Any:
+        # pydantic-core parses and validates the raw bytes in one pass (see request_models).
+        try:
+            return validator.validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+            ) from exc
 
-    async def predict_batch(body: Any, response: Response) -> BatchPredictions:
-        response.headers.update(version_header)
-        rows = [row.model_dump(by_alias=True) for row in body.instances]
-        return BatchPredictions.model_construct(predictions=service.predict(rows))
+    def answer(payload: Any) -> Response:
+        return Response(
+            json.dumps(payload, separators=(",", ":")),
+            headers=headers,
+            media_type="application/json",
+        )
 
-    predict.__annotations__["body"] = models.predict
-    predict_batch.__annotations__["body"] = models.batch
-    app.post(
-        "/predict", response_model=Prediction, responses=ERROR_RESPONSES, summary="Score one row"
-    )(predict)
-    app.post(
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        responses=ERROR_RESPONSES,
+        summary="Score one row",
+        openapi_extra=_body("PredictRequest"),
+    )
+    async def predict(request: Request) -> Response:
+        body = await parse(request, validators.predict)
+        return answer(service.predict([body["features"]])[0])
+
+    @app.post(
         "/predict/batch",
         response_model=BatchPredictions,
         responses=ERROR_RESPONSES,
         summary=f"Score up to {settings.max_batch_rows} rows in one vectorized call",
-    )(predict_batch)
+        openapi_extra=_body("BatchPredictRequest"),
+    )
+    async def predict_batch(request: Request) -> Response:
+        body = await parse(request, validators.batch)
+        return answer({"predictions": service.predict(body["instances"])})
+
+    _publish_request_schemas(app, validators.openapi_components())
     return app
+
+
+def _body(component: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}
+            },
+        }
+    }
+
+
+def _publish_request_schemas(app: FastAPI, components: dict[str, Any]) -> None:
+    """Add the generated request schemas to the OpenAPI document FastAPI builds."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

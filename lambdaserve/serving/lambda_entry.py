@@ -12,6 +12,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
 from mangum import Mangum
 
 from lambdaserve.core.errors import LambdaserveError
@@ -66,10 +69,18 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
 def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandler:
     settings = settings or ServingSettings()
     logger = Logger(service="lambdaserve-predict")
-    metrics = Metrics(namespace=NAMESPACE, service="predict")
     model, error = _load(settings, logger)
-    if model is not None:
-        metrics.set_default_dimensions(model_name=model.name, model_version=model.version)
+    dimensions = {"model_name": model.name, "model_version": model.version} if model else {}
+    # Powertools' Metrics keeps its sets on the class; a provider of our own keeps them per handler.
+    provider = AmazonCloudWatchEMFProvider(
+        namespace=NAMESPACE,
+        service="predict",
+        metric_set={},
+        dimension_set={},
+        metadata_set={},
+        default_dimensions=dimensions,
+    )
+    metrics = Metrics(provider=provider)
     app = create_app(model, settings=settings, observer=EmfObserver(metrics), load_error=error)
     asgi = Mangum(app, lifespan="off")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from lambdaserve.core.encoding import Row, rows_to_columns
 from lambdaserve.core.prediction_ids import new_prediction_ids
+from lambdaserve.core.schema import MISSING_CATEGORY
 from lambdaserve.serving.model_loader import LoadedModel
-from lambdaserve.serving.responses import ModelRef, Prediction
 
 
 class PredictionObserver(Protocol):
@@ -21,43 +21,49 @@ class PredictionObserver(Protocol):
 
 
 class PredictionService:
+    """Scores rows; answers are plain dicts shaped like ``responses.Prediction``."""
+
     def __init__(self, model: LoadedModel, observer: PredictionObserver | None = None) -> None:
         self.model = model
         self.observer = observer
         manifest = model.bundle.manifest
-        self._ref = ModelRef(name=manifest.name, version=manifest.version)
+        self._schema = manifest.features
+        self._ref = {"name": manifest.name, "version": manifest.version}
         self._threshold = manifest.decision_threshold
         self._labels = (manifest.negative_class, manifest.positive_class)
 
-    def _unseen(self, row: Row) -> list[str]:
-        return [
-            name
-            for name, known in self.model.category_sets.items()
-            if row[name] is not None and row[name] not in known
-        ]
+    def _unseen(self, columns: dict[str, Any], n_rows: int) -> list[list[str]]:
+        unseen: list[list[str]] = [[] for _ in range(n_rows)]
+        for name, known in self.model.category_sets.items():
+            for index, value in enumerate(columns[name].tolist()):
+                if value != MISSING_CATEGORY and value not in known:
+                    unseen[index].append(name)
+        return unseen
 
-    def predict(self, rows: Sequence[Row]) -> list[Prediction]:
+    def predict(self, rows: Sequence[Row]) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        schema = self.model.bundle.manifest.features
-        probabilities = self.model.predictor.predict_proba(rows_to_columns(schema, rows))
-        positive = probabilities >= self._threshold
-        ids = new_prediction_ids(len(rows))
+        columns = rows_to_columns(self._schema, rows)
+        probabilities = self.model.predictor.predict_proba(columns).tolist()
+        unseen = self._unseen(columns, len(rows))
+        threshold, labels, ref = self._threshold, self._labels, self._ref
         predictions = [
-            Prediction.model_construct(
-                prediction_id=prediction_id,
-                model=self._ref,
-                probability=float(probability),
-                label=self._labels[int(is_positive)],
-                unseen_categories=self._unseen(row),
-            )
-            for prediction_id, probability, is_positive, row in zip(
-                ids, probabilities.tolist(), positive.tolist(), rows, strict=True
+            {
+                "prediction_id": prediction_id,
+                "model": ref,
+                "probability": probability,
+                "label": labels[probability >= threshold],
+                "unseen_categories": flagged,
+            }
+            for prediction_id, probability, flagged in zip(
+                new_prediction_ids(len(rows)), probabilities, unseen, strict=True
             )
         ]
         if self.observer is not None:
-            unseen = sum(1 for p in predictions if p.unseen_categories)
             latency_ms = (time.perf_counter() - started) * 1000
             self.observer.predicted(
-                self.model, rows=len(rows), latency_ms=latency_ms, unseen=unseen
+                self.model,
+                rows=len(rows),
+                latency_ms=latency_ms,
+                unseen=sum(1 for flagged in unseen if flagged),
             )
         return predictions

@@ -1,71 +1,76 @@
-"""Request models generated from the manifest's feature schema.
+"""Request validators generated from the manifest's feature schema.
 
 Strict JSON types (no numbers in strings), finite numbers only, every column present (``null`` only
 where the training data had missing values), unknown fields rejected. Categorical values outside the
 training set are accepted and flagged in the response, as the model's encoder ignores them.
+
+The validators are pydantic ``TypeAdapter``s over ``TypedDict``s: the raw body is parsed and
+validated in one pass by pydantic-core (no ``json.loads`` then model building), and rows come out
+as plain dicts keyed by column name, ready for the predictor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
 MAX_CATEGORY_LENGTH = 256
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def _annotation(spec: FeatureSpec) -> Any:
     if spec.kind == "categorical":
-        base: Any = str
+        base: Any = Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)]
     elif spec.dtype == "bool":
         base = bool | float
     else:
         base = float
-    return base | None if spec.nullable else base
-
-
-def _field(spec: FeatureSpec, index: int) -> tuple[Any, Any]:
     description = (
         f"categorical; training categories: {', '.join(spec.categories[:20])}"
         if spec.kind == "categorical"
         else f"numeric ({spec.dtype}); training range [{spec.minimum}, {spec.maximum}]"
     )
-    extra: dict[str, Any] = (
-        {"max_length": MAX_CATEGORY_LENGTH} if spec.kind == "categorical" else {}
-    )
-    return (_annotation(spec), Field(..., alias=spec.name, description=description, **extra))
+    if spec.nullable:
+        return Annotated[base | None, Field(description=description + "; null allowed")]
+    return Annotated[base, Field(description=description)]
 
 
 @dataclass(frozen=True)
-class RequestModels:
-    features: type[BaseModel]
-    predict: type[BaseModel]
-    batch: type[BaseModel]
+class RequestValidators:
+    predict: TypeAdapter[Any]
+    batch: TypeAdapter[Any]
+
+    def openapi_components(self) -> dict[str, Any]:
+        """JSON schemas of both request bodies and the features object, for /docs."""
+        components: dict[str, Any] = {}
+        for adapter in (self.predict, self.batch):
+            schema = adapter.json_schema(ref_template=REF_TEMPLATE)
+            components.update(schema.pop("$defs", {}))
+            components[schema["title"]] = schema
+        return components
 
 
-def build_request_models(schema: FeatureSchema, *, max_batch_rows: int) -> RequestModels:
-    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=False)
-    fields = {f"f{i}": _field(spec, i) for i, spec in enumerate(schema.features)}
-    features = create_model("Features", __config__=config, **fields)  # type: ignore[call-overload]
-    predict = create_model(
-        "PredictRequest",
-        __config__=ConfigDict(extra="forbid", strict=True),
-        features=(features, Field(..., description="one value per feature column")),
+def _typed_dict(name: str, fields: dict[str, Any], config: ConfigDict) -> Any:
+    """A TypedDict built at runtime (keys are column names, which need not be identifiers)."""
+    factory: Any = TypedDict
+    typed = factory(name, fields)
+    typed.__pydantic_config__ = config
+    return typed
+
+
+def build_request_validators(schema: FeatureSchema, *, max_batch_rows: int) -> RequestValidators:
+    strict = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    features = _typed_dict(
+        "Features", {spec.name: _annotation(spec) for spec in schema.features}, strict
     )
-    batch = create_model(
-        "BatchPredictRequest",
-        __config__=ConfigDict(extra="forbid", strict=True),
-        instances=(
-            list[features],
-            Field(
-                ...,
-                min_length=1,
-                max_length=max_batch_rows,
-                description=f"1 to {max_batch_rows} rows",
-            ),
-        ),
-    )
-    return RequestModels(features=features, predict=predict, batch=batch)
+    rows = Annotated[
+        list[features],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=max_batch_rows, description=f"1 to {max_batch_rows} rows"),
+    ]
+    predict = _typed_dict("PredictRequest", {"features": features}, strict)
+    batch = _typed_dict("BatchPredictRequest", {"instances": rows}, strict)
+    return RequestValidators(predict=TypeAdapter(predict), batch=TypeAdapter(batch))

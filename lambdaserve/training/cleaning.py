@@ -18,9 +18,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from lambdaserve.core.encoding import normalize_category
 from lambdaserve.core.errors import TrainingError
 from lambdaserve.core.manifest import ClassLabel, Coercion
-from lambdaserve.core.schema import MISSING_CATEGORY, FeatureDtype, FeatureSchema, FeatureSpec
+from lambdaserve.core.schema import (
+    MISSING_CATEGORY,
+    MISSING_TOKENS,
+    FeatureDtype,
+    FeatureSchema,
+    FeatureSpec,
+)
 from lambdaserve.training.hyperparameters import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,6 @@ log = logging.getLogger(__name__)
 NUMERIC_SHARE = 0.95
 MIN_ROWS = 20
 IDENTIFIER_MIN_UNIQUE = 50
-MISSING_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "?", ".", "-", "--", "#n/a"})
 _POSITIVE_WORDS = ("1", "true", "yes", "y", "positive", "churn", "churned")
 
 
@@ -62,7 +68,9 @@ def _is_blank(series: pd.Series) -> pd.Series:
 def _replace_missing_tokens(series: pd.Series, name: str, report: _Report) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return series
-    tokens = series.map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
+    tokens = series.map(
+        lambda v: isinstance(v, str) and bool(v.strip()) and v.strip().lower() in MISSING_TOKENS
+    )
     tokens = tokens.astype(bool)
     report.add(
         name,
@@ -222,7 +230,7 @@ def clean(frame: pd.DataFrame, config: TrainingConfig) -> CleanedData:
             int(blank.sum()),
             f"{int(blank.sum())} blank strings became missing values",
         )
-        text = series.mask(blank).map(lambda v: None if pd.isna(v) else str(v).strip())
+        text = series.mask(blank).map(lambda v: None if pd.isna(v) else normalize_category(v))
         present = text.dropna()
         n_unique = present.nunique()
         if n_unique <= 1:

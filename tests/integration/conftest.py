@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Metrics
 
 from lambdaserve.core.bundle import VerifiedBundle
 from lambdaserve.core.schema import FeatureSpec
@@ -78,20 +77,8 @@ def with_body(event: Event, body: str | bytes, *, declare_length: bool = False) 
 
 @pytest.fixture(scope="session")
 def build_handler() -> BuildHandler:
-    """``build_lambda_handler`` as in a fresh Lambda execution environment.
-
-    Powertools keeps metrics and (default) dimensions on the ``Metrics`` class, shared by every
-    instance in the process. Lambda builds one handler per execution environment; tests build
-    many, so the shared state is cleared first (public Powertools API, no private attributes).
-    """
-
-    def build(settings: ServingSettings) -> LambdaHandler:
-        shared = Metrics()
-        shared.clear_default_dimensions()
-        shared.clear_metrics()
-        return build_lambda_handler(settings)
-
-    return build
+    """``build_lambda_handler``; each handler keeps its own metric state."""
+    return build_lambda_handler
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ pytestmark = [
     pytest.mark.integration,
     # Mangum 0.22 probes for a loop with asyncio.get_event_loop(), which Python 3.12-3.13 answer
     # with this DeprecationWarning (and then create the loop) when none is set, as on Lambda.
-    pytest.mark.filterwarnings("ignore:There is no current event loop:DeprecationWarning:mangum.*"),
 ]
 
 BUCKET = "lambdaserve-artifacts-123456789012"

@@ -22,3 +22,18 @@ def test_time_prefix_orders_across_milliseconds() -> None:
     late = new_prediction_id(now_ms=1_800_000_000_001)
     assert early < late
     assert early[:10] == "01MCC5RM00"  # 1_800_000_000_000 ms in Crockford base32
+
+
+def _decode(text: str) -> int:
+    value = 0
+    for char in text:
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    return value
+
+
+def test_batch_random_parts_are_consecutive_and_time_prefix_is_exact() -> None:
+    ids = new_prediction_ids(1000, now_ms=1_900_000_000_000)
+    assert {i[:10] for i in ids} == {"01Q9GD6E00"}  # 1_900_000_000_000 in Crockford base32
+    randoms = [_decode(i[10:]) for i in ids]
+    assert randoms == list(range(randoms[0], randoms[0] + 1000))
+    assert new_prediction_ids(0) == []
