@@ -5,11 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit integration e2e bench clean
+.PHONY: demo test lint typecheck unit integration e2e infra bench synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+
+# CDK runs jsii on the machine's Node; keep it quiet and offline.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := 1
+STAGE ?= dev
+CDK := node_modules/.bin/cdk
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -36,8 +42,21 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
+infra: $(STAMP)
+	$(BIN)/python -m pytest tests/infra
+
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(CDK)
+
+# Synthesizes every stack offline (layers built without Docker), then lints the templates.
+synth: $(STAMP) $(CDK)
+	rm -rf cdk.out
+	$(CDK) synth --no-notices --quiet -c stage=$(STAGE)
+	$(BIN)/cfn-lint cdk.out/*.template.json
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from lambdaserve.cli import demo_command, predict_command, serve_command, train_command
+from lambdaserve.cli import (
+    demo_command,
+    predict_command,
+    serve_command,
+    synth_command,
+    train_command,
+)
 
 app = typer.Typer(
     name="lambdaserve",
@@ -17,6 +23,7 @@ app.command("train")(train_command.train)
 app.command("serve")(serve_command.serve)
 app.command("predict")(predict_command.predict)
 app.command("demo")(demo_command.demo)
+app.command("synth")(synth_command.synth)
 
 
 def main() -> None:

@@ -160,7 +160,7 @@ def test_train_failure_is_a_clear_message(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "models").exists()
 
 
-@pytest.mark.parametrize("command", ["train", "serve", "predict", "demo"])
+@pytest.mark.parametrize("command", ["train", "serve", "predict", "demo", "synth"])
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help", timeout=60)
     assert result.returncode == 0

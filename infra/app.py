@@ -1,0 +1,48 @@
+"""The CDK app: ``cdk synth -c stage=dev`` from the repo root (see cdk.json)."""
+
+from __future__ import annotations
+
+from aws_cdk import App, Environment, Tags
+
+from infra.config import StageConfig, load_stage_config
+from infra.nag_suppressions import synth_with_nag
+from infra.stacks.serving_stack import ServingStack
+from infra.stacks.storage_stack import StorageStack
+from infra.stacks.training_stack import TrainingStack
+
+
+def build_app(app: App, config: StageConfig) -> dict[str, object]:
+    """Stacks split by stability: storage (stateful) → serving, training (stateless)."""
+    env = Environment(account=config.account, region=config.region)
+    storage = StorageStack(
+        app, f"{config.prefix}-storage", config=config, env=env, termination_protection=True
+    )
+    serving = ServingStack(
+        app,
+        f"{config.prefix}-serving",
+        config=config,
+        artifact_bucket=storage.artifact_bucket,
+        env=env,
+    )
+    training = TrainingStack(
+        app,
+        f"{config.prefix}-training",
+        config=config,
+        artifact_bucket=storage.artifact_bucket,
+        env=env,
+    )
+    for stack in (storage, serving, training):
+        Tags.of(stack).add("project", "lambdaserve")
+        Tags.of(stack).add("stage", config.stage)
+    return {"storage": storage, "serving": serving, "training": training}
+
+
+def main() -> None:
+    app = App()
+    config = load_stage_config(app.node)
+    build_app(app, config)
+    synth_with_nag(app, config.prefix)
+
+
+if __name__ == "__main__":
+    main()

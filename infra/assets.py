@@ -1,0 +1,61 @@
+"""Docker-free asset bundling: CDK local bundling that runs our build tools as subprocesses.
+
+infra imports none of our runtime code; it runs ``python -m layers.build_layer`` (the layer and
+function builders) and ``python -m training.source_bundle`` in the repo, so a change to the code
+or the pinned requirements changes the bundled output and with it the asset hash.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, BundlingOutput, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Local bundling always succeeds or fails loudly; this image is never pulled.
+_NO_DOCKER = DockerImage.from_registry("local-bundling-only")
+
+
+@jsii.implements(ILocalBundling)
+class _Command:
+    def __init__(self, *args: str) -> None:
+        self._args = args
+
+    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+        subprocess.run(
+            [sys.executable, *self._args, "--out", output_dir], cwd=REPO_ROOT, check=True
+        )
+        return True
+
+
+def _bundling(*args: str, output_type: BundlingOutput | None = None) -> BundlingOptions:
+    return BundlingOptions(image=_NO_DOCKER, local=_Command(*args), output_type=output_type)
+
+
+def layer_code(requirement_sets: list[str], architecture: str) -> lambda_.Code:
+    """One dependency layer from pinned requirement sets, built by ``layers/build_layer.py``,
+    which also fails the build when function + layer pass Lambda's 250 MB unzipped limit."""
+    return lambda_.Code.from_asset(
+        str(REPO_ROOT / "layers"),
+        bundling=_bundling("-m", "layers.build_layer", *requirement_sets, "--arch", architecture),
+        asset_hash_type=AssetHashType.OUTPUT,
+    )
+
+
+def predict_function_code() -> lambda_.Code:
+    """Only the runtime code the predict function imports (no CLI, training or datasets)."""
+    return lambda_.Code.from_asset(
+        str(REPO_ROOT / "functions"),
+        bundling=_bundling("-m", "layers.build_layer", "--function-asset"),
+        asset_hash_type=AssetHashType.OUTPUT,
+    )
+
+
+def training_source_bundling() -> BundlingOptions:
+    """``sourcedir.tar.gz`` for SageMaker script mode, uploaded as a single file."""
+    return _bundling("-m", "training.source_bundle", output_type=BundlingOutput.SINGLE_FILE)

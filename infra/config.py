@@ -1,0 +1,115 @@
+"""The stage configuration: parsed once from CDK context into a frozen, validated object.
+
+``cdk.json`` holds ``lambdaserve:stages`` (one object per stage); ``-c stage=NAME`` picks one
+(default ``dev``). Anything invalid stops synthesis with a message naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+STAGES_CONTEXT_KEY = "lambdaserve:stages"
+STAGE_CONTEXT_KEY = "stage"
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+# (the same days infra/constructs/log_retention.py maps to CloudWatch's enum)
+
+
+class StageConfigError(ValueError):
+    """The stage configuration in CDK context is missing or invalid."""
+
+
+class AlarmThresholds(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    errors: int = Field(default=5, ge=1, description="function errors per period")
+    throttles: int = Field(default=1, ge=1)
+    p99_latency_ms: int = Field(default=1000, ge=10)
+    api_5xx: int = Field(default=5, ge=1, description="API Gateway 5XX responses per period")
+    period_seconds: int = Field(default=60, ge=10)
+    evaluation_periods: int = Field(default=3, ge=1, le=30)
+    datapoints_to_alarm: int = Field(default=2, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _datapoints_fit(self) -> AlarmThresholds:
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError("datapoints_to_alarm cannot exceed evaluation_periods")
+        return self
+
+
+class StageConfig(BaseModel):
+    """Everything that differs between stages; nothing else is configurable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str = Field(pattern=r"^[a-z][a-z0-9-]{1,19}$")
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    memory_mb: int = Field(default=1024, ge=128, le=10240)
+    timeout_seconds: int = Field(
+        default=10, ge=1, le=29, description="API Gateway stops waiting after 29 s"
+    )
+    reserved_concurrency: int | None = Field(default=50, ge=1)
+    model_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}/.+")
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    runtime: Literal["onnx", "sklearn"] = Field(
+        default="onnx", description="which dependency layer the predict function carries"
+    )
+    log_retention_days: int = 30
+    auth_mode: Literal["iam", "cognito"] = "iam"
+    cognito_user_pool_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+"
+    )
+    cors_allowed_origins: tuple[str, ...] = ()
+    throttle_rate_limit: float = Field(default=100.0, gt=0)
+    throttle_burst_limit: int = Field(default=200, ge=1)
+    alarms: AlarmThresholds = AlarmThresholds()
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    waf: bool = True
+    training_image_uri: str | None = Field(
+        default=None, description="defaults to AWS's scikit-learn image for the region"
+    )
+    training_instance_type: str = Field(
+        default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+    )
+    training_max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StageConfig:
+        if (self.model_uri is None) != (self.model_sha256 is None):
+            raise ValueError("model_uri and model_sha256 go together: set both or neither")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
+        if "*" in self.cors_allowed_origins:
+            raise ValueError("cors_allowed_origins cannot contain '*': list the origins")
+        if self.auth_mode == "cognito" and not self.cognito_user_pool_arn:
+            raise ValueError("auth_mode 'cognito' needs cognito_user_pool_arn (the user pool)")
+        if self.auth_mode == "iam" and self.cognito_user_pool_arn:
+            raise ValueError("cognito_user_pool_arn is only used with auth_mode 'cognito'")
+        return self
+
+    @property
+    def prefix(self) -> str:
+        return f"lambdaserve-{self.stage}"
+
+
+def load_stage_config(context: dict[str, Any] | Any, stage: str | None = None) -> StageConfig:
+    """Pick ``stage`` (or context ``stage``, default ``dev``) from ``lambdaserve:stages``."""
+    get = context.try_get_context if hasattr(context, "try_get_context") else context.get
+    name = stage or get(STAGE_CONTEXT_KEY) or "dev"
+    stages = get(STAGES_CONTEXT_KEY)
+    if not isinstance(stages, dict) or name not in stages:
+        known = ", ".join(sorted(stages)) if isinstance(stages, dict) else "none"
+        raise StageConfigError(
+            f"no stage {name!r} in cdk.json context {STAGES_CONTEXT_KEY!r} (stages: {known})"
+        )
+    try:
+        return StageConfig.model_validate({"stage": name, **stages[name]})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'stage'}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise StageConfigError(f"invalid configuration for stage {name!r}: {problems}") from exc

@@ -1,0 +1,88 @@
+"""CloudWatch alarms on the live alias, on each executed version, and on the API, feeding SNS."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.config import AlarmThresholds
+
+
+class PredictAlarms(Construct):
+    """Alarms the rollout controller reads as guards; every alarm notifies the topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        alias: lambda_.Alias,
+        versions: dict[str, str],
+        api: apigw.RestApi,
+        topic: sns.ITopic,
+        thresholds: AlarmThresholds,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._thresholds = thresholds
+        self._action = actions.SnsAction(topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+        resource = f"{function.function_name}:{alias.alias_name}"
+        alias_dimensions = {"FunctionName": function.function_name, "Resource": resource}
+        self._lambda_alarms("Alias", alias_dimensions, f"alias {alias.alias_name}")
+        for label, version in versions.items():
+            dimensions = {**alias_dimensions, "ExecutedVersion": version}
+            self._lambda_alarms(f"Version{label}", dimensions, f"{label} version")
+        self._alarm(
+            "Api5xx",
+            api.metric_server_error(period=Duration.seconds(thresholds.period_seconds)),
+            thresholds.api_5xx,
+            "API Gateway 5XX responses",
+        )
+
+    def _lambda_alarms(self, prefix: str, dimensions: dict[str, str], label: str) -> None:
+        t = self._thresholds
+
+        def metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=Duration.seconds(t.period_seconds),
+            )
+
+        self._alarm(f"{prefix}Errors", metric("Errors", "Sum"), t.errors, f"errors of {label}")
+        self._alarm(
+            f"{prefix}Throttles", metric("Throttles", "Sum"), t.throttles, f"throttles of {label}"
+        )
+        self._alarm(
+            f"{prefix}LatencyP99",
+            metric("Duration", "p99"),
+            t.p99_latency_ms,
+            f"p99 duration (ms) of {label}",
+        )
+
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, what: str
+    ) -> None:
+        t = self._thresholds
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=t.evaluation_periods,
+            datapoints_to_alarm=t.datapoints_to_alarm,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"lambdaserve guard: {what} >= {threshold}",
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)

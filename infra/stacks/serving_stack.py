@@ -1,0 +1,170 @@
+"""Stateless serving: the predict function, the ``live`` alias, the API and its alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.assets import layer_code, predict_function_code
+from infra.config import StageConfig
+from infra.constructs.log_retention import retention
+from infra.constructs.predict_alarms import PredictAlarms
+from infra.constructs.predict_api import PredictApi
+
+LIVE_ALIAS = "live"
+HANDLER = "functions.predict.handler.lambda_handler"
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BATCH_ROWS = 5000
+LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "sklearn"]}
+
+
+def predict_environment(config: StageConfig) -> dict[str, str]:
+    """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks it)
+    plus Powertools' own variables."""
+    environment = {
+        "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
+        "BUNDLE_CACHE_DIR": "/tmp/lambdaserve-bundles",  # noqa: S108 - Lambda's only writable dir
+        "PREFERRED_RUNTIME": config.runtime,
+        "POWERTOOLS_SERVICE_NAME": "lambdaserve-predict",
+        "POWERTOOLS_METRICS_NAMESPACE": "lambdaserve",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    if config.model_uri and config.model_sha256:
+        environment |= {"MODEL_URI": config.model_uri, "MODEL_SHA256": config.model_sha256}
+    return environment
+
+
+class ServingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        artifact_bucket: s3.IBucket,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        architecture = (
+            lambda_.Architecture.ARM_64
+            if config.architecture == "arm64"
+            else lambda_.Architecture.X86_64
+        )
+        log_group = logs.LogGroup(
+            self,
+            "PredictLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = self._role(log_group, artifact_bucket)
+        layer = lambda_.LayerVersion(
+            self,
+            "ServingLayer",
+            code=layer_code(LAYER_SETS[config.runtime], config.architecture),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[architecture],
+            description=f"lambdaserve {config.runtime} dependencies ({config.architecture})",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Predict",
+            function_name=f"{config.prefix}-predict",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=architecture,
+            handler=HANDLER,
+            code=predict_function_code(),
+            layers=[layer],
+            memory_size=config.memory_mb,
+            timeout=Duration.seconds(config.timeout_seconds),
+            reserved_concurrent_executions=config.reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            environment=predict_environment(config),
+            description="lambdaserve prediction API (FastAPI + Mangum); versions pin one bundle",
+        )
+        # The `live` alias is created ONCE and then belongs to the rollout controller.
+        # It points at a bootstrap version whose logical ID and properties never change, so
+        # CloudFormation never sees a difference on the alias and never updates it: later
+        # deploys change $LATEST (code, layers, configuration) but leave the alias's versions and
+        # routing weights exactly as the controller last set them. Model versions are published
+        # by `lambdaserve publish` (one Lambda version per bundle), not by CloudFormation, and
+        # CDK's `current_version` is deliberately not used (its logical ID changes with the code,
+        # which would repoint the alias and wipe the weights on every deploy).
+        bootstrap = lambda_.CfnVersion(
+            self,
+            "BootstrapVersion",
+            function_name=self.function.function_name,
+            description="bootstrap version the live alias starts on; never updated by deploys",
+        )
+        bootstrap.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=lambda_.Version.from_version_attributes(
+                self, "Bootstrap", version=bootstrap.attr_version, lambda_=self.function
+            ),
+            description="owned by the lambdaserve rollout controller after creation",
+        )
+        self.api = PredictApi(self, "PredictApi", config=config, target=self.alias).api
+        self.alarm_topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{config.prefix}-alarms",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.alarms = PredictAlarms(
+            self,
+            "Guards",
+            function=self.function,
+            alias=self.alias,
+            versions={"Bootstrap": bootstrap.attr_version},
+            api=self.api,
+            topic=self.alarm_topic,
+            thresholds=config.alarms,
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "FunctionName", value=self.function.function_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+
+    def _role(self, log_group: logs.ILogGroup, artifact_bucket: s3.IBucket) -> iam.Role:
+        """Least privilege: its own log group, X-Ray, and reading model bundles."""
+        role = iam.Role(
+            self,
+            "PredictRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="lambdaserve predict function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[artifact_bucket.arn_for_objects("models/*")],
+            )
+        )
+        return role

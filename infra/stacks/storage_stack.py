@@ -1,0 +1,42 @@
+"""Stateful storage, retained on deletion: model artifacts, prediction captures, access logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.secure_bucket import secure_bucket
+
+
+class StorageStack(Stack):
+    """Buckets are created here and handed to stateless stacks as ``IBucket`` objects."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any):
+        super().__init__(scope, construct_id, **kwargs)
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            enforce_ssl=True,
+            versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.artifact_bucket: s3.IBucket = secure_bucket(
+            self, "Artifacts", access_logs=self.access_logs_bucket, access_logs_prefix="artifacts/"
+        )
+        self.capture_bucket: s3.IBucket = secure_bucket(
+            self,
+            "Captures",
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="captures/",
+            noncurrent_days=30,
+        )
+        CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
+        CfnOutput(self, "CaptureBucketName", value=self.capture_bucket.bucket_name)

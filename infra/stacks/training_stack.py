@@ -1,0 +1,224 @@
+"""Stateless training: a Step Functions state machine that runs a SageMaker training job with
+AWS's scikit-learn framework image and our ``training/`` code (script mode)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.assets import REPO_ROOT, training_source_bundling
+from infra.config import StageConfig
+from infra.constructs.log_retention import retention
+
+#: AWS's scikit-learn framework images (script mode) by region; override with
+#: ``training_image_uri`` for other regions or versions.
+SKLEARN_IMAGE_ACCOUNTS = {
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+    "eu-west-1": "141502667606",
+    "eu-central-1": "492215442770",
+    "ap-northeast-1": "354813040037",
+    "ap-southeast-2": "783357654285",
+}
+SKLEARN_IMAGE_TAG = "sagemaker-scikit-learn:1.2-1-cpu-py3"
+DATASETS_PREFIX = "datasets/"
+OUTPUT_PREFIX = "training-output/"
+
+
+def training_image(config: StageConfig) -> str:
+    if config.training_image_uri:
+        return config.training_image_uri
+    account = SKLEARN_IMAGE_ACCOUNTS.get(config.region)
+    if account is None:
+        raise ValueError(f"no scikit-learn image known for {config.region}; set training_image_uri")
+    return f"{account}.dkr.ecr.{config.region}.amazonaws.com/{SKLEARN_IMAGE_TAG}"
+
+
+def image_repository_arn(image_uri: str) -> str:
+    """``ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG`` → the repository's ARN."""
+    registry, _, repository = image_uri.partition("/")
+    account, _, rest = registry.partition(".dkr.ecr.")
+    region = rest.split(".")[0]
+    return f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0].split('@')[0]}"
+
+
+class _S3Uri(tasks.S3Location):
+    """An ``s3://`` location that grants nothing: the SageMaker role's S3 access is written out
+    explicitly below. (CDK's ``from_json_expression`` grants s3:GetObject on every bucket, and
+    ``from_bucket`` renders an https:// URL and grants deletes.)"""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self._uri = uri
+
+    def bind(
+        self, task: Any, *, for_reading: bool | None = None, for_writing: bool | None = None
+    ) -> tasks.S3LocationConfig:
+        return tasks.S3LocationConfig(uri=self._uri)
+
+
+class TrainingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        artifact_bucket: s3.IBucket,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        source = s3_assets.Asset(
+            self,
+            "TrainingSource",
+            path=str(REPO_ROOT / "training"),
+            bundling=training_source_bundling(),
+        )
+        role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="lambdaserve training job: read datasets and code, write model output",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    artifact_bucket.arn_for_objects(f"{DATASETS_PREFIX}*"),
+                    f"arn:{self.partition}:s3:::{source.s3_bucket_name}/{source.s3_object_key}",
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[artifact_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[artifact_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    f"arn:{self.partition}:logs:{self.region}:{self.account}"
+                    ":log-group:/aws/sagemaker/TrainingJobs:*"
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                resources=[image_repository_arn(training_image(config))],
+            )
+        )
+        train = tasks.SageMakerCreateTrainingJob(
+            self,
+            "Train",
+            training_job_name=sfn.JsonPath.string_at("$.job_name"),
+            role=role,
+            algorithm_specification=tasks.AlgorithmSpecification(
+                training_image=tasks.DockerImage.from_registry(training_image(config)),
+                training_input_mode=tasks.InputMode.FILE,
+            ),
+            hyperparameters={
+                # Script mode: the framework container fetches and runs our entry point.
+                "sagemaker_program": "train.py",
+                "sagemaker_submit_directory": source.s3_object_url,
+                "sagemaker_region": self.region,
+                "target": sfn.JsonPath.string_at("$.target"),
+                "model_name": sfn.JsonPath.string_at("$.model_name"),
+                "estimator": sfn.JsonPath.string_at("$.estimator"),
+            },
+            input_data_config=[
+                tasks.Channel(
+                    channel_name="train",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            # An s3:// URI under the artifact bucket's datasets/ prefix
+                            # (the role can read nothing else).
+                            s3_location=_S3Uri(sfn.JsonPath.string_at("$.train_s3_uri")),
+                        )
+                    ),
+                )
+            ],
+            output_data_config=tasks.OutputDataConfig(
+                s3_output_location=_S3Uri(f"s3://{artifact_bucket.bucket_name}/{OUTPUT_PREFIX}"),
+            ),
+            resource_config=tasks.ResourceConfig(
+                instance_count=1,
+                instance_type=_instance_type(config.training_instance_type),
+                volume_size=Size.gibibytes(30),
+            ),
+            stopping_condition=tasks.StoppingCondition(
+                max_runtime=Duration.seconds(config.training_max_runtime_seconds)
+            ),
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path="$.training",
+        )
+        failed = sfn.Fail(
+            self, "TrainingFailed", cause="SageMaker training job failed", error="TrainingFailed"
+        )
+        train.add_catch(failed, result_path="$.error")
+        logs_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "TrainingPipeline",
+            state_machine_name=f"{config.prefix}-training",
+            definition_body=sfn.DefinitionBody.from_chainable(
+                train.next(sfn.Succeed(self, "BundleWritten"))
+            ),
+            timeout=Duration.seconds(config.training_max_runtime_seconds + 600),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+
+
+def _instance_type(name: str) -> Any:
+    from aws_cdk import aws_ec2 as ec2
+
+    return ec2.InstanceType(name.removeprefix("ml."))

@@ -1,0 +1,249 @@
+"""Serving: function, the live alias, API authorization and validation, alarms, log retention."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.constructs.predict_api import ROUTES
+from tests.infra.conftest import Synthesized, synthesize
+
+pytestmark = pytest.mark.infra
+
+
+def _resources(synth: Synthesized, kind: str, type_: str) -> dict[str, dict[str, Any]]:
+    resources = synth.template_json(kind)["Resources"]
+    return {k: v for k, v in resources.items() if v["Type"] == type_}
+
+
+def _one(synth: Synthesized, type_: str) -> tuple[str, dict[str, Any]]:
+    (item,) = _resources(synth, "serving", type_).items()
+    return item
+
+
+def test_function_shape(dev: Synthesized) -> None:
+    _, function = _one(dev, "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "functions.predict.handler.lambda_handler"
+    assert props["MemorySize"] == dev.config.memory_mb
+    assert props["Timeout"] == dev.config.timeout_seconds
+    assert props["ReservedConcurrentExecutions"] == dev.config.reserved_concurrency
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert len(props["Layers"]) == 1
+    assert "LoggingConfig" in props
+
+
+def test_other_stage_choices_reach_the_function(cognito: Synthesized) -> None:
+    _, function = _one(cognito, "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert props["Architectures"] == ["x86_64"]
+    variables = props["Environment"]["Variables"]
+    assert variables["MODEL_URI"] == "s3://bucket/models/churn/3/bundle.tar.gz"
+    assert variables["MODEL_SHA256"] == "a" * 64
+    assert variables["PREFERRED_RUNTIME"] == "sklearn"
+    _, layer = _one(cognito, "AWS::Lambda::LayerVersion")
+    assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+
+
+def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
+    roles = _resources(dev, "serving", "AWS::IAM::Role")
+    assert len(roles) == 2  # the function's, and API Gateway's account-level logging role
+    role = next(v for k, v in roles.items() if k.startswith("PredictRole"))
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    assert "ManagedPolicyArns" not in role["Properties"]
+    logging_role = next(v for k, v in roles.items() if not k.startswith("PredictRole"))
+    (managed,) = logging_role["Properties"]["ManagedPolicyArns"]
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(managed)
+    _, policy = _one(dev, "AWS::IAM::Policy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {tuple(sorted(s["Action"])) for s in statements}
+    assert actions == {
+        ("logs:CreateLogStream", "logs:PutLogEvents"),
+        ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+        ("s3:GetObject", "s3:GetObjectVersion"),
+    }
+    s3 = next(s for s in statements if s["Action"][0].startswith("s3:"))
+    assert json.dumps(s3["Resource"]).endswith('"/models/*"]]}')
+    logs = next(s for s in statements if s["Action"][0].startswith("logs:"))
+    assert all("PredictLogs" in json.dumps(r) for r in logs["Resource"])
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_live_alias_is_created_once_on_a_fixed_bootstrap_version(dev: Synthesized) -> None:
+    aliases = _resources(dev, "serving", "AWS::Lambda::Alias")
+    assert len(aliases) == 1
+    (alias,) = aliases.values()
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": ["BootstrapVersion", "Version"]}
+    assert "RoutingConfig" not in alias["Properties"]  # weights belong to the controller
+    version = dev.template_json("serving")["Resources"]["BootstrapVersion"]
+    assert version["Type"] == "AWS::Lambda::Version"
+    assert version["DeletionPolicy"] == "Retain"
+    assert set(version["Properties"]) == {"FunctionName", "Description"}  # no CodeSha256
+
+
+def test_a_redeploy_with_new_code_and_config_leaves_the_alias_alone(
+    dev: Synthesized, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Different memory, timeout, model and runtime: the alias and its version are byte-for-byte
+    the same resources, so CloudFormation does not touch them and the controller's weights stay."""
+    changed = synthesize(
+        tmp_path_factory.mktemp("cdk-redeploy"),
+        "dev",
+        {
+            "memory_mb": 3008,
+            "timeout_seconds": 20,
+            "runtime": "sklearn",
+            "model_uri": "s3://bucket/models/churn/9/bundle.tar.gz",
+            "model_sha256": "b" * 64,
+        },
+    )
+    before = dev.template_json("serving")["Resources"]
+    after = changed.template_json("serving")["Resources"]
+    (alias_id,) = _resources(dev, "serving", "AWS::Lambda::Alias")
+    assert after[alias_id] == before[alias_id]
+    assert after["BootstrapVersion"] == before["BootstrapVersion"]
+    function_id, _ = _one(dev, "AWS::Lambda::Function")
+    assert after[function_id] != before[function_id]  # the change is real
+
+
+def test_every_api_method_is_authorized_and_validated(dev: Synthesized) -> None:
+    methods = _resources(dev, "serving", "AWS::ApiGateway::Method")
+    assert len(methods) == sum(len(m) for m in ROUTES.values())  # no catch-all, no OPTIONS
+    for name, method in methods.items():
+        props = method["Properties"]
+        assert props["AuthorizationType"] == "AWS_IAM", name
+        assert "RequestValidatorId" in props, name
+        if props["HttpMethod"] == "POST":
+            assert "application/json" in props["RequestModels"], name
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+    (validator,) = _resources(dev, "serving", "AWS::ApiGateway::RequestValidator").values()
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+
+
+def test_api_targets_the_alias_not_latest(dev: Synthesized) -> None:
+    (alias_id,) = _resources(dev, "serving", "AWS::Lambda::Alias")
+    methods = _resources(dev, "serving", "AWS::ApiGateway::Method").values()
+    for method in methods:
+        assert alias_id in json.dumps(method["Properties"]["Integration"]["Uri"])
+
+
+def test_cognito_mode_authorizes_every_method_with_the_pool(cognito: Synthesized) -> None:
+    (authorizer,) = _resources(cognito, "serving", "AWS::ApiGateway::Authorizer").values()
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    methods = _resources(cognito, "serving", "AWS::ApiGateway::Method").values()
+    for method in methods:
+        props = method["Properties"]
+        if props["HttpMethod"] == "OPTIONS":  # CORS preflight carries no credentials
+            assert props["AuthorizationType"] == "NONE"
+            continue
+        assert props["AuthorizationType"] == "COGNITO_USER_POOLS"
+
+
+def test_cors_names_origins_and_never_star(dev: Synthesized, cognito: Synthesized) -> None:
+    dev_text = json.dumps(dev.template_json("serving"))
+    assert "Access-Control-Allow-Origin" not in dev_text
+    text = json.dumps(cognito.template_json("serving"))
+    assert "https://app.example.com" in text
+    assert "Access-Control-Allow-Origin': '*'" not in text.replace('\\"', "'")
+    assert "'*'" not in json.dumps(
+        [
+            m["Properties"].get("Integration", {}).get("IntegrationResponses", [])
+            for m in _resources(cognito, "serving", "AWS::ApiGateway::Method").values()
+        ]
+    )
+
+
+def test_stage_throttling_access_logs_and_tracing(dev: Synthesized) -> None:
+    (stage,) = _resources(dev, "serving", "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert "requestId" in props["AccessLogSetting"]["Format"]
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == dev.config.throttle_rate_limit
+    assert settings["ThrottlingBurstLimit"] == dev.config.throttle_burst_limit
+    assert settings["DataTraceEnabled"] is False
+
+
+def test_waf_protects_the_stage_when_enabled(dev: Synthesized, cognito: Synthesized) -> None:
+    (association,) = _resources(dev, "serving", "AWS::WAFv2::WebACLAssociation").values()
+    assert "PredictApi" in json.dumps(association["Properties"]["ResourceArn"])
+    (acl,) = _resources(dev, "serving", "AWS::WAFv2::WebACL").values()
+    common = acl["Properties"]["Rules"][0]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["Name"] == "AWSManagedRulesCommonRuleSet"
+    # batches are bigger than the rule set's 8 KB body limit: that rule only counts
+    assert common["RuleActionOverrides"][0]["Name"] == "SizeRestrictions_BODY"
+    assert not _resources(cognito, "serving", "AWS::WAFv2::WebACL")
+
+
+def _alarm_dimensions(alarm: dict[str, Any]) -> dict[str, str]:
+    return {d["Name"]: json.dumps(d["Value"]) for d in alarm["Properties"].get("Dimensions", [])}
+
+
+def test_alarms_per_alias_per_version_and_api_notify_sns(dev: Synthesized) -> None:
+    alarms = _resources(dev, "serving", "AWS::CloudWatch::Alarm")
+    (topic_id,) = _resources(dev, "serving", "AWS::SNS::Topic")
+    seen = set()
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": topic_id}]
+        assert props["OKActions"] == [{"Ref": topic_id}]
+        dimensions = _alarm_dimensions(alarm)
+        if props["Namespace"] == "AWS/Lambda":
+            assert ":live" in dimensions["Resource"]
+            scope = "version" if "ExecutedVersion" in dimensions else "alias"
+            metric = props["MetricName"] + (
+                "/p99" if props.get("ExtendedStatistic") == "p99" else ""
+            )
+            seen.add((scope, metric))
+        else:
+            assert props["Namespace"] == "AWS/ApiGateway"
+            seen.add(("api", props["MetricName"]))
+    assert seen == {
+        ("alias", "Errors"),
+        ("alias", "Throttles"),
+        ("alias", "Duration/p99"),
+        ("version", "Errors"),
+        ("version", "Throttles"),
+        ("version", "Duration/p99"),
+        ("api", "5XXError"),
+    }
+    thresholds = {
+        a["Properties"]["MetricName"]: a["Properties"]["Threshold"] for a in alarms.values()
+    }
+    assert thresholds["Duration"] == dev.config.alarms.p99_latency_ms
+
+
+def test_alarm_topic_is_encrypted_and_tls_only(dev: Synthesized, cognito: Synthesized) -> None:
+    (topic,) = _resources(dev, "serving", "AWS::SNS::Topic").values()
+    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    (policy,) = _resources(dev, "serving", "AWS::SNS::TopicPolicy").values()
+    statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    dev.template("serving").resource_count_is("AWS::SNS::Subscription", 0)
+    cognito.template("serving").has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml@example.com"}
+    )
+
+
+@pytest.mark.parametrize("kind", ["serving", "training"])
+def test_every_log_group_has_retention(dev: Synthesized, kind: str) -> None:
+    groups = _resources(dev, kind, "AWS::Logs::LogGroup")
+    assert groups
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+
+
+def test_outputs_expose_what_operators_need(dev: Synthesized) -> None:
+    dev.template("serving").has_output("ApiUrl", {"Value": Match.any_value()})
+    dev.template("serving").has_output("AlarmTopicArn", {"Value": Match.any_value()})

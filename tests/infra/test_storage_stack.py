@@ -1,0 +1,59 @@
+"""Stateful storage: every bucket encrypted, versioned, private, TLS-only, logged and retained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synthesized
+
+pytestmark = pytest.mark.infra
+
+
+def _buckets(dev: Synthesized) -> dict[str, dict[str, Any]]:
+    resources = dev.template_json("storage")["Resources"]
+    return {k: v for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"}
+
+
+def test_every_bucket_is_encrypted_private_versioned_and_retained(dev: Synthesized) -> None:
+    buckets = _buckets(dev)
+    assert len(buckets) == 3  # artifacts, captures, access logs
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}, name
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
+        assert bucket["DeletionPolicy"] == "Retain", name
+        assert bucket["UpdateReplacePolicy"] == "Retain", name
+
+
+def test_model_and_capture_buckets_write_access_logs(dev: Synthesized) -> None:
+    buckets = _buckets(dev)
+    logs = next(k for k in buckets if k.startswith("AccessLogs"))
+    for name in (k for k in buckets if k.startswith(("Artifacts", "Captures"))):
+        logging = buckets[name]["Properties"]["LoggingConfiguration"]
+        assert logging["DestinationBucketName"] == {"Ref": logs}
+
+
+def test_every_bucket_refuses_plain_http(dev: Synthesized) -> None:
+    resources = dev.template_json("storage")["Resources"]
+    policies = [v for v in resources.values() if v["Type"] == "AWS::S3::BucketPolicy"]
+    covered = set()
+    for policy in policies:
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}:
+                assert statement["Effect"] == "Deny"
+                assert statement["Action"] == "s3:*"
+                covered.add(policy["Properties"]["Bucket"]["Ref"])
+    assert covered == set(_buckets(dev))
+
+
+def test_storage_stack_is_protected(dev: Synthesized) -> None:
+    assert dev.stacks["storage"].termination_protection is True  # type: ignore[attr-defined]
