@@ -53,7 +53,7 @@ $(CDK): package.json package-lock.json
 synth: $(STAMP) $(CDK)
 	rm -rf cdk.out
 	$(CDK) synth --no-notices --quiet -c stage=$(STAGE)
-	$(BIN)/cfn-lint cdk.out/*.template.json
+	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

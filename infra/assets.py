@@ -26,7 +26,7 @@ class _Command:
     def __init__(self, *args: str) -> None:
         self._args = args
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_more: Any) -> bool:
         subprocess.run(
             [sys.executable, *self._args, "--out", output_dir], cwd=REPO_ROOT, check=True
         )
@@ -34,6 +34,7 @@ class _Command:
 
 
 def _bundling(*args: str, output_type: BundlingOutput | None = None) -> BundlingOptions:
+    """Local bundling only; with no ``local`` success CDK would try Docker, which we never use."""
     return BundlingOptions(image=_NO_DOCKER, local=_Command(*args), output_type=output_type)
 
 
@@ -42,7 +43,9 @@ def layer_code(requirement_sets: list[str], architecture: str) -> lambda_.Code:
     which also fails the build when function + layer pass Lambda's 250 MB unzipped limit."""
     return lambda_.Code.from_asset(
         str(REPO_ROOT / "layers"),
-        bundling=_bundling("-m", "layers.build_layer", *requirement_sets, "--arch", architecture),
+        bundling=_bundling(
+            "-m", "layers.build_layer", *requirement_sets, "--arch", architecture, "--combined"
+        ),
         asset_hash_type=AssetHashType.OUTPUT,
     )
 

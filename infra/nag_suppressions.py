@@ -113,6 +113,8 @@ def acknowledge_findings(app: App, prefix: str) -> list[tuple[str, str]]:
     acknowledged = []
     for violation in report.violations:
         for resource in violation.violating_resources:
+            if resource.construct_path is None:
+                continue
             ack = next(
                 (
                     ack

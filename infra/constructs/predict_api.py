@@ -93,7 +93,7 @@ class PredictApi(Construct):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
-        authorization = self._authorization(config)
+        authorization_type, authorizer = self._authorization(config)
         integration = apigw.LambdaIntegration(target, proxy=True)
         for path, methods in ROUTES.items():
             resource = self.api.root.resource_for_path(path)
@@ -103,18 +103,21 @@ class PredictApi(Construct):
                     integration,
                     request_validator=validator,
                     request_models={"application/json": body_model} if method == "POST" else None,
-                    **authorization,
+                    authorization_type=authorization_type,
+                    authorizer=authorizer,
                 )
         if config.waf:
             self._web_acl(config)
 
-    def _authorization(self, config: StageConfig) -> dict[str, object]:
+    def _authorization(
+        self, config: StageConfig
+    ) -> tuple[apigw.AuthorizationType, apigw.IAuthorizer | None]:
         if config.auth_mode == "iam":
-            return {"authorization_type": apigw.AuthorizationType.IAM}
+            return apigw.AuthorizationType.IAM, None
         assert config.cognito_user_pool_arn is not None
         pool = cognito.UserPool.from_user_pool_arn(self, "UserPool", config.cognito_user_pool_arn)
         authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[pool])
-        return {"authorization_type": apigw.AuthorizationType.COGNITO, "authorizer": authorizer}
+        return apigw.AuthorizationType.COGNITO, authorizer
 
     def _web_acl(self, config: StageConfig) -> None:
         def managed(name: str, priority: int, *count_only: str) -> wafv2.CfnWebACL.RuleProperty:

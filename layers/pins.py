@@ -1,0 +1,139 @@
+"""Exact pins: read them from requirement files and prove an installed layer matches them.
+
+pip with ``--platform`` silently settles for older releases when a tag is missing (measured: with
+``manylinux2014`` alone it resolved year-old wheels and no onnxruntime at all), so every build
+checks the installed ``*.dist-info/METADATA`` against the pins and the dependency closure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from layers.errors import ForbiddenDistributionError, LayerBuildError, PinMismatchError
+
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)$")
+
+#: Distributions the Lambda python3.13 runtime itself provides: requirements on them are met
+#: without a layer (boto3 is deliberately in no layer).
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+)
+#: Distributions that must never ship in a layer, with the reason.
+FORBIDDEN = {"pandas": "DESIGN decision 6: no pandas on the serving path"}
+
+
+@dataclass(frozen=True)
+class InstalledDist:
+    name: str
+    version: str
+    requires: tuple[str, ...]
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """``{normalized name: version}`` of a requirement file holding only ``name==version`` lines."""
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = _PIN.match(line)
+        if match is None:
+            raise LayerBuildError(f"{path}:{number}: {line!r} is not an exact name==version pin")
+        pins[normalize(match["name"])] = match["version"]
+    return pins
+
+
+def installed_dists(site_dir: Path) -> dict[str, InstalledDist]:
+    """Every distribution pip installed into ``site_dir``, keyed by normalized name."""
+    dists: dict[str, InstalledDist] = {}
+    for metadata in sorted(site_dir.glob("*.dist-info/METADATA")):
+        headers = HeaderParser().parsestr(metadata.read_text(encoding="utf-8"))
+        name, version = headers["Name"], headers["Version"]
+        if not name or not version:
+            raise LayerBuildError(f"{metadata} has no Name or Version")
+        requires = tuple(headers.get_all("Requires-Dist") or ())
+        dists[normalize(name)] = InstalledDist(str(name), str(version), requires)
+    return dists
+
+
+def verify_pins(dists: Mapping[str, InstalledDist], pins: Mapping[str, str], layer: str) -> None:
+    """Installed set and versions equal the pins exactly, or a message listing every difference."""
+    problems = [
+        f"{name}: pinned {version}, installed {dists[name].version}"
+        for name, version in sorted(pins.items())
+        if name in dists and dists[name].version != version
+    ]
+    problems += [
+        f"{name}: pinned {pins[name]}, not installed" for name in sorted(pins.keys() - dists.keys())
+    ]
+    problems += [
+        f"{name}: installed {dists[name].version}, not pinned"
+        for name in sorted(dists.keys() - pins.keys())
+    ]
+    if problems:
+        raise PinMismatchError(
+            f"layer {layer!r} does not match its pins (a missing --platform tag makes pip settle "
+            "for older wheels): " + "; ".join(problems)
+        )
+
+
+def refuse_forbidden(site_dir: Path, dists: Mapping[str, InstalledDist], layer: str) -> None:
+    for name, reason in FORBIDDEN.items():
+        if name in dists or (site_dir / name).exists():
+            raise ForbiddenDistributionError(f"layer {layer!r} contains {name!r}: {reason}")
+
+
+def _target_environment(arch: Literal["arm64", "x86_64"]) -> dict[str, str]:
+    """PEP 508 marker values of the Lambda python3.13 runtime."""
+    return {
+        "python_version": "3.13",
+        "python_full_version": "3.13.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": "aarch64" if arch == "arm64" else "x86_64",
+        "extra": "",
+    }
+
+
+def verify_closure(
+    dists: Mapping[str, InstalledDist],
+    available: Mapping[str, str],
+    *,
+    arch: Literal["arm64", "x86_64"],
+    layer: str,
+) -> None:
+    """Every runtime requirement of every installed dist is met by ``available`` (this layer's
+    and its base layers' pins) or by the runtime: the pins are a complete closure."""
+    environment = _target_environment(arch)
+    problems: list[str] = []
+    for dist in dists.values():
+        for text in dist.requires:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement as exc:
+                raise LayerBuildError(f"{dist.name}: unreadable requirement {text!r}") from exc
+            if requirement.marker and not requirement.marker.evaluate(environment):
+                continue
+            name = normalize(requirement.name)
+            if name in available:
+                if not requirement.specifier.contains(available[name], prereleases=True):
+                    problems.append(f"{dist.name} needs {requirement}, pinned {available[name]}")
+            elif name not in RUNTIME_PROVIDED:
+                problems.append(f"{dist.name} needs {requirement}, which no pin provides")
+    if problems:
+        raise PinMismatchError(f"layer {layer!r} pins are not a closure: " + "; ".join(problems))

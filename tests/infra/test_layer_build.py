@@ -1,0 +1,412 @@
+"""The Lambda layers, built without Docker, serve predictions on their own.
+
+Layers are built once per session for the host architecture, then a fresh interpreter with no
+site-packages (``python -S -I``) and ``sys.path`` = [function asset, layers...] answers an API
+Gateway event through ``functions.predict.handler``: the pruned and stripped layers import and
+predict, with ONNX Runtime and with scikit-learn. arm64 layers are downloaded and checked to be
+aarch64 ELF at the pinned versions (pip settles for older wheels when a platform tag is missing).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.datasets import churn
+from layers import build_layer as build
+from layers import bytecode
+from layers.budget import MB, check_budget
+from layers.elf import ELF_MACHINES, elf_machine
+from layers.errors import (
+    ForbiddenDistributionError,
+    LayerBudgetError,
+    LayerBuildError,
+    PinMismatchError,
+)
+from layers.function_asset import build_function_asset
+from layers.pins import InstalledDist, normalize, read_pins, verify_closure, verify_pins
+
+pytestmark = pytest.mark.infra
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENT_FILE = REPO_ROOT / "tests" / "events" / "rest_api_post_predict.json"
+Arch = Literal["arm64", "x86_64"]
+_MACHINE = platform.machine().lower()
+HOST_ARCH: Arch | None = (
+    "x86_64" if _MACHINE in {"x86_64", "amd64"} else "arm64" if _MACHINE == "aarch64" else None
+)
+needs_linux_host = pytest.mark.skipif(
+    sys.platform != "linux" or HOST_ARCH is None, reason="layers run only on a Linux host"
+)
+
+CHILD = r"""
+import json
+import sys
+from pathlib import Path
+
+paths, event_path, result_path = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+sys.path[:0] = paths
+
+
+class Context:
+    function_name = "lambdaserve-predict"
+    function_version = "3"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lambdaserve-predict:live"
+    aws_request_id = "5b0c3f7e-6a2d-4e1b-9f8a-0c1d2e3f4a5b"
+    log_group_name = "/aws/lambda/lambdaserve-predict"
+    log_stream_name = "2026/11/26/[3]fedcba9876543210fedcba9876543210"
+
+    def get_remaining_time_in_millis(self):
+        return 29000
+
+
+from functions.predict import handler
+
+response = handler.lambda_handler(json.loads(Path(event_path).read_text()), Context())
+blas = []
+if "scipy" in sys.modules:  # scipy's vendored OpenBLAS must load and compute after stripping
+    import numpy as np
+    import scipy.linalg
+    from threadpoolctl import threadpool_info
+
+    matrix = np.array([[4.0, 1.0], [2.0, 3.0]])
+    blas = [info["filepath"] for info in threadpool_info()]
+    blas.append(float(scipy.linalg.solve(matrix, np.array([1.0, 2.0]))[1]))
+Path(result_path).write_text(json.dumps({
+    "status": response["statusCode"],
+    "body": json.loads(response["body"]),
+    "modules": {
+        name: getattr(sys.modules.get(name), "__file__", None)
+        for name in ("functions.predict.handler", "numpy", "onnxruntime", "sklearn", "scipy",
+                     "pandas", "boto3")
+    },
+    "sys_path": sys.path,
+    "blas": blas,
+}))
+"""
+
+
+def _built(root: Path, arch: Arch, names: tuple[str, ...]) -> dict[str, Path]:
+    """``{layer name: site dir}`` plus ``"function"``: the asset directory."""
+    sites = {}
+    for name in names:
+        build.build_layer(name, arch=arch, output_dir=root / name)
+        sites[name] = root / name / "python"
+    build_function_asset(root / "function")
+    return {**sites, "function": root / "function"}
+
+
+@pytest.fixture(scope="session")
+def host_layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if HOST_ARCH is None or sys.platform != "linux":
+        pytest.skip("layers are built on a Linux host")
+    return _built(tmp_path_factory.mktemp("layers-host"), HOST_ARCH, tuple(build.LAYERS))
+
+
+@pytest.fixture(scope="session")
+def arm64_layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _built(tmp_path_factory.mktemp("layers-arm64"), "arm64", ("serving-base", "onnx"))
+
+
+def _row(bundle: VerifiedBundle) -> dict[str, Any]:
+    """One row of fresh churn traffic as a client sends it (JSON null for missing values)."""
+    record = churn.generate_churn(5, seed=11).to_dict(orient="records")[0]
+    row: dict[str, Any] = {}
+    for spec in bundle.manifest.features.features:
+        value = record[spec.name]
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            row[spec.name] = None
+        elif spec.kind == "categorical":
+            row[spec.name] = str(value)
+        else:
+            row[spec.name] = int(float(value)) if spec.dtype == "int" else float(value)
+    return row
+
+
+def serve_from_layers(bundle: VerifiedBundle, paths: list[Path], tmp_path: Path) -> dict[str, Any]:
+    event = json.loads(EVENT_FILE.read_text())
+    event["body"] = json.dumps({"features": _row(bundle)})
+    event_path, result_path = tmp_path / "event.json", tmp_path / "result.json"
+    event_path.write_text(json.dumps(event))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MODEL_URI": str(bundle.path),
+        "MODEL_SHA256": bundle.digest,
+        "BUNDLE_CACHE_DIR": str(tmp_path / "bundles"),
+    }
+    search_path = json.dumps([str(path) for path in paths])
+    child = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", CHILD, search_path, str(event_path), str(result_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    assert not any("site-packages" in entry for entry in result["sys_path"])
+    assert result["status"] == 200, result["body"]
+    assert 0.0 <= result["body"]["probability"] <= 1.0
+    assert result["body"]["model"]["version"] == bundle.manifest.version
+    assert result["modules"]["pandas"] is None, "no pandas on the serving path"
+    handler_file = result["modules"]["functions.predict.handler"]
+    assert Path(handler_file).is_relative_to(paths[0])
+    return result
+
+
+@needs_linux_host
+def test_onnx_layers_serve_a_prediction(
+    host_layers: dict[str, Path], churn_bundle: VerifiedBundle, tmp_path: Path
+) -> None:
+    paths = [host_layers["function"], host_layers["serving-base"], host_layers["onnx"]]
+
+    result = serve_from_layers(churn_bundle, paths, tmp_path)
+
+    modules = result["modules"]
+    assert Path(modules["onnxruntime"]).is_relative_to(host_layers["onnx"])
+    assert Path(modules["numpy"]).is_relative_to(host_layers["serving-base"])
+    assert modules["sklearn"] is None, "an ONNX bundle needs no scikit-learn layer"
+
+
+@needs_linux_host
+def test_sklearn_layers_serve_a_prediction_with_vendored_openblas(
+    host_layers: dict[str, Path], churn_hgb_bundle: VerifiedBundle, tmp_path: Path
+) -> None:
+    paths = [host_layers["function"], host_layers["serving-base"], host_layers["sklearn"]]
+
+    result = serve_from_layers(churn_hgb_bundle, paths, tmp_path)
+
+    assert Path(result["modules"]["sklearn"]).is_relative_to(host_layers["sklearn"])
+    assert result["modules"]["onnxruntime"] is None
+    *libraries, solved = result["blas"]
+    assert any("scipy.libs" in library for library in libraries), libraries
+    assert solved == pytest.approx(0.6)  # [[4, 1], [2, 3]] x = [1, 2]
+
+
+def _check_layer(site_dir: Path, layer: str, arch: Arch) -> None:
+    pins = read_pins(build.LAYERS[layer])
+    installed = {
+        normalize(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions(path=[str(site_dir)])
+    }
+    assert installed == pins
+    assert not {"pandas", "boto3", "botocore"} & installed.keys()
+    assert not (site_dir / "pandas").exists()
+    assert not [p for p in site_dir.rglob("*") if p.is_dir() and p.name in {"tests", "test"}]
+    assert not list(site_dir.rglob("*.pyi"))
+    shared = [p for p in site_dir.rglob("*.so*") if p.is_file() and elf_machine(p) is not None]
+    assert shared, "every layer here ships compiled code"
+    assert {elf_machine(p) for p in shared} == {ELF_MACHINES[arch]}
+    sources = list(site_dir.rglob("*.py"))
+    missing = [p for p in sources if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    assert not missing, f"{len(missing)} modules without cpython-313 bytecode: {missing[:5]}"
+    for source in sources[::50]:  # unchecked-hash pycs: valid whatever the file mtimes
+        header = Path(importlib.util.cache_from_source(str(source))).read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+@needs_linux_host
+@pytest.mark.parametrize("layer", list(build.LAYERS))
+def test_host_layer_matches_pins_and_is_pruned(host_layers: dict[str, Path], layer: str) -> None:
+    assert HOST_ARCH is not None
+    _check_layer(host_layers[layer], layer, HOST_ARCH)
+    assert (host_layers[layer] / "numpy" / "testing").is_dir() or layer != "serving-base"
+
+
+@pytest.mark.parametrize("layer", ["serving-base", "onnx"])
+def test_arm64_layer_is_aarch64_at_the_pinned_versions(
+    arm64_layers: dict[str, Path], layer: str
+) -> None:
+    _check_layer(arm64_layers[layer], layer, "arm64")
+
+
+def test_pins_equal_the_project_venv_and_the_serving_extra() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    serving = dict(
+        requirement.split("==")
+        for requirement in pyproject["project"]["optional-dependencies"]["serving"]
+    )
+    pins = {layer: read_pins(path) for layer, path in build.LAYERS.items()}
+    merged = {name: v for layer_pins in pins.values() for name, v in layer_pins.items()}
+    for name, version in merged.items():
+        assert importlib.metadata.version(name) == version, name
+    for name, version in serving.items():
+        if normalize(name) == "boto3":
+            assert "boto3" not in merged, "the python3.13 runtime provides boto3"
+        else:
+            assert merged[normalize(name)] == version
+    base = pins["serving-base"]
+    for layer in ("onnx", "sklearn"):
+        assert not base.keys() & pins[layer].keys(), f"{layer} repeats a serving-base pin"
+        verify_closure(_venv_dists(pins[layer]), {**base, **pins[layer]}, arch="arm64", layer=layer)
+    verify_closure(_venv_dists(base), base, arch="arm64", layer="serving-base")
+
+
+def _venv_dists(pins: dict[str, str]) -> dict[str, InstalledDist]:
+    dists = {name: importlib.metadata.distribution(name) for name in pins}
+    return {
+        name: InstalledDist(name, dist.version, tuple(dist.requires or ()))
+        for name, dist in dists.items()
+    }
+
+
+def test_verify_pins_names_every_difference() -> None:
+    installed = {
+        "numpy": InstalledDist("numpy", "2.2.6", ()),
+        "extra": InstalledDist("extra", "1.0", ()),
+    }
+
+    with pytest.raises(PinMismatchError) as caught:
+        verify_pins(installed, {"numpy": "2.5.5", "onnxruntime": "1.32.0"}, "onnx")
+
+    message = str(caught.value)
+    assert "numpy: pinned 2.5.5, installed 2.2.6" in message
+    assert "onnxruntime: pinned 1.32.0, not installed" in message
+    assert "extra: installed 1.0, not pinned" in message
+
+
+def test_a_requirement_that_is_not_an_exact_pin_is_refused(tmp_path: Path) -> None:
+    requirements = tmp_path / "loose.txt"
+    requirements.write_text("# comment\nnumpy==2.5.5\nscipy>=1.10\n")
+
+    with pytest.raises(LayerBuildError, match=r"loose.txt:3: 'scipy>=1.10' is not an exact"):
+        read_pins(requirements)
+
+
+@needs_linux_host
+def test_a_layer_with_pandas_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert HOST_ARCH is not None
+    requirements = tmp_path / "dataframes.txt"
+    requirements.write_text(f"pandas=={importlib.metadata.version('pandas')}\n")
+    monkeypatch.setitem(build.LAYERS, "dataframes", requirements)
+    monkeypatch.setitem(build.LAYER_BASES, "dataframes", ("serving-base",))
+
+    with pytest.raises(ForbiddenDistributionError, match="no pandas on the serving path"):
+        build.build_layer("dataframes", arch=HOST_ARCH, output_dir=tmp_path / "out")
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@needs_linux_host
+def test_builds_are_reproducible_byte_for_byte(
+    host_layers: dict[str, Path], tmp_path: Path
+) -> None:
+    """CDK hashes the bundled output: an unchanged pin file must give an unchanged asset."""
+    assert HOST_ARCH is not None
+    build.build_layer("serving-base", arch=HOST_ARCH, output_dir=tmp_path / "again")
+    build_function_asset(tmp_path / "function")
+
+    assert _tree_digest(tmp_path / "again" / "python") == _tree_digest(host_layers["serving-base"])
+    assert _tree_digest(tmp_path / "function") == _tree_digest(host_layers["function"])
+
+
+def test_bytecode_is_refused_from_another_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bytecode, "RUNTIME_PYTHON", (3, 12))
+
+    with pytest.raises(LayerBuildError, match=r"must be compiled by Python 3\.13; this build runs"):
+        bytecode.compile_bytecode(tmp_path, runtime_path="/var/task")
+
+
+def test_budget_under_the_limit_returns_the_total() -> None:
+    assert check_budget(MB, {"serving-base": 65 * MB, "onnx": 80 * MB}) == 146 * MB
+
+
+def test_budget_over_the_limit_names_every_part() -> None:
+    with pytest.raises(LayerBudgetError) as caught:
+        check_budget(MB // 2, {"serving-base": 65 * MB, "sklearn": 190 * MB})
+
+    message = str(caught.value)
+    for part in ("function 0.5 MB", "serving-base 65.0 MB", "sklearn 190.0 MB", "255.5 MB"):
+        assert part in message
+    assert "250 MB" in message and "by 5.5 MB" in message
+
+
+def test_budget_at_exactly_the_limit_passes() -> None:
+    assert check_budget(0, {"a": 100, "b": 50}, limit=150) == 150
+
+
+@needs_linux_host
+def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]) -> None:
+    asset = host_layers["function"]
+    package = asset / "lambdaserve"
+    size = sum(path.stat().st_size for path in asset.rglob("*") if path.is_file())
+
+    assert size < 2 * MB
+    assert (asset / "functions" / "predict" / "handler.py").is_file()
+    for excluded in ("cli", "training", "datasets"):
+        assert not (package / excluded).exists()
+    assert not (package / "local" / "training_runner.py").exists()
+    assert not (package / "serving" / "background_server.py").exists()
+    assert not _unresolved_first_party_imports(asset)
+
+
+def _unresolved_first_party_imports(asset: Path) -> list[str]:
+    """``lambdaserve``/``functions`` imports of asset modules that the asset cannot satisfy."""
+
+    def resolves(module: str) -> bool:
+        base = asset.joinpath(*module.split("."))
+        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+    unresolved = []
+    for source in asset.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            unresolved += [
+                f"{source.relative_to(asset)}: {module}"
+                for module in modules
+                if module.split(".")[0] in {"lambdaserve", "functions"} and not resolves(module)
+            ]
+    return unresolved
+
+
+@needs_linux_host
+def test_cli_prints_the_report_and_fails_over_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert HOST_ARCH is not None
+    monkeypatch.setattr(build, "check_budget", functools.partial(check_budget, limit=10 * MB))
+
+    status = build.main(["serving-base", "--arch", HOST_ARCH, "--out", str(tmp_path)])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "serving-base" in captured.out and "numpy" in captured.out
+    assert "over Lambda's limit of 10 MB" in captured.err
+    assert (tmp_path / "serving-base" / "python" / "numpy").is_dir()
+    assert (tmp_path / "function" / "functions" / "predict" / "handler.py").is_file()
