@@ -13,10 +13,11 @@ import typer
 from rich.table import Table
 
 from lambdaserve.cli.console import fail, out
-from lambdaserve.cli.csv_rows import feature_rows
+from lambdaserve.cli.demo_registry import run_registry_chapter
 from lambdaserve.cli.demo_traffic import TrafficReport, send_traffic
 from lambdaserve.cli.options import StoreOption, open_store
 from lambdaserve.cli.train_command import print_summary, train_model
+from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.datasets import churn
 from lambdaserve.serving.app import create_app
@@ -55,7 +56,11 @@ def demo(
     out.rule("1. data")
     train_csv = churn.write_churn_csv(work / "churn-train.csv", rows, seed=seed)
     traffic_csv = churn.write_churn_csv(work / "churn-traffic.csv", traffic_rows, seed=seed + 1)
-    out.print(f"{rows} training rows → {train_csv}\n{traffic_rows} traffic rows → {traffic_csv}")
+    holdout_csv = churn.write_churn_csv(work / "churn-holdout.csv", 2000, seed=seed + 2)
+    out.print(
+        f"{rows} training rows → {train_csv}\n{traffic_rows} traffic rows → {traffic_csv}"
+        f"\n2000 shared holdout rows → {holdout_csv}"
+    )
     out.rule("2. train → verified bundle")
     try:
         stored = train_model(
@@ -70,7 +75,9 @@ def demo(
             progress=True,
         )
         print_summary(stored)
-        out.rule("3. serve")
+        out.rule("3. register → gate → champion → publish; v2 challenger")
+        chapter = run_registry_chapter(artifact_store, stored, train_csv, holdout_csv)
+        out.rule("4. serve the champion")
         loaded = LoadedModel.from_bundle(artifact_store.open(stored.name, stored.version))
     except LambdaserveError as exc:
         fail(str(exc))
@@ -96,9 +103,25 @@ def demo(
     summary.add_row("runtime", loaded.predictor.runtime)
     summary.add_row("holdout ROC AUC", f"{stored.manifest.metrics['roc_auc']:.4f}")
     summary.add_row("bundle sha256", stored.digest)
+    summary.add_row(
+        "champion",
+        f"registry v{chapter.champion.version} → function version "
+        f"{chapter.champion.lambda_version}",
+    )
+    summary.add_row(
+        "challenger",
+        (
+            f"registry v{chapter.challenger.version} → function version "
+            f"{chapter.challenger.lambda_version}"
+            if chapter.challenger
+            else "none (gate refused)"
+        ),
+    )
+    summary.add_row("status mismatches", str(len(chapter.status.problems)))
     summary.add_row("unseen categories flagged", str(report.unseen_flagged))
     summary.add_row("expectations failed", str(len(report.failed_expectations)))
     out.print(summary)
-    if report.failed_expectations:
-        fail("; ".join(report.failed_expectations))
+    problems = report.failed_expectations + chapter.status.problems
+    if problems:
+        fail("; ".join(problems))
     out.print("[green]demo finished: every request was answered as expected[/]")

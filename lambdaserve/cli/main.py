@@ -1,4 +1,8 @@
-"""The ``lambdaserve`` command. Exit codes: 0 success, 1 a refused operation, 2 usage errors."""
+"""The ``lambdaserve`` command.
+
+Exit codes: 0 success, 1 a refused operation, 2 usage errors, 3 the promotion gate kept a
+candidate out, 4 ``status`` found the registry and the live alias disagreeing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import typer
 from lambdaserve.cli import (
     demo_command,
     predict_command,
+    registry_commands,
     serve_command,
     synth_command,
     train_command,
@@ -24,6 +29,10 @@ app.command("serve")(serve_command.serve)
 app.command("predict")(predict_command.predict)
 app.command("demo")(demo_command.demo)
 app.command("synth")(synth_command.synth)
+app.command("register")(registry_commands.register)
+app.add_typer(registry_commands.models_app, name="models")
+app.command("publish")(registry_commands.publish)
+app.command("status")(registry_commands.status)
 
 
 def main() -> None:

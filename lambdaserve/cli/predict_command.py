@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress
 
 from lambdaserve.cli.console import err, fail, out
-from lambdaserve.cli.csv_rows import feature_rows
+from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
 

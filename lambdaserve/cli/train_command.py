@@ -12,8 +12,10 @@ from rich.table import Table
 
 from lambdaserve.cli.console import err, fail, out
 from lambdaserve.cli.options import StoreOption, open_store
+from lambdaserve.cli.registry_commands import load_policy, register_and_gate
+from lambdaserve.core.artifacts import StoredBundle
 from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.local.artifact_store import LocalArtifactStore, StoredBundle
+from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.training_runner import run_training_job
 
 STAGES = 8  # load, clean, cross-validate, fit, evaluate, export ONNX, write bundle, done
@@ -97,9 +99,16 @@ def train(
         list[str] | None, typer.Option("--hp", help="Extra hyperparameter KEY=VALUE (repeatable)")
     ] = None,
     store: StoreOption = None,
+    register: Annotated[
+        bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
+    ] = True,
+    holdout: Annotated[
+        Path | None, typer.Option("--holdout", help="CSV the gate scores candidate and champion on")
+    ] = None,
+    gate: Annotated[Path | None, typer.Option("--gate", help="JSON gate policy")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Train a model under the SageMaker script-mode contract and store its verified bundle."""
+    """Train under the SageMaker script-mode contract, store the verified bundle, register it."""
     hyperparameters: dict[str, object] = {
         "target": target,
         "drop": list(drop or []),
@@ -116,9 +125,38 @@ def train(
             hyperparameters[key] = value
     try:
         stored = train_model(open_store(store), data, hyperparameters, progress=not as_json)
+        registration = (
+            register_and_gate(
+                store,
+                stored.name,
+                stored.version,
+                holdout=holdout,
+                policy=load_policy(gate),
+                force=False,
+            )
+            if register
+            else None
+        )
     except LambdaserveError as exc:
         fail(str(exc))
+    result = summary(stored)
+    if registration is not None:
+        version, _, decision, refusal = registration
+        result["registry"] = {
+            "version": version.version,
+            "aliases": list(version.aliases),
+            "gate": decision.model_dump(mode="json") if decision else None,
+            "refusal": refusal,
+        }
     if as_json:
-        typer.echo(json.dumps(summary(stored)))
-    else:
-        print_summary(stored)
+        typer.echo(json.dumps(result))
+        return
+    print_summary(stored)
+    if registration is not None:
+        version, _, decision, refusal = registration
+        aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
+        out.print(
+            f"  registered as {version.name} v{version.version}{aliases}; gate: "
+            + ("; ".join(decision.reasons) if decision else str(refusal)),
+            highlight=False,
+        )

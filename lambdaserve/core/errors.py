@@ -39,3 +39,19 @@ class ModelNotFoundError(ArtifactStoreError):
 
 class VersionExistsError(ArtifactStoreError):
     """Bundles are immutable: that model version is already stored."""
+
+
+class RegistryError(LambdaserveError):
+    """The model registry refused an operation or could not be reached."""
+
+
+class PromotionRefusedError(LambdaserveError):
+    """A candidate did not pass the promotion gate (and --force was not given)."""
+
+
+class FunctionError(LambdaserveError):
+    """The function (Lambda or local) refused an operation."""
+
+
+class FunctionConflictError(FunctionError):
+    """Someone else changed the function concurrently; nothing was published."""

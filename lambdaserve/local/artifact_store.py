@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from lambdaserve.core.artifacts import ARCHIVE, StoredBundle
 from lambdaserve.core.bundle import (
     VerifiedBundle,
     open_bundle,
@@ -26,7 +26,6 @@ from lambdaserve.core.bundle import (
 from lambdaserve.core.errors import ArtifactStoreError, ModelNotFoundError, VersionExistsError
 from lambdaserve.core.manifest import MANIFEST_FILE, Manifest
 
-ARCHIVE = "bundle.tar.gz"
 HOME_ENV = "LAMBDASERVE_HOME"
 
 
@@ -42,15 +41,6 @@ def path_from_uri(uri: str) -> Path:
     if parsed.scheme:
         raise ArtifactStoreError(f"{uri!r} is not a local path or file:// URI")
     return Path(uri)
-
-
-@dataclass(frozen=True)
-class StoredBundle:
-    name: str
-    version: str
-    uri: str
-    digest: str
-    manifest: Manifest
 
 
 class LocalArtifactStore:

@@ -1,0 +1,270 @@
+"""``lambdaserve register``, ``models``, ``publish`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lambdaserve.cli.backends import (
+    Backend,
+    BackendOption,
+    BucketOption,
+    FunctionOption,
+    open_backends,
+    open_registry,
+)
+from lambdaserve.cli.console import fail, out
+from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.promotion_gate import GateDecision, GatePolicy
+from lambdaserve.core.registry import RegisteredVersion
+from lambdaserve.lifecycle.code_version import code_version
+from lambdaserve.lifecycle.holdout_scoring import Holdout
+from lambdaserve.lifecycle.publishing import publish_model_version
+from lambdaserve.lifecycle.registration import gate_challenger, promote_to_champion, register_bundle
+from lambdaserve.lifecycle.status import model_status
+
+HoldoutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--holdout", help="CSV with the target; candidate and champion are both scored on it"
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--gate", help="JSON gate policy: minimums, maximums, compare, tolerance"),
+]
+
+
+def load_policy(path: Path | None) -> GatePolicy:
+    if path is None:
+        return GatePolicy()
+    try:
+        return GatePolicy.model_validate_json(path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"invalid gate policy {path}: {exc}")
+
+
+def register_and_gate(
+    store: Path | None,
+    name: str,
+    bundle_version: str | None,
+    *,
+    holdout: Path | None,
+    policy: GatePolicy,
+    force: bool,
+) -> tuple[RegisteredVersion, bool, GateDecision | None, str | None]:
+    """Register, then run the gate. A refused gate is reported, not an error of registration."""
+    local = open_store(store)
+    registry = open_registry(local.root)
+    version, created = register_bundle(
+        registry, local, name, bundle_version, code_version=code_version()
+    )
+    try:
+        decision = gate_challenger(
+            registry,
+            local,
+            version,
+            policy=policy,
+            holdout=Holdout.read(holdout) if holdout else None,
+            force=force,
+        )
+        refusal = None
+    except LambdaserveError as exc:
+        decision, refusal = None, str(exc)
+    return registry.get(version.name, version.version), created, decision, refusal
+
+
+def register(
+    model: Annotated[str, typer.Argument(help="Stored bundle NAME or NAME:BUNDLE_VERSION")],
+    store: StoreOption = None,
+    holdout: HoldoutOption = None,
+    gate: PolicyOption = None,
+    force: ForceOption = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Register a stored bundle in MLflow; it becomes challenger if it passes the gate."""
+    name, bundle_version = parse_model_ref(model)
+    try:
+        version, created, decision, refusal = register_and_gate(
+            store, name, bundle_version, holdout=holdout, policy=load_policy(gate), force=force
+        )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "name": version.name,
+                    "version": version.version,
+                    "created": created,
+                    "aliases": list(version.aliases),
+                    "bundle_uri": version.bundle_uri,
+                    "bundle_sha256": version.bundle_sha256,
+                    "gate": decision.model_dump(mode="json") if decision else None,
+                    "refusal": refusal,
+                }
+            )
+        )
+    else:
+        verb = "registered" if created else "already registered as"
+        out.print(f"{verb} {version.name} v{version.version} ({version.bundle_sha256[:12]})")
+        out.print(
+            f"gate: {'; '.join(decision.reasons)}" if decision else f"gate: {refusal}",
+            highlight=False,
+        )
+    if refusal is not None:
+        raise typer.Exit(3)
+
+
+models_app = typer.Typer(
+    help="List, show and promote registered model versions.", no_args_is_help=False
+)
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    context: typer.Context,
+    store: StoreOption = None,
+) -> None:
+    """List registered models and their versions."""
+    if context.invoked_subcommand is not None:
+        return
+    try:
+        registry = open_registry(open_store(store).root)
+        table = Table(title="registered models")
+        for column in ("model", "version", "aliases", "bundle", "lambda", "roc_auc", "gate"):
+            table.add_column(column)
+        for name in registry.models():
+            for v in registry.versions(name):
+                table.add_row(
+                    name,
+                    v.version,
+                    ", ".join(v.aliases),
+                    v.bundle_version or "?",
+                    v.lambda_version or "-",
+                    f"{v.metrics.get('roc_auc', float('nan')):.4f}",
+                    v.tags.get("promotion_gate_result", "-"),
+                )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    out.print(table)
+
+
+@models_app.command("show")
+def show(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION (registry version)")],
+    store: StoreOption = None,
+) -> None:
+    """Everything about one registered version, as JSON."""
+    name, version = parse_model_ref(model)
+    try:
+        registry = open_registry(open_store(store).root)
+        found = registry.get(name, version) if version else registry.versions(name)[-1]
+    except (LambdaserveError, IndexError) as exc:
+        fail(str(exc) or f"no versions of {name}")
+    typer.echo(
+        json.dumps(
+            {
+                "name": found.name,
+                "version": found.version,
+                "aliases": list(found.aliases),
+                "bundle_uri": found.bundle_uri,
+                "bundle_sha256": found.bundle_sha256,
+                "bundle_version": found.bundle_version,
+                "lambda_version": found.lambda_version,
+                "metrics": found.metrics,
+                "tags": found.tags,
+                "run_id": found.run_id,
+            },
+            indent=2,
+        )
+    )
+
+
+@models_app.command("promote")
+def promote(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION to make champion")],
+    store: StoreOption = None,
+) -> None:
+    """Make a version the champion (the registry alias; traffic moves with `rollout`)."""
+    name, version = parse_model_ref(model)
+    if version is None:
+        fail("give NAME:VERSION", code=2)
+    try:
+        promoted = promote_to_champion(open_registry(open_store(store).root), name, version)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    out.print(f"{promoted.name} v{promoted.version} is now champion")
+
+
+def publish(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION (registry version) to publish")],
+    store: StoreOption = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Publish a function version pinned to the model version's bundle (idempotent)."""
+    name, version = parse_model_ref(model)
+    if version is None:
+        fail("give NAME:VERSION", code=2)
+    try:
+        wired = open_backends(store, backend, function=function, bucket=bucket)
+        done = publish_model_version(
+            wired.registry,
+            wired.store,
+            wired.target_store,
+            wired.publisher,
+            name,
+            version,
+            function_name=wired.function_name,
+        )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    state = "published" if done.created else "already published"
+    out.print(
+        f"{name} v{version} {state} as {wired.function_name} version "
+        f"{done.published.function_version} ({done.published.bundle_uri})",
+        highlight=False,
+    )
+
+
+def status(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    store: StoreOption = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Registry aliases next to the live alias's routing; exit 4 when they disagree."""
+    try:
+        wired = open_backends(store, backend, function=function, bucket=bucket)
+        report = model_status(wired.registry, wired.publisher, name)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    table = Table(title=f"{name}: live alias of {wired.function_name}")
+    for column in ("function version", "share", "model version", "aliases"):
+        table.add_column(column)
+    for route in report.routes:
+        table.add_row(
+            route.function_version,
+            f"{route.share:.0%}",
+            route.model.version if route.model else "?",
+            ", ".join(route.model.aliases) if route.model else "",
+        )
+    out.print(table)
+    for alias, version in sorted(report.aliases.items()):
+        out.print(
+            f"  {alias}: v{version.version} (function version "
+            f"{version.lambda_version or 'unpublished'})"
+        )
+    for problem in report.problems:
+        out.print(f"  [red]mismatch:[/] {problem}", highlight=False)
+    if report.problems:
+        raise typer.Exit(4)

@@ -1,0 +1,52 @@
+"""The artifact store port: immutable, versioned bundles (a local directory or an S3 bucket).
+
+Both adapters lay bundles out the same way: ``models/<name>/<version>/bundle.tar.gz`` next to a
+copy of its ``manifest.json``. Versions are create-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.manifest import Manifest
+
+ARCHIVE = "bundle.tar.gz"
+
+
+def bundle_key(name: str, version: str, filename: str = ARCHIVE) -> str:
+    return f"models/{name}/{version}/{filename}"
+
+
+@dataclass(frozen=True)
+class StoredBundle:
+    """A bundle in a store: ``uri`` names the exact archive (an S3 URI pins its object version),
+    ``digest`` is the sha256 of its manifest (what ``MODEL_SHA256`` names)."""
+
+    name: str
+    version: str
+    uri: str
+    digest: str
+    manifest: Manifest
+
+
+class ArtifactStore(Protocol):
+    def put(self, bundle_dir: Path) -> StoredBundle:
+        """Verify and store a bundle under its manifest's name and version; never overwrite."""
+        ...
+
+    def get(self, name: str, version: str | None = None) -> StoredBundle:
+        """A stored version (the latest when ``version`` is None); ModelNotFoundError if none."""
+        ...
+
+    def versions(self, name: str) -> list[StoredBundle]: ...
+
+    def models(self) -> list[str]: ...
+
+    def next_version(self, name: str) -> str: ...
+
+    def open(self, name: str, version: str | None = None) -> VerifiedBundle:
+        """Fetch (and cache) the archive, unpack it and verify every hash."""
+        ...

@@ -1,0 +1,1 @@
+"""Use cases across the ports: register, gate and promote, publish, status."""

@@ -1,0 +1,121 @@
+"""Register a stored bundle and decide, through the gate, whether it becomes the challenger."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lambdaserve.core.artifacts import ArtifactStore
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.errors import InvalidInputError, PromotionRefusedError
+from lambdaserve.core.promotion_gate import GateDecision, GatePolicy, decide
+from lambdaserve.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_GATE,
+    ModelRegistry,
+    RegisteredVersion,
+)
+from lambdaserve.lifecycle.holdout_scoring import Holdout, score_on_holdout
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: RegisteredVersion
+    created: bool
+    decision: GateDecision | None
+
+
+def register_bundle(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    name: str,
+    bundle_version: str | None,
+    *,
+    code_version: str,
+) -> tuple[RegisteredVersion, bool]:
+    """Register a stored bundle (verified first); registering it again changes nothing."""
+    stored = store.get(name, bundle_version)
+    bundle = store.open(stored.name, stored.version)  # verifies every hash
+    return registry.register(stored, bundle, code_version=code_version)
+
+
+def gate_challenger(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    candidate: RegisteredVersion,
+    *,
+    policy: GatePolicy,
+    holdout: Holdout | None,
+    force: bool = False,
+) -> GateDecision:
+    """Score candidate and champion on the same holdout; on a pass (or --force) the candidate
+    becomes ``challenger``. The decision and its numbers are recorded on the version either way."""
+    champion = registry.by_alias(candidate.name, CHAMPION)
+    if champion is not None and champion.version == candidate.version:
+        raise InvalidInputError(f"{candidate.name} v{candidate.version} is already the champion")
+    if holdout is not None:
+        candidate_metrics = score_on_holdout(_open(store, candidate), holdout)
+        champion_metrics = (
+            score_on_holdout(_open(store, champion), holdout) if champion is not None else None
+        )
+        source = holdout.description
+    elif champion is None or force:
+        candidate_metrics, champion_metrics = (
+            candidate.metrics,
+            (champion.metrics if champion else None),
+        )
+        source = (
+            "the candidate's own training holdout"
+            if champion is None
+            else ("each model's own training holdout (not comparable; forced)")
+        )
+    else:
+        raise InvalidInputError(
+            f"{candidate.name} has a champion (v{champion.version}): pass --holdout CSV so both "
+            "are scored on the same rows, or --force"
+        )
+    decision = decide(
+        candidate_metrics,
+        champion_metrics,
+        policy,
+        champion_version=champion.version if champion else None,
+        holdout=source,
+        force=force,
+    )
+    registry.set_tags(
+        candidate.name,
+        candidate.version,
+        {
+            TAG_GATE: json.dumps(decision.model_dump(mode="json"), sort_keys=True)[:4900],
+            "promotion_gate_result": "forced"
+            if decision.forced
+            else ("passed" if decision.passed else "failed"),
+        },
+    )
+    if not decision.accepted:
+        raise PromotionRefusedError(
+            f"{candidate.name} v{candidate.version} stays a candidate: "
+            + "; ".join(decision.reasons)
+        )
+    registry.set_alias(candidate.name, CHALLENGER, candidate.version)
+    return decision
+
+
+def promote_to_champion(registry: ModelRegistry, name: str, version: str) -> RegisteredVersion:
+    """Move ``champion`` to ``version`` (and clear ``challenger`` if it pointed there)."""
+    target = registry.get(name, version)
+    registry.set_alias(name, CHAMPION, target.version)
+    if CHALLENGER in target.aliases:
+        registry.delete_alias(name, CHALLENGER)
+    return registry.get(name, version)
+
+
+def _open(store: ArtifactStore, version: RegisteredVersion) -> VerifiedBundle:
+    bundle = store.open(version.name, version.bundle_version or None)
+    if bundle.digest != version.bundle_sha256:
+        raise InvalidInputError(
+            f"{version.name} v{version.version}: the stored bundle's sha256 differs from the "
+            "registered one; the store and the registry disagree"
+        )
+    return bundle
