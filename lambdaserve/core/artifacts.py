@@ -20,6 +20,11 @@ def bundle_key(name: str, version: str, filename: str = ARCHIVE) -> str:
     return f"models/{name}/{version}/{filename}"
 
 
+def version_order(version: str) -> tuple[int, int, str]:
+    """Sort key of bundle versions: numeric versions ascending, then the others by name."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
 @dataclass(frozen=True)
 class StoredBundle:
     """A bundle in a store: ``uri`` names the exact archive (an S3 URI pins its object version),

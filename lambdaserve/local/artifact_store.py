@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lambdaserve.core.artifacts import ARCHIVE, StoredBundle
+from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, version_order
 from lambdaserve.core.bundle import (
     VerifiedBundle,
     open_bundle,
@@ -103,7 +103,7 @@ class LocalArtifactStore:
         if not directory.is_dir():
             return []
         names = [p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
-        return [self._stored(name, v) for v in sorted(names, key=_version_key)]
+        return [self._stored(name, v) for v in sorted(names, key=version_order)]
 
     def next_version(self, name: str) -> str:
         numbers = [int(b.version) for b in self.versions(name) if b.version.isdigit()]
@@ -123,7 +123,3 @@ class LocalArtifactStore:
         return open_bundle(
             path_from_uri(stored.uri), cache_dir=self.cache_dir, expected_digest=stored.digest
         )
-
-
-def _version_key(version: str) -> tuple[int, int, str]:
-    return (0, int(version), "") if version.isdigit() else (1, 0, version)
