@@ -63,6 +63,11 @@ class MlflowRegistry:
         except MlflowException as exc:
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
                 raise ModelNotFoundError(f"{what}: {exc.message}") from exc
+            if _unreachable(exc):
+                raise RegistryError(
+                    f"registry at {self.tracking_uri} is unreachable ({what}); check "
+                    f"{TRACKING_URI_ENV} and that the server is up; nothing was changed"
+                ) from exc
             raise RegistryError(f"{what} failed at {self.tracking_uri}: {exc.message}") from exc
         except (OSError, ConnectionError) as exc:
             raise RegistryError(f"registry at {self.tracking_uri} is unreachable: {exc}") from exc
@@ -241,6 +246,17 @@ class MlflowRegistry:
                 key,
                 value,
             )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True when an MLflow error was caused by a connection failure (it wraps requests')."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in {"ConnectionError", "ConnectTimeout", "NewConnectionError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return "Failed to establish a new connection" in text or "Max retries exceeded" in text
 
 
 def _quote(text: str) -> str:

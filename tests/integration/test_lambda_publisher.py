@@ -21,12 +21,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
 from lambdaserve.core.errors import FunctionConflictError, FunctionError
 from lambdaserve.core.functions import AliasRouting, PublishedVersion
+from tests.integration.moto_server import running_moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +49,8 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

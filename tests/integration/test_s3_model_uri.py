@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.core.bundle import VerifiedBundle, pack_bundle, seal_bundle
 from lambdaserve.serving.lambda_entry import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
+from tests.integration.moto_server import running_moto_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,13 +48,8 @@ class Published:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
