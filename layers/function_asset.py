@@ -1,7 +1,9 @@
 """The predict function's code asset: the handler and the runtime part of ``lambdaserve`` only.
 
-The CLI, the training job and the datasets (pandas, skl2onnx, typer) never run on Lambda, and
-``serving/background_server.py`` is the uvicorn runner of the demo and tests.
+An allow-list: the core, serving and the AWS adapters, and the local store's URI helper. The CLI,
+training, datasets, registry (MLflow) and lifecycle use cases never run in the predict function,
+and ``serving/background_server.py`` is the uvicorn runner of the demo and tests. A test proves
+every first-party import inside the asset resolves within it.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ HANDLER_FILES = (
     "functions/predict/handler.py",
 )
 PACKAGE = "lambdaserve"
-EXCLUDED = frozenset(
-    {
-        "lambdaserve/cli",
-        "lambdaserve/training",
-        "lambdaserve/datasets",
-        "lambdaserve/local/training_runner.py",
-        "lambdaserve/serving/background_server.py",
-    }
+INCLUDED = (
+    "lambdaserve/__init__.py",
+    "lambdaserve/py.typed",
+    "lambdaserve/core",
+    "lambdaserve/serving",
+    "lambdaserve/aws",
+    "lambdaserve/local/__init__.py",
+    "lambdaserve/local/artifact_store.py",
 )
+EXCLUDED = frozenset({"lambdaserve/serving/background_server.py"})
 
 
 def asset_sources(repo_root: Path = REPO_ROOT) -> list[str]:
@@ -40,7 +43,8 @@ def asset_sources(repo_root: Path = REPO_ROOT) -> list[str]:
     kept = [
         name
         for name in package
-        if not any(name == skip or name.startswith(f"{skip}/") for skip in EXCLUDED)
+        if any(name == keep or name.startswith(f"{keep}/") for keep in INCLUDED)
+        and name not in EXCLUDED
     ]
     return [*HANDLER_FILES, *kept]
 

@@ -364,7 +364,7 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
 
     assert size < 2 * MB
     assert (asset / "functions" / "predict" / "handler.py").is_file()
-    for excluded in ("cli", "training", "datasets"):
+    for excluded in ("cli", "training", "datasets", "registry", "lifecycle"):
         assert not (package / excluded).exists()
     assert not (package / "local" / "training_runner.py").exists()
     assert not (package / "serving" / "background_server.py").exists()
