@@ -55,3 +55,7 @@ class FunctionError(LambdaserveError):
 
 class FunctionConflictError(FunctionError):
     """Someone else changed the function concurrently; nothing was published."""
+
+
+class RolloutError(LambdaserveError):
+    """A rollout cannot start or continue; the message says why."""

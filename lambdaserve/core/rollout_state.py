@@ -1,0 +1,62 @@
+"""Durable rollout state: the plan, where it is, and a timeline of every decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdaserve.core.rollout_plan import RolloutPlan
+
+RolloutStatus = Literal["running", "holding", "promoted", "rolled_back", "aborted"]
+TERMINAL: frozenset[str] = frozenset({"promoted", "rolled_back", "aborted"})
+Action = Literal["start", "shift", "wait", "hold", "promote", "rollback", "abort"]
+
+
+class VersionRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_version: str = Field(description="registry version")
+    function_version: str
+
+
+class RolloutEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    action: Action
+    weight: float = Field(description="challenger share after this event")
+    reason: str
+
+
+class RolloutState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_name: str
+    function_name: str
+    champion: VersionRef
+    challenger: VersionRef
+    plan: RolloutPlan
+    step: int = Field(default=-1, description="index into plan.weights; -1 before the first")
+    status: RolloutStatus = "running"
+    step_started_at: datetime
+    routing: dict[str, float] = Field(description="the alias routing the controller last wrote")
+    history: tuple[RolloutEvent, ...] = ()
+
+    @property
+    def weight(self) -> float:
+        return self.routing.get(self.challenger.function_version, 0.0)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def with_event(self, event: RolloutEvent, **changes: object) -> RolloutState:
+        return self.model_copy(update={"history": (*self.history, event), **changes})
+
+
+class RolloutStateStore(Protocol):
+    def load(self, model_name: str) -> RolloutState | None: ...
+
+    def save(self, state: RolloutState) -> None: ...
