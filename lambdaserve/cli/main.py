@@ -1,7 +1,8 @@
 """The ``lambdaserve`` command.
 
 Exit codes: 0 success, 1 a refused operation, 2 usage errors, 3 the promotion gate kept a
-candidate out, 4 ``status`` found the registry and the live alias disagreeing.
+candidate out, 4 ``status`` found the registry and the live alias disagreeing, 5 a rollout was
+rolled back, 6 a rollout was aborted because someone else changed the alias.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from lambdaserve.cli import (
     demo_command,
     predict_command,
     registry_commands,
+    rollout_commands,
     serve_command,
     synth_command,
     train_command,
@@ -33,6 +35,8 @@ app.command("register")(registry_commands.register)
 app.add_typer(registry_commands.models_app, name="models")
 app.command("publish")(registry_commands.publish)
 app.command("status")(registry_commands.status)
+app.add_typer(rollout_commands.rollout_app, name="rollout")
+app.add_typer(rollout_commands.ab_app, name="ab")
 
 
 def main() -> None:

@@ -1,0 +1,284 @@
+"""``lambdaserve rollout`` and ``lambdaserve ab``: move the live alias under guard checks.
+
+Exit codes: 0 the rollout promoted, holds or is still running; 5 it was rolled back; 6 it was
+aborted because someone else changed the alias.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lambdaserve.cli.backends import (
+    Backend,
+    BackendOption,
+    BucketOption,
+    FunctionOption,
+    open_backends,
+)
+from lambdaserve.cli.console import fail, out
+from lambdaserve.cli.options import StoreOption
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.lifecycle import rollouts
+from lambdaserve.lifecycle.rollouts import RolloutContext
+
+EXIT = {"rolled_back": 5, "aborted": 6}
+rollout_app = typer.Typer(help="Canary, linear and all-at-once rollouts of the challenger.")
+ab_app = typer.Typer(help="A/B tests: hold a split of the live alias until stopped.")
+
+
+class PlanKind(StrEnum):
+    canary = "canary"
+    linear = "linear"
+    all_at_once = "all-at-once"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rollout_context(
+    store: Path | None, backend: Backend, function: str | None, bucket: str | None
+) -> RolloutContext:
+    wired = open_backends(store, backend, function=function, bucket=bucket)
+    if backend is Backend.local:
+        from lambdaserve.local.function_versions import LocalFunctionVersions
+        from lambdaserve.local.local_alias import LocalAlias
+        from lambdaserve.local.local_guard import LocalGuard
+        from lambdaserve.local.rollout_state_file import RolloutStateFile
+
+        alias = LocalAlias(LocalFunctionVersions(wired.store.root, wired.function_name))
+        return RolloutContext(
+            registry=wired.registry,
+            alias=alias,
+            guard=LocalGuard(wired.store.root, wired.function_name),
+            states=RolloutStateFile(wired.store.root),
+            function_name=wired.function_name,
+            published=alias.published_versions,
+            clock=_now,
+        )
+    from lambdaserve.aws.cloudwatch_guard import CloudWatchGuard
+    from lambdaserve.aws.lambda_alias import LambdaAlias
+    from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
+    from lambdaserve.aws.s3_rollout_state import S3RolloutState
+
+    target = wired.target_store
+    assert isinstance(target, S3ArtifactStore)
+    aws_alias = LambdaAlias(wired.function_name)
+    return RolloutContext(
+        registry=wired.registry,
+        alias=aws_alias,
+        guard=CloudWatchGuard(wired.function_name),
+        states=S3RolloutState(target.bucket),
+        function_name=wired.function_name,
+        published=aws_alias.published_versions,
+        clock=_now,
+    )
+
+
+def timeline_table(state: RolloutState) -> Table:
+    table = Table(
+        title=f"{state.model_name}: {state.plan.kind} v{state.champion.model_version} → "
+        f"v{state.challenger.model_version} ({state.status})"
+    )
+    for column in ("time (UTC)", "action", "challenger share", "reason"):
+        table.add_column(column)
+    for event in state.history:
+        table.add_row(
+            event.at.strftime("%H:%M:%S"), event.action, f"{event.weight:.0%}", event.reason
+        )
+    return table
+
+
+def _finish(state: RolloutState) -> None:
+    out.print(timeline_table(state))
+    if state.status in EXIT:
+        raise typer.Exit(EXIT[state.status])
+
+
+def _watch(
+    context: RolloutContext, state: RolloutState, name: str, poll: float, timeout: float
+) -> RolloutState:
+    deadline = time.monotonic() + timeout
+    seen = len(state.history)
+    while not state.finished and state.status != "holding" and time.monotonic() < deadline:
+        time.sleep(poll)
+        state = rollouts.advance(context, name)
+        for event in state.history[seen:]:
+            out.print(
+                f"  {event.at:%H:%M:%S} {event.action:<8} {event.weight:>5.0%}  {event.reason}",
+                highlight=False,
+            )
+        seen = len(state.history)
+    return state
+
+
+StoreArg = StoreOption
+NameArg = Annotated[str, typer.Argument(help="Model name")]
+WatchOption = Annotated[bool, typer.Option("--watch", help="Keep ticking until it ends")]
+PollOption = Annotated[float, typer.Option("--poll", min=0.0, help="Seconds between ticks")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.0, help="Give up watching")]
+
+
+@rollout_app.command("start")
+def start(
+    name: NameArg,
+    challenger: Annotated[
+        str | None, typer.Option(help="Registry version [default: challenger]")
+    ] = None,
+    plan: Annotated[PlanKind, typer.Option("--plan")] = PlanKind.canary,
+    weight: Annotated[float, typer.Option(help="Canary weight")] = 0.1,
+    step: Annotated[float, typer.Option(help="Linear step")] = 0.25,
+    interval: Annotated[float, typer.Option(help="Seconds each step holds")] = 300.0,
+    min_samples: Annotated[int, typer.Option(help="Challenger requests a step needs")] = 100,
+    watch: WatchOption = False,
+    poll: PollOption = 5.0,
+    timeout: TimeoutOption = 3600.0,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Start a rollout of the challenger (rerunning it resumes)."""
+    try:
+        chosen = {
+            PlanKind.canary: lambda: RolloutPlan.canary(weight, interval, min_samples),
+            PlanKind.linear: lambda: RolloutPlan.linear(step, interval, min_samples),
+            PlanKind.all_at_once: lambda: RolloutPlan.all_at_once(min_samples),
+        }[plan]()
+        context = rollout_context(store, backend, function, bucket)
+        state = rollouts.start_rollout(context, name, chosen, challenger)
+        if watch:
+            state = _watch(context, state, name, poll, timeout)
+    except (LambdaserveError, ValueError) as exc:
+        fail(str(exc))
+    _finish(state)
+
+
+@rollout_app.command("resume")
+def resume(
+    name: NameArg,
+    watch: WatchOption = False,
+    poll: PollOption = 5.0,
+    timeout: TimeoutOption = 3600.0,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Advance the rollout by one tick (or until it ends, with --watch)."""
+    try:
+        context = rollout_context(store, backend, function, bucket)
+        state = rollouts.advance(context, name)
+        if watch:
+            state = _watch(context, state, name, poll, timeout)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    _finish(state)
+
+
+@rollout_app.command("status")
+def status(
+    name: NameArg,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """The rollout's plan, step and timeline (changes nothing)."""
+    try:
+        state = rollout_context(store, backend, function, bucket).states.load(name)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    if state is None:
+        fail(f"no rollout of {name} has been started")
+    _finish(state)
+
+
+@rollout_app.command("promote")
+def promote(
+    name: NameArg,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Send all traffic to the challenger now and make it champion."""
+    try:
+        state = rollouts.promote_rollout(rollout_context(store, backend, function, bucket), name)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    _finish(state)
+
+
+@rollout_app.command("rollback")
+def rollback(
+    name: NameArg,
+    reason: Annotated[str, typer.Option()] = "rolled back by hand",
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Send all traffic back to the champion now."""
+    try:
+        state = rollouts.rollback_rollout(
+            rollout_context(store, backend, function, bucket), name, reason
+        )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    _finish(state)
+
+
+@ab_app.command("start")
+def ab_start(
+    name: NameArg,
+    weight: Annotated[float, typer.Option(help="Share of traffic for the challenger")] = 0.5,
+    challenger: Annotated[str | None, typer.Option(help="Registry version")] = None,
+    min_samples: Annotated[int, typer.Option()] = 100,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """Split traffic and hold it (guards still roll back on alarms) until `ab stop`."""
+    try:
+        context = rollout_context(store, backend, function, bucket)
+        state = rollouts.start_rollout(
+            context, name, RolloutPlan.ab(weight, min_samples), challenger
+        )
+    except (LambdaserveError, ValueError) as exc:
+        fail(str(exc))
+    _finish(state)
+
+
+@ab_app.command("stop")
+def ab_stop(
+    name: NameArg,
+    promote_challenger: Annotated[
+        bool, typer.Option("--promote", help="Keep the challenger")
+    ] = False,
+    store: StoreArg = None,
+    backend: BackendOption = Backend.local,
+    function: FunctionOption = None,
+    bucket: BucketOption = None,
+) -> None:
+    """End the A/B test: back to the champion, or --promote the challenger."""
+    try:
+        context = rollout_context(store, backend, function, bucket)
+        state = (
+            rollouts.promote_rollout(context, name)
+            if promote_challenger
+            else rollouts.rollback_rollout(context, name, "A/B test stopped")
+        )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    out.print(timeline_table(state))

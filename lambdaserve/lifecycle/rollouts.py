@@ -1,0 +1,145 @@
+"""Rollout use cases: start, advance (resume), promote, roll back — with the registry kept in
+step (promotion moves the MLflow ``champion`` alias)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from lambdaserve.core import rollout_controller as controller
+from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.registry import CHALLENGER, CHAMPION, ModelRegistry, RegisteredVersion
+from lambdaserve.core.rollout_controller import AliasPort
+from lambdaserve.core.rollout_guard import GuardPort
+from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.core.rollout_state import RolloutState, RolloutStateStore, VersionRef
+
+
+class RegistryRolloutHooks:
+    """Promotion makes the challenger the MLflow champion; a rollback is recorded on it."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def promoted(self, state: RolloutState) -> None:
+        name, version = state.model_name, state.challenger.model_version
+        self.registry.set_alias(name, CHAMPION, version)
+        if CHALLENGER in self.registry.get(name, version).aliases:
+            self.registry.delete_alias(name, CHALLENGER)
+        self.registry.set_tags(name, version, {"rollout": "promoted"})
+
+    def rolled_back(self, state: RolloutState, reason: str) -> None:
+        self.registry.set_tags(
+            state.model_name,
+            state.challenger.model_version,
+            {
+                "rollout": "rolled_back",
+                "rollout_reason": reason[:4000],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class RolloutContext:
+    registry: ModelRegistry
+    alias: AliasPort
+    guard: GuardPort
+    states: RolloutStateStore
+    function_name: str
+    published: Callable[[], set[str]]
+    clock: Callable[[], datetime]
+
+    @property
+    def hooks(self) -> RegistryRolloutHooks:
+        return RegistryRolloutHooks(self.registry)
+
+
+def _ref(version: RegisteredVersion, role: str) -> VersionRef:
+    if version.lambda_version is None:
+        raise RolloutError(
+            f"{role} {version.name} v{version.version} is not published: "
+            f"run lambdaserve publish {version.name}:{version.version} first"
+        )
+    return VersionRef(model_version=version.version, function_version=version.lambda_version)
+
+
+def start_rollout(
+    context: RolloutContext, name: str, plan: RolloutPlan, challenger_version: str | None = None
+) -> RolloutState:
+    """Start (or, when one is running for the same challenger, resume) a rollout."""
+    existing = context.states.load(name)
+    champion = context.registry.by_alias(name, CHAMPION)
+    if champion is None:
+        raise RolloutError(f"{name} has no champion: lambdaserve models promote {name}:VERSION")
+    challenger = (
+        context.registry.get(name, challenger_version)
+        if challenger_version
+        else context.registry.by_alias(name, CHALLENGER)
+    )
+    if challenger is None:
+        raise RolloutError(f"{name} has no challenger: register one that passes the gate")
+    if existing is not None and not existing.finished:
+        if existing.challenger.model_version == challenger.version and existing.plan == plan:
+            return advance(context, name)  # a rerun resumes
+        raise RolloutError(
+            f"a {existing.plan.kind} rollout of {name} v{existing.challenger.model_version} is "
+            f"{existing.status}: resume, promote or roll it back first"
+        )
+    state = controller.start(
+        model_name=name,
+        function_name=context.function_name,
+        champion=_ref(champion, "champion"),
+        challenger=_ref(challenger, "challenger"),
+        plan=plan,
+        alias=context.alias,
+        published=context.published(),
+        now=context.clock(),
+    )
+    context.states.save(state)
+    return advance(context, name)
+
+
+def _current(context: RolloutContext, name: str) -> RolloutState:
+    state = context.states.load(name)
+    if state is None:
+        raise RolloutError(f"no rollout of {name} has been started")
+    return state
+
+
+def advance(context: RolloutContext, name: str) -> RolloutState:
+    """One controller tick, saved before it is reported."""
+    state = _current(context, name)
+    updated = controller.tick(
+        state, alias=context.alias, guard=context.guard, hooks=context.hooks, now=context.clock()
+    )
+    if updated != state:
+        context.states.save(updated)
+    return updated
+
+
+def promote_rollout(context: RolloutContext, name: str) -> RolloutState:
+    state = controller.promote(
+        _current(context, name), alias=context.alias, hooks=context.hooks, now=context.clock()
+    )
+    context.states.save(state)
+    return state
+
+
+def rollback_rollout(
+    context: RolloutContext, name: str, reason: str = "rolled back by hand"
+) -> RolloutState:
+    state = controller.rollback(
+        _current(context, name),
+        alias=context.alias,
+        hooks=context.hooks,
+        now=context.clock(),
+        reason=reason,
+    )
+    context.states.save(state)
+    return state
+
+
+def timeline(state: RolloutState) -> list[dict[str, str]]:
+    return [json.loads(event.model_dump_json()) for event in state.history]

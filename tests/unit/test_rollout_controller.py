@@ -1,0 +1,206 @@
+"""The controller's decisions, with in-process fakes for the alias, guard and registry ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lambdaserve.core import rollout_controller as controller
+from lambdaserve.core.errors import FunctionConflictError, RolloutError
+from lambdaserve.core.functions import AliasRouting
+from lambdaserve.core.rollout_guard import GuardReport
+from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.core.rollout_state import RolloutState, VersionRef
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+CHAMPION = VersionRef(model_version="1", function_version="1")
+CHALLENGER = VersionRef(model_version="2", function_version="2")
+
+
+class FakeAlias:
+    def __init__(self) -> None:
+        self.routing = AliasRouting("live", "1", {}, "r0")
+        self.writes = 0
+
+    def read(self) -> AliasRouting:
+        return self.routing
+
+    def route(
+        self, version: str, additional: dict[str, float], expected_revision: str
+    ) -> AliasRouting:
+        if expected_revision != self.routing.revision_id:
+            raise FunctionConflictError("changed")
+        self.writes += 1
+        self.routing = AliasRouting("live", version, dict(additional), f"r{self.writes}")
+        return self.routing
+
+
+@dataclass
+class FakeGuard:
+    alarms: tuple[str, ...] = ()
+    samples: int = 1000
+
+    def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
+        return GuardReport(self.alarms, self.samples)
+
+
+@dataclass
+class FakeHooks:
+    events: list[str] = field(default_factory=list)
+
+    def promoted(self, state: RolloutState) -> None:
+        self.events.append("promoted")
+
+    def rolled_back(self, state: RolloutState, reason: str) -> None:
+        self.events.append(f"rolled_back: {reason}")
+
+
+def _start(plan: RolloutPlan, alias: FakeAlias) -> RolloutState:
+    return controller.start(
+        model_name="churn",
+        function_name="predict",
+        champion=CHAMPION,
+        challenger=CHALLENGER,
+        plan=plan,
+        alias=alias,
+        published={"1", "2"},
+        now=T0,
+    )
+
+
+def _run(
+    plan: RolloutPlan, alias: FakeAlias, guard: FakeGuard, hooks: FakeHooks, ticks: list[timedelta]
+) -> RolloutState:
+    state = _start(plan, alias)
+    for offset in ticks:
+        state = controller.tick(state, alias=alias, guard=guard, hooks=hooks, now=T0 + offset)
+    return state
+
+
+def test_canary_shifts_waits_then_promotes() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    plan = RolloutPlan.canary(0.1, interval_seconds=60)
+    state = _run(plan, alias, guard, hooks, [timedelta(0)])
+    assert alias.routing.shares() == {"1": 0.9, "2": 0.1}
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=30)
+    )
+    assert state.history[-1].action == "wait" and alias.writes == 1
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=61)
+    )
+    assert state.status == "promoted"
+    assert alias.routing.shares() == {"2": 1.0}
+    assert hooks.events == ["promoted"]
+    assert [e.action for e in state.history] == ["start", "shift", "wait", "promote"]
+
+
+def test_linear_walks_every_step() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    plan = RolloutPlan.linear(0.25, interval_seconds=10)
+    state = _run(plan, alias, guard, hooks, [timedelta(seconds=11 * i) for i in range(4)])
+    assert [round(e.weight, 2) for e in state.history if e.action in ("shift", "promote")] == [
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+    ]
+    assert state.status == "promoted"
+
+
+def test_an_alarm_rolls_back_within_one_tick() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    state = _run(RolloutPlan.linear(0.25, 10), alias, guard, hooks, [timedelta(0)])
+    guard.alarms = ("5XX rate 30% > 2%",)
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=1)
+    )
+    assert state.status == "rolled_back"
+    assert alias.routing.shares() == {"1": 1.0}
+    assert hooks.events == ["rolled_back: guard alarm: 5XX rate 30% > 2%"]
+
+
+def test_too_few_samples_waits_instead_of_passing() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(samples=3), FakeHooks()
+    plan = RolloutPlan.canary(0.1, interval_seconds=0, min_samples=100)
+    state = _run(
+        plan, alias, guard, hooks, [timedelta(0), timedelta(seconds=5), timedelta(seconds=10)]
+    )
+    assert state.status == "running"
+    assert alias.routing.shares() == {"1": 0.9, "2": 0.1}
+    waits = [e for e in state.history if e.action == "wait"]
+    assert len(waits) == 1  # repeated identical waits are recorded once
+    assert "3 of 100 challenger requests" in waits[0].reason
+
+
+def test_an_outside_change_aborts_and_touches_nothing() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    state = _run(RolloutPlan.linear(0.25, 0), alias, guard, hooks, [timedelta(0)])
+    alias.routing = AliasRouting("live", "1", {"2": 0.5}, "someone-else")
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=1)
+    )
+    assert state.status == "aborted"
+    assert "changed outside the controller" in state.history[-1].reason
+    assert alias.routing.revision_id == "someone-else"
+    assert hooks.events == []
+
+
+def test_ab_holds_until_stopped() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    state = _run(
+        RolloutPlan.ab(0.5),
+        alias,
+        guard,
+        hooks,
+        [timedelta(0), timedelta(seconds=1), timedelta(seconds=2)],
+    )
+    assert state.status == "holding"
+    assert alias.routing.shares() == {"1": 0.5, "2": 0.5}
+    state = controller.rollback(
+        state, alias=alias, hooks=hooks, now=T0 + timedelta(seconds=3), reason="A/B test stopped"
+    )
+    assert state.status == "rolled_back" and alias.routing.shares() == {"1": 1.0}
+
+
+def test_all_at_once_promotes_on_the_first_clear_tick() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(samples=0), FakeHooks()
+    state = _run(RolloutPlan.all_at_once(), alias, guard, hooks, [timedelta(0)])
+    assert state.status == "promoted" and alias.routing.shares() == {"2": 1.0}
+
+
+def test_start_refuses_what_cannot_be_rolled_out() -> None:
+    alias = FakeAlias()
+    with pytest.raises(RolloutError, match="not published"):
+        controller.start(
+            model_name="churn",
+            function_name="predict",
+            champion=CHAMPION,
+            challenger=CHALLENGER,
+            plan=RolloutPlan.all_at_once(),
+            alias=alias,
+            published={"1"},
+            now=T0,
+        )
+    alias.routing = AliasRouting("live", "1", {"2": 0.2}, "r9")
+    with pytest.raises(RolloutError, match="not 100% to the champion"):
+        _start(RolloutPlan.all_at_once(), alias)
+    state = _run(RolloutPlan.all_at_once(), FakeAlias(), FakeGuard(), FakeHooks(), [timedelta(0)])
+    with pytest.raises(RolloutError, match="already promoted"):
+        controller.rollback(state, alias=FakeAlias(), hooks=FakeHooks(), now=T0)
+
+
+def test_state_survives_a_json_round_trip_and_resumes() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    state = _run(
+        RolloutPlan.linear(0.25, 0), alias, guard, hooks, [timedelta(0), timedelta(seconds=1)]
+    )
+    reloaded = RolloutState.model_validate_json(state.model_dump_json())
+    assert reloaded == state
+    resumed = controller.tick(
+        reloaded, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=2)
+    )
+    assert resumed.weight == 0.75
