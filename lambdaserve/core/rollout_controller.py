@@ -132,8 +132,29 @@ def tick(
     hooks: RegistryHooks,
     now: datetime,
 ) -> RolloutState:
+    """One decision. A race lost on the alias while writing aborts the rollout (recorded)."""
     if state.finished:
         return state
+    try:
+        return _decide(state, alias=alias, guard=guard, hooks=hooks, now=now)
+    except FunctionConflictError as exc:
+        return _note(
+            state,
+            now,
+            "abort",
+            f"the live alias changed while the controller wrote it: {exc}",
+            status="aborted",
+        )
+
+
+def _decide(
+    state: RolloutState,
+    *,
+    alias: AliasPort,
+    guard: GuardPort,
+    hooks: RegistryHooks,
+    now: datetime,
+) -> RolloutState:
     current = alias.read()
     if shares(current) != state.routing:
         return _note(
@@ -144,19 +165,18 @@ def tick(
             f"found {shares(current)}; the controller changed nothing",
             status="aborted",
         )
-    if state.step >= 0 or state.plan.kind == "all-at-once":
-        report = guard.evaluate(state, now)
-        if report.alarms:
-            return rollback(
-                state,
-                alias=alias,
-                hooks=hooks,
-                now=now,
-                reason="guard alarm: " + "; ".join(report.alarms),
-                revision=current.revision_id,
-            )
-    else:
-        report = None
+    # The guard runs on every tick, the first included: an alarm already firing stops the
+    # first shift, and the AWS guard creates the challenger's alarms before traffic moves.
+    report = guard.evaluate(state, now)
+    if report.alarms:
+        return rollback(
+            state,
+            alias=alias,
+            hooks=hooks,
+            now=now,
+            reason="guard alarm: " + "; ".join(report.alarms),
+            revision=current.revision_id,
+        )
     plan = state.plan
     if state.step == -1:
         if not plan.weights:
@@ -185,7 +205,6 @@ def tick(
         return _note(
             state, now, "wait", f"step {state.step + 1} holds {plan.interval_seconds:.0f}s"
         )
-    assert report is not None
     if report.challenger_samples < plan.min_samples:
         return _note(
             state,

@@ -19,6 +19,7 @@ class VersionRef(BaseModel):
 
     model_version: str = Field(description="registry version")
     function_version: str
+    bundle_version: str = Field(default="", description="the bundle manifest's version")
 
 
 class RolloutEvent(BaseModel):

@@ -62,7 +62,11 @@ def _ref(version: RegisteredVersion, role: str) -> VersionRef:
             f"{role} {version.name} v{version.version} is not published: "
             f"run lambdaserve publish {version.name}:{version.version} first"
         )
-    return VersionRef(model_version=version.version, function_version=version.lambda_version)
+    return VersionRef(
+        model_version=version.version,
+        function_version=version.lambda_version,
+        bundle_version=version.bundle_version,
+    )
 
 
 def start_rollout(

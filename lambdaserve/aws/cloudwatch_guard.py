@@ -1,0 +1,266 @@
+"""The AWS adapter of the rollout controller's ``GuardPort``: CloudWatch alarms on the challenger.
+
+Each evaluation makes sure the challenger's alarms exist (created once, re-put only when the
+policy changed, so an alarm keeps its state), reports every alarm in state ``ALARM`` (the
+challenger's and any alarms of the serving stack named in ``extra_alarm_names``), and counts the
+challenger's invocations since the step started for the minimum-sample rule.
+
+Alarms, named ``lambdaserve-<function>-v<function version>-<signal>``:
+
+- ``errors`` and ``p99``: ``AWS/Lambda`` ``Errors`` (Sum) and ``Duration`` (p99) of the executed
+  version behind the alias (dimensions ``FunctionName``, ``Resource=<function>:<alias>``,
+  ``ExecutedVersion``).
+- ``server-errors`` and ``client-errors``: the predict function's EMF metrics ``ServerErrors``
+  (5XX) and ``ClientErrors`` (4XX, invalid input) in namespace ``lambdaserve``. Their dimensions
+  are ``service=predict``, ``model_name`` and ``model_version`` where ``model_version`` is the
+  bundle *manifest* version, which the rollout state carries as ``challenger.bundle_version``
+  (``bundle_version_of`` overrides it); without one they are not created.
+
+There is no score-distribution alarm: the function emits no score metric yet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lambdaserve.aws.clients import aws_client
+from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.functions import LIVE_ALIAS
+from lambdaserve.core.rollout_guard import GuardReport
+from lambdaserve.core.rollout_state import RolloutState
+
+LAMBDA_NAMESPACE = "AWS/Lambda"
+EMF_NAMESPACE = "lambdaserve"  # lambdaserve.serving.lambda_entry.NAMESPACE
+EMF_SERVICE = "predict"
+_MAX_DATAPOINTS = 1440
+_NAMES_PER_CALL = 100
+
+BundleVersionOf = Callable[[RolloutState], str | None]
+
+
+class AwsGuardPolicy(BaseModel):
+    """Thresholds of the challenger's alarms; an alarm fires at ``>=`` its threshold."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    errors: int = Field(default=5, ge=1, description="Lambda Errors per period")
+    p99_ms: float = Field(default=1000.0, gt=0.0, description="p99 Duration (ms)")
+    server_errors: int = Field(default=5, ge=1, description="5XX responses per period")
+    client_errors: int = Field(default=20, ge=1, description="invalid-input (4XX) per period")
+    period_seconds: int = Field(default=60, ge=10, le=86400)
+    evaluation_periods: int = Field(default=2, ge=1, le=30)
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _cloudwatch_period(cls, value: int) -> int:
+        if value not in (10, 30) and value % 60:
+            raise ValueError("CloudWatch alarm periods are 10, 30 or a multiple of 60 seconds")
+        return value
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    name: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, str]
+    statistic: str  # "Sum" or a percentile such as "p99"
+    threshold: float
+
+    def request(self, policy: AwsGuardPolicy) -> dict[str, Any]:
+        """The ``PutMetricAlarm`` parameters."""
+        statistic = "ExtendedStatistic" if self.statistic.startswith("p") else "Statistic"
+        return {
+            "AlarmName": self.name,
+            "AlarmDescription": f"lambdaserve rollout guard: {self.metric} {self.statistic} "
+            f">= {self.threshold:g}",
+            "Namespace": self.namespace,
+            "MetricName": self.metric,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(self.dimensions.items())],
+            statistic: self.statistic,
+            "Period": policy.period_seconds,
+            "EvaluationPeriods": policy.evaluation_periods,
+            "DatapointsToAlarm": policy.evaluation_periods,
+            "Threshold": float(self.threshold),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",  # a quiet canary is the min-sample rule's job
+        }
+
+    def matches(self, described: dict[str, Any], policy: AwsGuardPolicy) -> bool:
+        """Whether an alarm as described already has this configuration."""
+        wanted = self.request(policy)
+        found = {key: described.get(key) for key in wanted if key != "AlarmDescription"}
+        found["Dimensions"] = sorted(
+            described.get("Dimensions") or [], key=lambda d: str(d.get("Name"))
+        )
+        found["Threshold"] = float(described.get("Threshold") or 0.0)
+        return all(found[key] == wanted[key] for key in found)
+
+
+class CloudWatchGuard:
+    """Guard a rollout of one Lambda function's alias with CloudWatch alarms.
+
+    >>> guard = CloudWatchGuard(  # doctest: +SKIP
+    ...     "lambdaserve-dev-predict", extra_alarm_names=["lambdaserve-dev-AliasErrors"]
+    ... )
+    >>> guard.evaluate(state, now).alarms  # doctest: +SKIP
+    ()
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        alias: str = LIVE_ALIAS,
+        *,
+        client: Any | None = None,
+        policy: AwsGuardPolicy | None = None,
+        extra_alarm_names: Sequence[str] = (),
+        bundle_version_of: BundleVersionOf | None = None,
+    ) -> None:
+        self.function_name = function_name
+        self.alias = alias
+        self.policy = policy or AwsGuardPolicy()
+        self.extra_alarm_names = tuple(extra_alarm_names)
+        self._bundle_version_of = bundle_version_of
+        self._client: Any = client if client is not None else aws_client("cloudwatch")
+
+    def alarm_specs(self, state: RolloutState) -> list[AlarmSpec]:
+        """The challenger's alarms for this rollout."""
+        self._check(state)
+        p = self.policy
+        version = state.challenger.function_version
+        prefix = f"lambdaserve-{self.function_name}-v{version}"
+        by_version = self.version_dimensions(version)
+        specs = [
+            AlarmSpec(f"{prefix}-errors", LAMBDA_NAMESPACE, "Errors", by_version, "Sum", p.errors),
+            AlarmSpec(f"{prefix}-p99", LAMBDA_NAMESPACE, "Duration", by_version, "p99", p.p99_ms),
+        ]
+        bundle_version = (
+            self._bundle_version_of(state)
+            if self._bundle_version_of
+            else state.challenger.bundle_version or None
+        )
+        if bundle_version:
+            emf = {"service": EMF_SERVICE, "model_name": state.model_name}
+            emf["model_version"] = bundle_version
+            for signal, metric, threshold in (
+                ("server-errors", "ServerErrors", p.server_errors),
+                ("client-errors", "ClientErrors", p.client_errors),
+            ):
+                specs.append(
+                    AlarmSpec(f"{prefix}-{signal}", EMF_NAMESPACE, metric, emf, "Sum", threshold)
+                )
+        return specs
+
+    def version_dimensions(self, version: str) -> dict[str, str]:
+        """Lambda's per-executed-version dimensions of invocations through the alias."""
+        return {
+            "FunctionName": self.function_name,
+            "Resource": f"{self.function_name}:{self.alias}",
+            "ExecutedVersion": version,
+        }
+
+    def ensure_alarms(self, state: RolloutState) -> tuple[str, ...]:
+        """Create the challenger's missing alarms and update changed ones; return their names."""
+        return self._ensure(self.alarm_specs(state))
+
+    def _ensure(self, specs: list[AlarmSpec]) -> tuple[str, ...]:
+        described = self._describe([spec.name for spec in specs])
+        with self._errors("create the challenger's alarms"):
+            for spec in specs:
+                current = described.get(spec.name)
+                if current is None or not spec.matches(current, self.policy):
+                    self._client.put_metric_alarm(**spec.request(self.policy))
+        return tuple(spec.name for spec in specs)
+
+    def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
+        specs = self.alarm_specs(state)
+        own = self._ensure(specs)
+        names = (*own, *(n for n in self.extra_alarm_names if n not in own))
+        described = self._describe(names)
+        missing = [name for name in names if name not in described]
+        if missing:
+            raise RolloutError(
+                f"guard alarms {missing} do not exist in CloudWatch; the rollout cannot be "
+                "judged without them (check the alarm names passed to the guard)"
+            )
+        states = [described[name].get("StateValue", "") for name in names]
+        firing = tuple(
+            f"{name} is in ALARM ({str(described[name].get('StateReason', ''))[:200]})"
+            for name, value in zip(names, states, strict=True)
+            if value == "ALARM"
+        )
+        details = {
+            "alarms_checked": float(len(names)),
+            "alarms_insufficient_data": float(states.count("INSUFFICIENT_DATA")),
+            "emf_alarms": float(sum(spec.namespace == EMF_NAMESPACE for spec in specs)),
+        }
+        return GuardReport(firing, self.challenger_samples(state, now), details)
+
+    def challenger_samples(self, state: RolloutState, now: datetime) -> int:
+        """The challenger's invocations through the alias from the step's start until ``now``."""
+        self._check(state)
+        start, end = state.step_started_at.replace(microsecond=0), now.replace(microsecond=0)
+        if end <= start:
+            return 0
+        dimensions = self.version_dimensions(state.challenger.function_version)
+        with self._errors("count the challenger's invocations"):
+            response = self._client.get_metric_statistics(
+                Namespace=LAMBDA_NAMESPACE,
+                MetricName="Invocations",
+                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+                StartTime=start,
+                EndTime=end,
+                Period=statistics_period(start, end, now),
+                Statistics=["Sum"],
+            )
+        return int(sum(float(point.get("Sum", 0.0)) for point in response.get("Datapoints", [])))
+
+    def _check(self, state: RolloutState) -> None:
+        if state.function_name != self.function_name:
+            raise RolloutError(
+                f"this guard watches Lambda function {self.function_name}, but the rollout of "
+                f"{state.model_name} runs on {state.function_name}"
+            )
+
+    def _describe(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        with self._errors("read the guard alarms"):
+            paginator = self._client.get_paginator("describe_alarms")
+            for first in range(0, len(names), _NAMES_PER_CALL):
+                chunk = list(names[first : first + _NAMES_PER_CALL])
+                pages = paginator.paginate(
+                    AlarmNames=chunk, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+                )
+                for page in pages:
+                    for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                        found[str(alarm["AlarmName"])] = alarm
+        return found
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """A guard that cannot read CloudWatch must stop the rollout, not wave it through."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise RolloutError(
+                f"could not {action} for Lambda function {self.function_name} in CloudWatch: "
+                f"{exc}; the rollout was not moved"
+            ) from exc
+
+
+def statistics_period(start: datetime, end: datetime, now: datetime) -> int:
+    """The smallest ``GetMetricStatistics`` period CloudWatch accepts for the window: at most
+    1440 datapoints, and the coarser resolution CloudWatch keeps for older data."""
+    age = now - start
+    base = 60 if age <= timedelta(days=15) else 300 if age <= timedelta(days=63) else 3600
+    needed = math.ceil((end - start).total_seconds() / _MAX_DATAPOINTS)
+    return base * max(1, math.ceil(needed / base))
