@@ -14,6 +14,7 @@ from rich.table import Table
 
 from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.demo_registry import run_registry_chapter
+from lambdaserve.cli.demo_rollout import run_rollout_chapter
 from lambdaserve.cli.demo_traffic import TrafficReport, send_traffic
 from lambdaserve.cli.options import StoreOption, open_store
 from lambdaserve.cli.train_command import print_summary, train_model
@@ -98,30 +99,30 @@ def demo(
             max_body_bytes=settings.max_body_bytes,
         )
     out.print(_traffic_table(report))
+    out.rule("5. canary under load → promoted; bad v3 → rolled back by the guard")
+    good, bad = run_rollout_chapter(artifact_store, train_csv, holdout_csv, traffic)
     summary = Table(title="demo summary", show_header=False)
-    summary.add_row("model", f"{loaded.name} version {loaded.version}")
-    summary.add_row("runtime", loaded.predictor.runtime)
+    summary.add_row("model", f"{loaded.name} version {loaded.version} ({loaded.predictor.runtime})")
     summary.add_row("holdout ROC AUC", f"{stored.manifest.metrics['roc_auc']:.4f}")
     summary.add_row("bundle sha256", stored.digest)
     summary.add_row(
-        "champion",
-        f"registry v{chapter.champion.version} → function version "
-        f"{chapter.champion.lambda_version}",
-    )
-    summary.add_row(
-        "challenger",
-        (
-            f"registry v{chapter.challenger.version} → function version "
-            f"{chapter.challenger.lambda_version}"
-            if chapter.challenger
-            else "none (gate refused)"
-        ),
+        "registry",
+        f"v{chapter.champion.version} champion, "
+        + (f"v{chapter.challenger.version} challenger" if chapter.challenger else "no challenger"),
     )
     summary.add_row("status mismatches", str(len(chapter.status.problems)))
     summary.add_row("unseen categories flagged", str(report.unseen_flagged))
-    summary.add_row("expectations failed", str(len(report.failed_expectations)))
+    summary.add_row("request expectations failed", str(len(report.failed_expectations)))
+    summary.add_row("v2 canary", f"{good.status} ({len(good.history)} events)")
+    summary.add_row("bad v3 canary", f"{bad.status}: {bad.history[-1].reason}")
     out.print(summary)
     problems = report.failed_expectations + chapter.status.problems
+    if good.status != "promoted":
+        problems.append(f"the v2 canary ended {good.status}, expected promoted")
+    if bad.status != "rolled_back":
+        problems.append(f"the bad v3 canary ended {bad.status}, expected rolled_back")
     if problems:
         fail("; ".join(problems))
-    out.print("[green]demo finished: every request was answered as expected[/]")
+    out.print(
+        "[green]demo finished: every request answered as expected, v2 promoted, v3 rolled back[/]"
+    )

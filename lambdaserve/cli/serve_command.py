@@ -1,4 +1,9 @@
-"""``lambdaserve serve``: the prediction API on uvicorn, loopback by default."""
+"""``lambdaserve serve``: the prediction API on uvicorn, loopback by default.
+
+With ``--model`` it serves that stored model. Without it, a function with a ``live`` alias is
+served through the local gateway (the alias's versions and weights, followed without restart);
+otherwise the store's only model is served.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,17 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.markup import escape
+from starlette.types import ASGIApp
 
 from lambdaserve.cli.console import err, fail
 from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
 from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.serving.app import create_app
+from lambdaserve.serving.local_gateway import create_gateway
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
 
@@ -28,21 +38,53 @@ def resolve_model(store: LocalArtifactStore, ref: str | None) -> LoadedModel:
     return LoadedModel.from_bundle(store.open(name, version))
 
 
+def describe_routing(functions: LocalFunctionVersions, routing: AliasRouting) -> str:
+    described = {v.function_version: v.description for v in functions.versions()}
+    routes = ", ".join(
+        f"version {version} ({described.get(version) or 'no description'}) {share:.0%}"
+        for version, share in routing.shares().items()
+    )
+    return f"function {functions.function_name}, alias {routing.alias}: {routes}"
+
+
 def serve(
     store: StoreOption = None,
     model: Annotated[str | None, typer.Option("--model", help="NAME or NAME:VERSION")] = None,
+    function: Annotated[
+        str, typer.Option("--function", help="Local function whose live alias to serve")
+    ] = "predict",
     host: Annotated[str, typer.Option("--host", help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one)")] = 8080,
 ) -> None:
-    """Serve a stored model over HTTP (GET /health, GET /model, POST /predict, /predict/batch)."""
+    """Serve a stored model over HTTP (GET /health, GET /model, POST /predict, /predict/batch).
+
+    Without --model, a function with a live alias is served through the local gateway: each
+    request goes to one of the alias's versions by its weight (sticky per X-Unit-Id header).
+    """
+    settings = ServingSettings()
     try:
-        loaded = resolve_model(open_store(store), model)
+        artifacts = open_store(store)
+        functions = LocalFunctionVersions(artifacts.root, function)
+        routing = functions.alias(LIVE_ALIAS) if model is None else None
+        if routing is None:
+            loaded = resolve_model(artifacts, model)
+        else:
+            banner = describe_routing(functions, routing)
     except LambdaserveError as exc:
         fail(str(exc))
-    app = create_app(loaded, settings=ServingSettings())
-    err.print(
-        f"serving [bold]{loaded.name}[/] version {loaded.version} ({loaded.predictor.runtime}) "
-        f"on http://{host}:{port}  (docs at /docs)",
-        highlight=False,
-    )
+    app: ASGIApp
+    if routing is not None:
+        app = create_gateway(artifacts.root, function, settings=settings)
+        err.print(
+            f"serving {escape(banner)} on http://{host}:{port} through the local gateway "
+            "(alias changes apply without restart; docs at /docs)",
+            highlight=False,
+        )
+    else:
+        app = create_app(loaded, settings=settings)
+        err.print(
+            f"serving [bold]{loaded.name}[/] version {loaded.version} ({loaded.predictor.runtime}) "
+            f"on http://{host}:{port}  (docs at /docs)",
+            highlight=False,
+        )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

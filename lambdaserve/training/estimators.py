@@ -28,7 +28,6 @@ def make_estimator(config: TrainingConfig) -> ClassifierMixin:
             max_depth=config.max_depth,
             random_state=config.random_state,
             n_jobs=-1,
-            class_weight="balanced_subsample",
         )
     if config.estimator == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(

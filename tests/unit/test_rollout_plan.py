@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from lambdaserve.core.rollout_plan import RolloutPlan
-import itertools
 
 pytestmark = pytest.mark.unit
 open_unit = st.floats(min_value=0.001, max_value=0.999, allow_nan=False)

@@ -1,0 +1,166 @@
+"""The demo's rollout chapter: a canary of the v2 challenger under load that the guard lets
+through and promotes, then a deliberately bad v3 (it requires a feature the traffic never sends)
+that the guard rolls back. Prints both timelines."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from lambdaserve.cli.console import out
+from lambdaserve.cli.rollout_commands import timeline_table
+from lambdaserve.cli.train_command import train_model
+from lambdaserve.core.promotion_gate import GatePolicy
+from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.datasets import churn
+from lambdaserve.lifecycle import rollouts
+from lambdaserve.lifecycle.code_version import code_version
+from lambdaserve.lifecycle.holdout_scoring import Holdout
+from lambdaserve.lifecycle.publishing import publish_model_version
+from lambdaserve.lifecycle.registration import gate_challenger, register_bundle
+from lambdaserve.lifecycle.rollouts import RolloutContext
+from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.local.function_versions import LocalFunctionVersions
+from lambdaserve.local.local_alias import LocalAlias
+from lambdaserve.local.local_guard import LocalGuard
+from lambdaserve.local.rollout_state_file import RolloutStateFile
+from lambdaserve.registry.mlflow_registry import MlflowRegistry
+from lambdaserve.serving.background_server import serve_in_thread
+from lambdaserve.serving.local_gateway import create_gateway
+from lambdaserve.serving.settings import ServingSettings
+
+FUNCTION = "predict"
+BAD_FEATURE = "loyalty_points"
+
+
+@dataclass
+class Load:
+    """Background traffic through the gateway, counted by the version that served it."""
+
+    url: str
+    rows: list[dict[str, object]]
+    served: Counter[str] = field(default_factory=Counter)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        rng = random.Random(7)  # noqa: S311 - demo traffic, not security
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self.stop.is_set():
+                row = rng.choice(self.rows)
+                response = client.post(
+                    "/predict",
+                    json={"features": row},
+                    headers={"X-Unit-Id": f"customer-{rng.randrange(10**6)}"},
+                )
+                version = response.headers.get("x-function-version", "?")
+                self.served[f"{version} {response.status_code}"] += 1
+
+
+def _context(store: LocalArtifactStore, registry: MlflowRegistry) -> RolloutContext:
+    functions = LocalFunctionVersions(store.root, FUNCTION)
+    alias = LocalAlias(functions)
+    return RolloutContext(
+        registry=registry,
+        alias=alias,
+        guard=LocalGuard(store.root, FUNCTION),
+        states=RolloutStateFile(store.root),
+        function_name=FUNCTION,
+        published=alias.published_versions,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+def _drive(context: RolloutContext, name: str, plan: RolloutPlan, timeout: float) -> RolloutState:
+    state = rollouts.start_rollout(context, name, plan)
+    deadline = time.monotonic() + timeout
+    while not state.finished and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = rollouts.advance(context, name)
+    return state
+
+
+def _bad_v3(
+    store: LocalArtifactStore, train_csv: Path, registry: MlflowRegistry, holdout: Holdout
+) -> str:
+    """A model that needs a column production traffic never sends: every request it gets is a
+    422. It is forced past the gate (recorded as forced) so the rollout guard has to catch it."""
+    frame = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    frame[BAD_FEATURE] = np.random.default_rng(3).integers(0, 500, len(frame)).astype(str)
+    bad_csv = train_csv.with_name("churn-train-v3.csv")
+    frame.to_csv(bad_csv, index=False)
+    stored = train_model(
+        store,
+        bad_csv,
+        {
+            "target": churn.TARGET,
+            "drop": [churn.ID_COLUMN],
+            "model_name": "churn",
+            "estimator": "random_forest",
+            "n_estimators": 40,
+        },
+        progress=True,
+    )
+    version, _ = register_bundle(
+        registry, store, stored.name, stored.version, code_version=code_version()
+    )
+    gate_challenger(registry, store, version, policy=GatePolicy(), holdout=holdout, force=True)
+    publish_model_version(
+        registry,
+        store,
+        store,
+        LocalFunctionVersions(store.root, FUNCTION),
+        "churn",
+        version.version,
+        function_name=FUNCTION,
+    )
+    return version.version
+
+
+def run_rollout_chapter(
+    store: LocalArtifactStore,
+    train_csv: Path,
+    holdout_csv: Path,
+    traffic: list[dict[str, object]],
+    *,
+    interval: float = 2.0,
+    min_samples: int = 40,
+) -> tuple[RolloutState, RolloutState]:
+    registry = MlflowRegistry.for_store(store.root)
+    context = _context(store, registry)
+    settings = ServingSettings()
+    with serve_in_thread(create_gateway(store.root, FUNCTION, settings=settings)) as url:
+        load = Load(url, traffic)
+        worker = threading.Thread(target=load.run, daemon=True)
+        worker.start()
+        try:
+            out.print(
+                f"gateway at {url}; canary of the challenger, 20% for {interval:.0f}s "
+                f"and at least {min_samples} challenger requests, under load"
+            )
+            good = _drive(context, "churn", RolloutPlan.canary(0.2, interval, min_samples), 120)
+            out.print(timeline_table(good))
+            out.print("training a deliberately bad v3 (it needs a feature traffic never sends)")
+            bad_version = _bad_v3(store, train_csv, registry, Holdout.read(holdout_csv))
+            out.print(f"canary of v{bad_version}: the guard should roll it back")
+            bad = _drive(context, "churn", RolloutPlan.canary(0.2, interval, min_samples), 120)
+            out.print(timeline_table(bad))
+        finally:
+            load.stop.set()
+            worker.join(timeout=10)
+    out.print(
+        "requests served by function version and status: "
+        + json.dumps(dict(sorted(load.served.items()))),
+        highlight=False,
+    )
+    return good, bad
