@@ -30,7 +30,7 @@ FeatureValue = float | int | str | bool | None
 class CaptureRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = CAPTURE_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     captured_at: datetime
     prediction_id: str
     model_name: str
