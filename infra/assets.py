@@ -34,17 +34,34 @@ class _Command:
 
 
 def _bundling(*args: str, output_type: BundlingOutput | None = None) -> BundlingOptions:
-    """Local bundling only; with no ``local`` success CDK would try Docker, which we never use."""
-    return BundlingOptions(image=_NO_DOCKER, local=_Command(*args), output_type=output_type)
+    """Local bundling only; with no ``local`` success CDK would try Docker, which we never use.
+
+    ``command`` (Docker's, never run) names the build: CDK caches bundled output per source
+    directory and bundling options within an app, and it cannot see inside ``local``, so two
+    builds of one directory (the predict and rollout functions, their layers) would otherwise
+    share whichever output was bundled first."""
+    return BundlingOptions(
+        image=_NO_DOCKER, local=_Command(*args), command=list(args), output_type=output_type
+    )
 
 
-def layer_code(requirement_sets: list[str], architecture: str) -> lambda_.Code:
+def layer_code(
+    requirement_sets: list[str], architecture: str, *, function: str = "predict"
+) -> lambda_.Code:
     """One dependency layer from pinned requirement sets, built by ``layers/build_layer.py``,
-    which also fails the build when function + layer pass Lambda's 250 MB unzipped limit."""
+    which also fails the build when ``function``'s code + the layer pass Lambda's 250 MB
+    unzipped limit."""
+    budget = () if function == "predict" else ("--function", function)
     return lambda_.Code.from_asset(
         str(REPO_ROOT / "layers"),
         bundling=_bundling(
-            "-m", "layers.build_layer", *requirement_sets, "--arch", architecture, "--combined"
+            "-m",
+            "layers.build_layer",
+            *requirement_sets,
+            "--arch",
+            architecture,
+            "--combined",
+            *budget,
         ),
         asset_hash_type=AssetHashType.OUTPUT,
     )
@@ -55,6 +72,15 @@ def predict_function_code() -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(REPO_ROOT / "functions"),
         bundling=_bundling("-m", "layers.build_layer", "--function-asset"),
+        asset_hash_type=AssetHashType.OUTPUT,
+    )
+
+
+def rollout_function_code() -> lambda_.Code:
+    """Only what the rollout handler imports: the controller, its ports and AWS adapters."""
+    return lambda_.Code.from_asset(
+        str(REPO_ROOT / "functions"),
+        bundling=_bundling("-m", "layers.build_layer", "--function-asset", "--function", "rollout"),
         asset_hash_type=AssetHashType.OUTPUT,
     )
 

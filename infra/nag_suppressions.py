@@ -78,6 +78,38 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         "private test stage behind IAM authorization.",
     ),
     Acknowledgement(
+        r"{prefix}-serving/Rollout/Function/Resource",
+        r"AwsSolutions-L1",
+        "The rollout function runs the same controller code as the CLI and imports the "
+        "serving-base layer built for python3.13 (DESIGN decision 1); its runtime moves together "
+        "with the predict function's, in one deliberate change.",
+    ),
+    Acknowledgement(
+        r"{prefix}-serving/Rollout/Role/DefaultPolicy/Resource",
+        _ids(
+            re.escape("AwsSolutions-IAM5[Resource::*]"),
+            r"AwsSolutions-IAM5\[Resource::<RolloutFunctionLogs[0-9A-F]+\.Arn>:\*\]",
+            rf"AwsSolutions-IAM5\[Resource::arn:{_PARTITION}:cloudwatch:[a-z0-9-]+:{_ACCOUNT}:"
+            r"alarm:lambdaserve-<Predict[0-9A-F]+>-\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/rollouts/\*\]",
+        ),
+        "X-Ray trace writes and cloudwatch:GetMetricStatistics accept no resource ARN, and "
+        "cloudwatch:DescribeAlarms (read-only) returns composite guard alarms only when granted "
+        "on Resource::*; log streams are created in the function's own log group; the guard "
+        "creates one alarm per challenger version (lambdaserve-<predict function>-v<N>-...), "
+        "named at rollout time; rollout state is one object per model under rollouts/.",
+    ),
+    Acknowledgement(
+        r"{prefix}-serving/Rollout/Machine/Role/DefaultPolicy/Resource",
+        _ids(
+            r"AwsSolutions-IAM5\[Resource::<RolloutFunction[0-9A-F]+\.Arn>:\*\]",
+            re.escape("AwsSolutions-IAM5[Resource::*]"),
+        ),
+        "Written by the CDK LambdaInvoke task and state machine: invoking the rollout function "
+        "also covers its qualified ARNs (<function ARN>:*), and the CloudWatch Logs delivery "
+        "and X-Ray APIs used for execution logging and tracing accept no resource ARN.",
+    ),
+    Acknowledgement(
         r"{prefix}-training/SageMakerRole/DefaultPolicy/Resource",
         _ids(
             re.escape("AwsSolutions-IAM5[Resource::*]"),

@@ -16,7 +16,8 @@ exits 1 when function plus layers exceed Lambda's 250 MB unzipped limit.
 
 The CDK app's local bundling uses two more forms: ``NAME... --combined --out DIR`` merges the
 named layers into the one layer a function deploys (``DIR/python``), after the same budget check;
-``--function-asset --out DIR`` writes the function's code asset into ``DIR``.
+``--function-asset --out DIR`` writes the function's code asset into ``DIR``. Both act for the
+predict function unless ``--function rollout`` names the rollout function.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from layers.budget import LAMBDA_UNZIPPED_LIMIT, MB, check_budget
 from layers.bytecode import compile_bytecode
 from layers.elf import ELF_MACHINES, elf_machine
 from layers.errors import LayerBudgetError, LayerBuildError
-from layers.function_asset import build_function_asset
+from layers.function_asset import FUNCTION_ASSETS, build_function_asset
 from layers.pins import installed_dists, read_pins, refuse_forbidden, verify_closure, verify_pins
 from layers.pruning import prune, strip_shared_objects
 from layers.report import LayerReport, format_report, measure
@@ -152,17 +153,22 @@ def build_layer(name: str, *, arch: Arch, output_dir: Path, strip: bool = True) 
 
 
 def build_combined(
-    names: Sequence[str], *, arch: Arch, output_dir: Path, strip: bool = True
+    names: Sequence[str],
+    *,
+    arch: Arch,
+    output_dir: Path,
+    strip: bool = True,
+    function: str = "predict",
 ) -> tuple[list[LayerReport], int]:
     """One deployable layer from several requirement sets, refused before anything is written
-    to ``output_dir`` when it and the function asset pass the size budget together."""
+    to ``output_dir`` when it and ``function``'s code asset pass the size budget together."""
     with tempfile.TemporaryDirectory(prefix="lambdaserve-layer-") as tmp:
         work = Path(tmp)
         reports = [
             build_layer(name, arch=arch, output_dir=work / name, strip=strip)
             for name in dict.fromkeys(names)
         ]
-        function_bytes = build_function_asset(work / "function")
+        function_bytes = FUNCTION_ASSETS[function](work / "function")
         check_budget(function_bytes, {r.name: r.unzipped_bytes for r in reports})
         for report in reports:
             shutil.copytree(
@@ -181,17 +187,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-strip", action="store_true", help="leave shared objects unstripped")
     parser.add_argument("--combined", action="store_true", help="merge NAMEs into OUT/python")
     parser.add_argument("--function-asset", action="store_true", help="build only the function")
+    parser.add_argument(
+        "--function",
+        choices=sorted(FUNCTION_ASSETS),
+        default="predict",
+        help="whose code --function-asset builds and --combined counts in the budget",
+    )
     args = parser.parse_args(argv)
     if args.function_asset:
-        size = build_function_asset(args.out)
-        print(f"function asset: {size / MB:.2f} MB")
+        size = FUNCTION_ASSETS[args.function](args.out)
+        print(f"{args.function} function asset: {size / MB:.2f} MB")
         return 0
     if not args.names:
         parser.error("name at least one layer")
     if args.combined:
         try:
             reports, function_bytes = build_combined(
-                args.names, arch=args.arch, output_dir=args.out, strip=not args.no_strip
+                args.names,
+                arch=args.arch,
+                output_dir=args.out,
+                strip=not args.no_strip,
+                function=args.function,
             )
         except LayerBuildError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -1,14 +1,21 @@
-"""The predict function's code asset: the handler and the runtime part of ``lambdaserve`` only.
+"""The functions' code assets: each handler and the runtime part of ``lambdaserve`` it needs.
 
-An allow-list: the core, serving and the AWS adapters, and the local store's URI helper. The CLI,
-training, datasets, registry (MLflow) and lifecycle use cases never run in the predict function,
-and ``serving/background_server.py`` is the uvicorn runner of the demo and tests. A test proves
+The predict asset is an allow-list: the core, serving and the AWS adapters, and the local
+store's URI helper. The CLI, training, datasets, registry (MLflow) and lifecycle use cases never
+run in the predict function, and ``serving/background_server.py`` is the uvicorn runner of the
+demo and tests, ``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves
 every first-party import inside the asset resolves within it.
+
+The rollout asset is the rollout handler's first-party import closure: exactly the modules it
+imports (directly or through each other, function-level imports included), with their packages'
+``__init__.py``; nothing of the web app, the predictors or the CLI.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from layers.bytecode import compile_bytecode
@@ -30,7 +37,11 @@ INCLUDED = (
     "lambdaserve/local/__init__.py",
     "lambdaserve/local/artifact_store.py",
 )
-EXCLUDED = frozenset({"lambdaserve/serving/background_server.py"})
+EXCLUDED = frozenset(
+    {"lambdaserve/serving/background_server.py", "lambdaserve/serving/local_gateway.py"}
+)
+ROLLOUT_HANDLER = "functions/rollout/handler.py"
+FIRST_PARTY = frozenset({"lambdaserve", "functions"})
 
 
 def asset_sources(repo_root: Path = REPO_ROOT) -> list[str]:
@@ -49,13 +60,76 @@ def asset_sources(repo_root: Path = REPO_ROOT) -> list[str]:
     return [*HANDLER_FILES, *kept]
 
 
-def build_function_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
-    """Copy the predict function's code into ``output_dir``, compile its bytecode; return bytes."""
+def import_closure(entry: str, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Repo-relative paths of ``entry`` and every first-party module it imports, transitively,
+    plus the ``__init__.py`` of every package on the way."""
+    found: set[str] = set()
+    pending = [entry]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        found.add(name)
+        parts = Path(name).parts
+        pending += [
+            f"{Path(*parts[:depth]).as_posix()}/__init__.py" for depth in range(1, len(parts))
+        ]
+        for module, required in _imported_modules(repo_root / name):
+            if module.split(".")[0] not in FIRST_PARTY:
+                continue
+            path = _module_path(module, repo_root)
+            if path is not None:
+                pending.append(path)
+            elif required:
+                raise LayerBuildError(f"{name} imports {module}, which is not in the repo")
+    return sorted(found)
+
+
+def _imported_modules(source: Path) -> list[tuple[str, bool]]:
+    """(module, required) for every import; ``from package import name`` may name a module."""
+    modules = []
+    for node in ast.walk(ast.parse(source.read_text(), filename=str(source))):
+        if isinstance(node, ast.Import):
+            modules += [(alias.name, True) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or node.module is None:
+                raise LayerBuildError(f"{source}: function code uses absolute imports only")
+            modules.append((node.module, True))
+            modules += [(f"{node.module}.{alias.name}", False) for alias in node.names]
+    return modules
+
+
+def _module_path(module: str, repo_root: Path) -> str | None:
+    base = Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if (repo_root / candidate).is_file():
+            return candidate.as_posix()
+    return None
+
+
+def _copy_asset(names: list[str], output_dir: Path, repo_root: Path) -> int:
     if output_dir.exists() and any(output_dir.iterdir()):
         raise LayerBuildError(f"refusing to build the function asset into non-empty {output_dir}")
-    for name in asset_sources(repo_root):
+    for name in names:
         target = output_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo_root / name, target)
     compile_bytecode(output_dir, runtime_path="/var/task")
     return sum(path.stat().st_size for path in output_dir.rglob("*") if path.is_file())
+
+
+def build_function_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
+    """Copy the predict function's code into ``output_dir``, compile its bytecode; return bytes."""
+    return _copy_asset(asset_sources(repo_root), output_dir, repo_root)
+
+
+def build_rollout_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
+    """Copy the rollout function's code (its import closure) into ``output_dir``; return bytes."""
+    return _copy_asset(import_closure(ROLLOUT_HANDLER, repo_root), output_dir, repo_root)
+
+
+#: Function name -> the builder of its code asset.
+FUNCTION_ASSETS: dict[str, Callable[[Path], int]] = {
+    "predict": build_function_asset,
+    "rollout": build_rollout_asset,
+}

@@ -1,4 +1,5 @@
-"""Stateless serving: the predict function, the ``live`` alias, the API and its alarms."""
+"""Stateless serving: the predict function, the ``live`` alias, the API, its alarms, and the
+state machine that rolls new versions out on the alias unattended."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from infra.config import StageConfig
 from infra.constructs.log_retention import retention
 from infra.constructs.predict_alarms import PredictAlarms
 from infra.constructs.predict_api import PredictApi
+from infra.constructs.rollout_machine import RolloutMachine
 
 LIVE_ALIAS = "live"
 HANDLER = "functions.predict.handler.lambda_handler"
@@ -137,9 +139,20 @@ class ServingStack(Stack):
             topic=self.alarm_topic,
             thresholds=config.alarms,
         )
+        self.rollout = RolloutMachine(
+            self,
+            "Rollout",
+            config=config,
+            target=self.function,
+            alias_name=LIVE_ALIAS,
+            state_bucket=artifact_bucket,
+        )
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "FunctionName", value=self.function.function_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(
+            self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn
+        )
 
     def _role(self, log_group: logs.ILogGroup, artifact_bucket: s3.IBucket) -> iam.Role:
         """Least privilege: its own log group, X-Ray, and reading model bundles."""

@@ -19,13 +19,17 @@ def _resources(synth: Synthesized, kind: str, type_: str) -> dict[str, dict[str,
     return {k: v for k, v in resources.items() if v["Type"] == type_}
 
 
-def _one(synth: Synthesized, type_: str) -> tuple[str, dict[str, Any]]:
-    (item,) = _resources(synth, "serving", type_).items()
+def _one(synth: Synthesized, type_: str, prefix: str) -> tuple[str, dict[str, Any]]:
+    """The one resource of ``type_`` whose logical ID starts with ``prefix`` (the serving stack
+    also holds the rollout function, its layer and roles: see test_rollout_machine.py)."""
+    (item,) = [
+        (k, v) for k, v in _resources(synth, "serving", type_).items() if k.startswith(prefix)
+    ]
     return item
 
 
 def test_function_shape(dev: Synthesized) -> None:
-    _, function = _one(dev, "AWS::Lambda::Function")
+    _, function = _one(dev, "AWS::Lambda::Function", "Predict")
     props = function["Properties"]
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
@@ -39,20 +43,24 @@ def test_function_shape(dev: Synthesized) -> None:
 
 
 def test_other_stage_choices_reach_the_function(cognito: Synthesized) -> None:
-    _, function = _one(cognito, "AWS::Lambda::Function")
+    _, function = _one(cognito, "AWS::Lambda::Function", "Predict")
     props = function["Properties"]
     assert props["Architectures"] == ["x86_64"]
     variables = props["Environment"]["Variables"]
     assert variables["MODEL_URI"] == "s3://bucket/models/churn/3/bundle.tar.gz"
     assert variables["MODEL_SHA256"] == "a" * 64
     assert variables["PREFERRED_RUNTIME"] == "sklearn"
-    _, layer = _one(cognito, "AWS::Lambda::LayerVersion")
+    _, layer = _one(cognito, "AWS::Lambda::LayerVersion", "ServingLayer")
     assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
 
 
 def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
-    roles = _resources(dev, "serving", "AWS::IAM::Role")
+    roles = {
+        k: v
+        for k, v in _resources(dev, "serving", "AWS::IAM::Role").items()
+        if not k.startswith("Rollout")  # the rollout function's and machine's: their own tests
+    }
     assert len(roles) == 2  # the function's, and API Gateway's account-level logging role
     role = next(v for k, v in roles.items() if k.startswith("PredictRole"))
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
@@ -62,7 +70,7 @@ def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
     logging_role = next(v for k, v in roles.items() if not k.startswith("PredictRole"))
     (managed,) = logging_role["Properties"]["ManagedPolicyArns"]
     assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(managed)
-    _, policy = _one(dev, "AWS::IAM::Policy")
+    _, policy = _one(dev, "AWS::IAM::Policy", "PredictRole")
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     actions = {tuple(sorted(s["Action"])) for s in statements}
     assert actions == {
@@ -111,7 +119,7 @@ def test_a_redeploy_with_new_code_and_config_leaves_the_alias_alone(
     (alias_id,) = _resources(dev, "serving", "AWS::Lambda::Alias")
     assert after[alias_id] == before[alias_id]
     assert after["BootstrapVersion"] == before["BootstrapVersion"]
-    function_id, _ = _one(dev, "AWS::Lambda::Function")
+    function_id, _ = _one(dev, "AWS::Lambda::Function", "Predict")
     assert after[function_id] != before[function_id]  # the change is real
 
 

@@ -13,7 +13,11 @@ POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERT
 
 def _environment(synth: Synthesized) -> dict[str, str]:
     resources = synth.template_json("serving")["Resources"]
-    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    (function,) = [
+        r
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("Predict")
+    ]
     return function["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
 
 

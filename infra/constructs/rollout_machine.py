@@ -1,0 +1,230 @@
+"""Unattended rollouts: a Step Functions loop that runs the rollout controller's step in a Lambda.
+
+``Step`` invokes the rollout function (``functions/rollout/handler.py``: one controller tick on
+the durable state in S3) → ``Finished?``: when the step says finished, ``Outcome`` ends the
+execution (promoted or an A/B split on hold: success; rolled back, aborted or an error: failure
+with the step's reason as the cause); otherwise ``Wait`` the seconds the step asked for and step
+again. Start an execution with ``{"model_name": "<model>"}`` after ``lambdaserve rollout start``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.assets import layer_code, rollout_function_code
+from infra.config import StageConfig
+from infra.constructs.log_retention import retention
+
+HANDLER = "functions.rollout.handler.lambda_handler"
+STATE_PREFIX = "rollouts/"
+#: A standard workflow may run a year; a rollout that outlives this resumes in a new execution
+#: (its state is durable) or from ``lambdaserve rollout resume``.
+MAX_DURATION = Duration.days(7)
+
+
+def rollout_environment(
+    *, function_name: str, alias_name: str, state_bucket: str
+) -> dict[str, str]:
+    """Exactly the fields ``functions.rollout.handler.RolloutSettings`` reads (a test checks it)
+    plus Powertools' own variables."""
+    return {
+        "FUNCTION_NAME": function_name,
+        "ALIAS_NAME": alias_name,
+        "STATE_BUCKET": state_bucket,
+        "STATE_PREFIX": STATE_PREFIX,
+        "POWERTOOLS_SERVICE_NAME": "lambdaserve-rollout",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+class RolloutMachine(Construct):
+    """The rollout function (least privilege on one function's alias, its alarms and the rollout
+    state) and the state machine that steps it until the rollout ends."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        target: lambda_.IFunction,
+        alias_name: str,
+        state_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        architecture = (
+            lambda_.Architecture.ARM_64
+            if config.architecture == "arm64"
+            else lambda_.Architecture.X86_64
+        )
+        log_group = logs.LogGroup(
+            self,
+            "FunctionLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=layer_code(["serving-base"], config.architecture, function="rollout"),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[architecture],
+            description=f"lambdaserve rollout dependencies ({config.architecture})",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=f"{config.prefix}-rollout",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=architecture,
+            handler=HANDLER,
+            code=rollout_function_code(),
+            layers=[layer],
+            memory_size=256,
+            timeout=Duration.seconds(60),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=self._role(log_group, target, state_bucket),
+            environment=rollout_environment(
+                function_name=target.function_name,
+                alias_name=alias_name,
+                state_bucket=state_bucket.bucket_name,
+            ),
+            description="lambdaserve rollout step: one controller tick on the live alias",
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Machine",
+            state_machine_name=f"{config.prefix}-rollout",
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            timeout=MAX_DURATION,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self,
+                    "MachineLogs",
+                    retention=retention(config.log_retention_days),
+                    removal_policy=RemovalPolicy.DESTROY,
+                ),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+        )
+
+    def _definition(self) -> sfn.IChainable:
+        step = tasks.LambdaInvoke(
+            self,
+            "Step",
+            lambda_function=self.function,
+            payload=sfn.TaskInput.from_object(
+                {"model_name": sfn.JsonPath.string_at("$.model_name")}
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+        )
+        step.add_retry(
+            errors=["Lambda.TooManyRequestsException"],
+            interval=Duration.seconds(5),
+            max_attempts=6,
+            backoff_rate=2,
+        )
+        step.add_catch(
+            sfn.Fail(
+                self,
+                "StepCrashed",
+                error="RolloutStepCrashed",
+                cause="the rollout function failed to run; see its CloudWatch logs",
+            ),
+            result_path="$.error",
+        )
+
+        def failed(state_id: str, error: str) -> sfn.Fail:
+            return sfn.Fail(self, state_id, error=error, cause_path="$.reason")
+
+        outcome = (
+            sfn.Choice(self, "Outcome")
+            .when(
+                sfn.Condition.string_equals("$.status", "promoted"), sfn.Succeed(self, "Promoted")
+            )
+            .when(
+                sfn.Condition.string_equals("$.status", "holding"),
+                sfn.Succeed(self, "SplitHeld", comment="an A/B split holds until `ab stop`"),
+            )
+            .when(
+                sfn.Condition.string_equals("$.status", "rolled_back"),
+                failed("RolledBack", "RolledBack"),
+            )
+            .when(sfn.Condition.string_equals("$.status", "aborted"), failed("Aborted", "Aborted"))
+            .otherwise(failed("StepFailed", "RolloutStepFailed"))
+        )
+        wait = sfn.Wait(self, "Wait", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
+        return step.next(
+            sfn.Choice(self, "Finished?")
+            .when(sfn.Condition.boolean_equals("$.finished", True), outcome)
+            .otherwise(wait.next(step))
+        )
+
+    def _role(
+        self, log_group: logs.ILogGroup, target: lambda_.IFunction, state_bucket: s3.IBucket
+    ) -> iam.Role:
+        """Exactly what one tick calls: the alias of ``target``, the challenger's guard alarms,
+        invocation counts, the rollout state, its own logs and X-Ray."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="lambdaserve rollout step: route one function's alias under its alarms",
+        )
+        statements = [
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+            ),
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+            ),
+            # Lambda authorizes alias actions against the function's (unqualified) ARN, so
+            # IAM cannot narrow them to one alias; the predict function has only `live`.
+            # GetFunctionConfiguration tells a missing alias from a missing function.
+            iam.PolicyStatement(
+                actions=[
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:GetFunctionConfiguration",
+                ],
+                resources=[target.function_arn],
+            ),
+            # The challenger's alarms are named lambdaserve-<function>-v<version>-<signal>.
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricAlarm"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=f"lambdaserve-{target.function_name}-*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            # DescribeAlarms returns composite alarms only when granted on "*", and
+            # GetMetricStatistics accepts no resource ARN.
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[state_bucket.arn_for_objects(f"{STATE_PREFIX}*")],
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role

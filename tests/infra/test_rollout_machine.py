@@ -1,0 +1,382 @@
+"""Unattended rollouts: the state machine's loop, the rollout function, its role and its code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+
+import infra.assets as assets
+import layers.build_layer as build
+from functions.rollout.handler import RolloutSettings
+from layers.function_asset import build_rollout_asset
+from tests.infra.conftest import Synthesized
+
+pytestmark = pytest.mark.infra
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+ROLLOUT_ARN = "<rollout function ARN>"
+SEVEN_DAYS = 7 * 24 * 3600
+
+
+def _resources(synth: Synthesized, type_: str) -> dict[str, dict[str, Any]]:
+    resources = synth.template_json("serving")["Resources"]
+    return {k: v for k, v in resources.items() if v["Type"] == type_}
+
+
+def _logical_id(synth: Synthesized, type_: str, prefix: str) -> str:
+    (found,) = [k for k in _resources(synth, type_) if k.startswith(prefix)]
+    return found
+
+
+def _rollout_function(synth: Synthesized) -> tuple[str, dict[str, Any]]:
+    functions = _resources(synth, "AWS::Lambda::Function")
+    (item,) = [(k, v) for k, v in functions.items() if k.startswith("RolloutFunction")]
+    return item
+
+
+def _machine(synth: Synthesized) -> dict[str, Any]:
+    machines = _resources(synth, "AWS::StepFunctions::StateMachine")
+    (machine,) = [v for k, v in machines.items() if k.startswith("RolloutMachine")]
+    return machine["Properties"]  # type: ignore[no-any-return]
+
+
+def _definition(synth: Synthesized) -> dict[str, Any]:
+    """The definition with the one token in it (the rollout function's ARN) made readable."""
+    function_id, _ = _rollout_function(synth)
+    parts = _machine(synth)["DefinitionString"]["Fn::Join"][1]
+    tokens = [p for p in parts if not isinstance(p, str)]
+    assert tokens and all(t == {"Fn::GetAtt": [function_id, "Arn"]} for t in tokens)
+    text = "".join(p if isinstance(p, str) else ROLLOUT_ARN for p in parts)
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _statements(synth: Synthesized, policy_prefix: str) -> dict[str, list[Any]]:
+    """Action -> the resources of every statement that allows it."""
+    policies = _resources(synth, "AWS::IAM::Policy")
+    (policy,) = [v for k, v in policies.items() if k.startswith(policy_prefix)]
+    by_action: dict[str, list[Any]] = {}
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert "Condition" not in statement
+        actions = statement["Action"]
+        for action in actions if isinstance(actions, list) else [actions]:
+            resources = statement["Resource"]
+            by_action.setdefault(action, []).extend(
+                resources if isinstance(resources, list) else [resources]
+            )
+    return by_action
+
+
+def test_the_machine_steps_waits_and_steps_again_until_finished(dev: Synthesized) -> None:
+    definition = _definition(dev)
+    states = definition["States"]
+    assert definition["StartAt"] == "Step"
+    assert definition["TimeoutSeconds"] == SEVEN_DAYS
+
+    step = states["Step"]
+    assert step["Type"] == "Task"
+    assert step["Resource"] == ROLLOUT_ARN  # payload_response_only: the function's output is all
+    assert step["Parameters"] == {"model_name.$": "$.model_name"}
+    assert step["Next"] == "Finished?"
+
+    finished = states["Finished?"]
+    assert finished["Type"] == "Choice"
+    assert finished["Choices"] == [
+        {"Variable": "$.finished", "BooleanEquals": True, "Next": "Outcome"}
+    ]
+    assert finished["Default"] == "Wait"
+    assert states["Wait"] == {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "Step"}
+
+
+def test_a_finished_rollout_ends_by_its_status(dev: Synthesized) -> None:
+    states = _definition(dev)["States"]
+    outcome = states["Outcome"]
+    assert outcome["Type"] == "Choice"
+    by_status = {c["StringEquals"]: c["Next"] for c in outcome["Choices"]}
+    assert all(c["Variable"] == "$.status" for c in outcome["Choices"])
+    assert by_status == {
+        "promoted": "Promoted",
+        "holding": "SplitHeld",
+        "rolled_back": "RolledBack",
+        "aborted": "Aborted",
+    }
+    assert outcome["Default"] == "StepFailed"  # status "error" (or anything unforeseen)
+    assert states["Promoted"]["Type"] == states["SplitHeld"]["Type"] == "Succeed"
+    for name, error in (
+        ("RolledBack", "RolledBack"),
+        ("Aborted", "Aborted"),
+        ("StepFailed", "RolloutStepFailed"),
+    ):
+        assert states[name] == {"Type": "Fail", "Error": error, "CausePath": "$.reason"}
+
+
+def test_every_state_is_reachable_and_every_path_ends(dev: Synthesized) -> None:
+    states = _definition(dev)["States"]
+
+    def targets(state: dict[str, Any]) -> set[str]:
+        found = {state["Next"]} if "Next" in state else set()
+        found |= {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+        return found | ({state["Default"]} if "Default" in state else set())
+
+    seen, pending = set(), ["Step"]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending += sorted(targets(states[name]))
+    assert seen == set(states)
+    ends = {name for name, state in states.items() if not targets(state)}
+    assert {states[name]["Type"] for name in ends} == {"Succeed", "Fail"}
+    assert all(state.get("End") is None for state in states.values())  # no silent exits
+
+
+def test_the_step_retries_lambda_service_errors_and_fails_loudly_otherwise(
+    dev: Synthesized,
+) -> None:
+    step = _definition(dev)["States"]["Step"]
+    retried = {error for retry in step["Retry"] for error in retry["ErrorEquals"]}
+    assert {
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    } <= retried
+    assert "States.ALL" not in retried and "States.TaskFailed" not in retried
+    assert all(r["MaxAttempts"] >= 3 and r["BackoffRate"] >= 1 for r in step["Retry"])
+    (catch,) = step["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"]
+    assert _definition(dev)["States"][catch["Next"]]["Type"] == "Fail"
+
+
+def test_the_machine_logs_without_execution_data_and_traces(dev: Synthesized) -> None:
+    props = _machine(dev)
+    assert props["StateMachineName"] == "lambdaserve-dev-rollout"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    (destination,) = props["LoggingConfiguration"]["Destinations"]
+    log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert log_group.startswith("RolloutMachineLogs")
+
+
+def test_the_machine_may_invoke_only_the_rollout_function(dev: Synthesized) -> None:
+    function_id, _ = _rollout_function(dev)
+    by_action = _statements(dev, "RolloutMachineRole")
+    invoke = by_action.pop("lambda:InvokeFunction")
+    assert {json.dumps(r) for r in invoke} == {
+        json.dumps({"Fn::GetAtt": [function_id, "Arn"]}),
+        json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [function_id, "Arn"]}, ":*"]]}),
+    }
+    assert all(a.startswith(("logs:", "xray:")) for a in by_action)  # logging and tracing
+
+
+@pytest.mark.parametrize("name", ["dev", "cognito"])
+def test_the_rollout_function_matches_predict(name: str, request: pytest.FixtureRequest) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    _, function = _rollout_function(synth)
+    props = function["Properties"]
+    predict = _resources(synth, "AWS::Lambda::Function")[
+        _logical_id(synth, "AWS::Lambda::Function", "Predict")
+    ]["Properties"]
+    assert props["FunctionName"] == f"{synth.config.prefix}-rollout"
+    assert props["Runtime"] == predict["Runtime"] == "python3.13"
+    assert props["Architectures"] == predict["Architectures"] == [synth.config.architecture]
+    assert props["Handler"] == "functions.rollout.handler.lambda_handler"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["Timeout"] == 60
+    assert props["LoggingConfig"]["LogGroup"]["Ref"].startswith("RolloutFunctionLogs")
+    (layer,) = props["Layers"]
+    assert layer["Ref"].startswith("RolloutLayer")  # serving-base only, not predict's layer
+    rollout_layer = _resources(synth, "AWS::Lambda::LayerVersion")[layer["Ref"]]["Properties"]
+    assert rollout_layer["CompatibleArchitectures"] == [synth.config.architecture]
+
+
+def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
+    role_id = _logical_id(dev, "AWS::IAM::Role", "RolloutRole")
+    role = _resources(dev, "AWS::IAM::Role")[role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    assert "ManagedPolicyArns" not in role
+    predict_id = _logical_id(dev, "AWS::Lambda::Function", "Predict")
+    by_action = {k: [json.dumps(r) for r in v] for k, v in _statements(dev, "RolloutRole").items()}
+
+    assert set(by_action) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:GetFunctionConfiguration",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:GetMetricStatistics",
+        "s3:GetObject",
+        "s3:PutObject",
+    }
+    # Lambda authorizes alias actions on the function's unqualified ARN (the Lambda developer
+    # guide's "Resources and conditions for Lambda actions": GetAlias/UpdateAlias -> Function);
+    # an alias-qualified ARN would deny every step. Only the predict function, never its own.
+    predict_arn = json.dumps({"Fn::GetAtt": [predict_id, "Arn"]})
+    for action in ("lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"):
+        assert by_action[action] == [predict_arn]
+    (alarms,) = by_action["cloudwatch:PutMetricAlarm"]
+    assert ':alarm:lambdaserve-", {"Ref": "' + predict_id + '"}, "-*"' in alarms
+    for action in ("cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "xray:"):
+        for key in [a for a in by_action if a.startswith(action)]:
+            assert by_action[key] == ['"*"']
+    for action in ("s3:GetObject", "s3:PutObject"):
+        (objects,) = by_action[action]
+        assert objects.endswith('"/rollouts/*"]]}') and "Artifacts" in objects
+    logs = by_action["logs:PutLogEvents"]
+    assert logs and all("RolloutFunctionLogs" in r for r in logs)
+    assert not any(a.endswith("*") for a in by_action)
+
+
+def _environment(synth: Synthesized) -> dict[str, Any]:
+    _, function = _rollout_function(synth)
+    return function["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", ["dev", "cognito"])
+def test_the_environment_is_exactly_the_settings_model(
+    name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    environment = _environment(synth)
+    fields = {field.upper() for field in RolloutSettings.model_fields}
+    assert set(environment) - POWERTOOLS == fields
+    predict_id = _logical_id(synth, "AWS::Lambda::Function", "Predict")
+    assert environment["FUNCTION_NAME"] == {"Ref": predict_id}
+    assert "Artifacts" in environment["STATE_BUCKET"]["Fn::ImportValue"]
+    # the deployed values resolve to names; the model accepts them
+    resolved = {
+        **environment,
+        "FUNCTION_NAME": f"{synth.config.prefix}-predict",
+        "STATE_BUCKET": "lambdaserve-storage-artifacts82dd59a1-abc",
+    }
+    for key in fields:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in resolved.items():
+        monkeypatch.setenv(key, value)
+    settings = RolloutSettings()
+    assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
+
+
+def test_operators_get_the_state_machine_arn(dev: Synthesized) -> None:
+    outputs = dev.template_json("serving")["Outputs"]
+    machine_id = _logical_id(dev, "AWS::StepFunctions::StateMachine", "RolloutMachine")
+    assert outputs["RolloutStateMachineArn"]["Value"] == {"Ref": machine_id}
+
+
+def test_the_rollout_asset_is_the_handlers_import_closure(tmp_path: Path) -> None:
+    size = build_rollout_asset(tmp_path)
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.py")}
+
+    assert size < 1024 * 1024
+    assert {
+        "functions/rollout/handler.py",
+        "lambdaserve/serving/rollout_step.py",
+        "lambdaserve/core/rollout_controller.py",
+        "lambdaserve/aws/lambda_alias.py",
+        "lambdaserve/aws/cloudwatch_guard.py",
+        "lambdaserve/aws/s3_rollout_state.py",
+    } <= files
+    assert not any(f.startswith("functions/predict/") for f in files)
+    for absent in ("serving/app.py", "core/predictors.py", "core/bundle.py", "cli/", "registry/"):
+        assert not any(f.startswith(f"lambdaserve/{absent}") for f in files), absent
+    assert not _unresolved_first_party_imports(tmp_path)
+    assert (tmp_path / "functions" / "rollout" / "__pycache__").is_dir()
+
+
+def test_the_handler_and_its_aws_adapters_import_from_the_asset_alone(tmp_path: Path) -> None:
+    """Run from the asset directory (as /var/task), the handler builds its AWS ports."""
+    build_rollout_asset(tmp_path / "task")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from functions.rollout.handler import RolloutSettings, aws_ports\n"
+        "import lambdaserve\n"
+        "assert lambdaserve.__file__.startswith(sys.argv[1]), lambdaserve.__file__\n"
+        "ports = aws_ports(RolloutSettings(function_name='f', state_bucket='bucket'))\n"
+        "print(type(ports.alias).__name__, type(ports.guard).__name__, "
+        "type(ports.states).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "task")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["LambdaAlias", "CloudWatchGuard", "S3RolloutState"]
+
+
+def test_the_cli_builds_the_rollout_asset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert build.main(["--function-asset", "--function", "rollout", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "functions" / "rollout" / "handler.py").is_file()
+    assert not (tmp_path / "functions" / "predict").exists()
+    assert "rollout function asset:" in capsys.readouterr().out
+
+
+def test_each_asset_is_bundled_by_its_own_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CDK caches bundled output per source directory and bundling options within an app: the
+    two functions (and the two layers) built from one directory must not share an output."""
+
+    def record(command: Any, output_dir: str, *_options: Any, **_more: Any) -> bool:
+        Path(output_dir, "built-by.txt").write_text(" ".join(command._args))
+        return True
+
+    monkeypatch.setattr(assets._Command, "try_bundle", record)
+    stack = Stack(App(outdir=str(tmp_path)), "Assets")
+    codes = {
+        "PredictCode": assets.predict_function_code(),
+        "RolloutCode": assets.rollout_function_code(),
+        "PredictLayer": assets.layer_code(["serving-base", "onnx"], "arm64"),
+        "RolloutLayer": assets.layer_code(["serving-base"], "arm64", function="rollout"),
+    }
+    for name, code in codes.items():
+        lambda_.LayerVersion(stack, name, code=code)
+    stack.node.root.synth()  # type: ignore[attr-defined]
+
+    built = {p.read_text() for p in tmp_path.glob("asset.*/built-by.txt")}
+    assert built == {
+        "-m layers.build_layer --function-asset",
+        "-m layers.build_layer --function-asset --function rollout",
+        "-m layers.build_layer serving-base onnx --arch arm64 --combined",
+        "-m layers.build_layer serving-base --arch arm64 --combined --function rollout",
+    }
+
+
+def _unresolved_first_party_imports(asset: Path) -> list[str]:
+    def resolves(module: str) -> bool:
+        base = asset.joinpath(*module.split("."))
+        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+    unresolved = []
+    for source in asset.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            unresolved += [
+                f"{source.relative_to(asset)}: {module}"
+                for module in modules
+                if module.split(".")[0] in {"lambdaserve", "functions"} and not resolves(module)
+            ]
+    return unresolved

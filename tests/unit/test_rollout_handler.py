@@ -1,0 +1,313 @@
+"""The unattended rollout step and its Lambda handler, with in-process fakes for the ports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from functions.rollout.handler import LambdaHandler, RolloutPorts, RolloutSettings, build_handler
+from lambdaserve.core import rollout_controller as controller
+from lambdaserve.core.errors import FunctionConflictError, RolloutError
+from lambdaserve.core.functions import AliasRouting
+from lambdaserve.core.rollout_guard import GuardReport
+from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.core.rollout_state import RolloutState, VersionRef
+from lambdaserve.serving.rollout_step import (
+    MIN_WAIT_SECONDS,
+    RecordingHooks,
+    StepResult,
+    run_step,
+)
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+INTERVAL = 600
+SETTINGS = RolloutSettings(function_name="lambdaserve-dev-predict", state_bucket="artifacts")
+
+
+class FakeAlias:
+    def __init__(self) -> None:
+        self.routing = AliasRouting("live", "1", {}, "r0")
+        self.writes = 0
+
+    def read(self) -> AliasRouting:
+        return self.routing
+
+    def route(
+        self, version: str, additional: dict[str, float], expected_revision: str
+    ) -> AliasRouting:
+        if expected_revision != self.routing.revision_id:
+            raise FunctionConflictError("changed")
+        self.writes += 1
+        self.routing = AliasRouting("live", version, dict(additional), f"r{self.writes}")
+        return self.routing
+
+
+@dataclass
+class FakeGuard:
+    alarms: tuple[str, ...] = ()
+    samples: int = 1000
+
+    def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
+        return GuardReport(self.alarms, self.samples)
+
+
+class FakeStates:
+    def __init__(self) -> None:
+        self.saved: dict[str, RolloutState] = {}
+        self.saves = 0
+
+    def load(self, model_name: str) -> RolloutState | None:
+        return self.saved.get(model_name)
+
+    def save(self, state: RolloutState) -> None:
+        self.saves += 1
+        self.saved[state.model_name] = state
+
+
+@dataclass(frozen=True)
+class Context:
+    function_name: str = "lambdaserve-dev-rollout"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:rollout"
+    aws_request_id: str = "0b5e9f2c-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Fakes:
+    alias: FakeAlias
+    guard: FakeGuard
+    states: FakeStates
+
+    @property
+    def ports(self) -> RolloutPorts:
+        return RolloutPorts(alias=self.alias, guard=self.guard, states=self.states)
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes(alias=FakeAlias(), guard=FakeGuard(), states=FakeStates())
+
+
+def _started(fakes: Fakes, plan: RolloutPlan) -> None:
+    """What ``lambdaserve rollout start`` leaves in the durable store before the machine runs."""
+    state = controller.start(
+        model_name="churn",
+        function_name=SETTINGS.function_name,
+        champion=VersionRef(model_version="1", function_version="1"),
+        challenger=VersionRef(model_version="2", function_version="2"),
+        plan=plan,
+        alias=fakes.alias,
+        published={"1", "2"},
+        now=T0,
+    )
+    fakes.states.save(state)
+
+
+def _step(fakes: Fakes, at: timedelta) -> StepResult:
+    return run_step(
+        "churn",
+        alias=fakes.alias,
+        guard=fakes.guard,
+        states=fakes.states,
+        hooks=RecordingHooks(),
+        now=T0 + at,
+    )
+
+
+def test_a_canary_shifts_waits_out_its_interval_then_promotes(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
+
+    first = _step(fakes, timedelta(seconds=5))
+    assert (first.status, first.weight, first.finished) == ("running", 0.1, False)
+    assert first.wait_seconds == INTERVAL
+    assert fakes.alias.read().shares() == {"1": 0.9, "2": 0.1}
+
+    early = _step(fakes, timedelta(seconds=5 + 200))
+    assert (early.status, early.weight) == ("running", 0.1)
+    assert early.wait_seconds == INTERVAL - 200
+
+    done = _step(fakes, timedelta(seconds=5 + INTERVAL + 1))
+    assert (done.status, done.weight, done.wait_seconds, done.finished) == (
+        "promoted",
+        1.0,
+        0,
+        True,
+    )
+    assert "guards clear" in done.reason
+    assert fakes.alias.read().shares() == {"2": 1.0}
+    saved = fakes.states.load("churn")
+    assert saved is not None and saved.status == "promoted"
+    assert [e.action for e in saved.history] == ["start", "shift", "wait", "promote", "promote"]
+    registry_note = saved.history[-1].reason
+    assert "registry not updated" in registry_note and "champion alias moves to v2" in registry_note
+
+
+def test_an_alarm_rolls_back_and_finishes(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.linear(0.25, interval_seconds=INTERVAL))
+    _step(fakes, timedelta(0))
+    fakes.guard.alarms = ("5XX rate 30% > 2%",)
+
+    result = _step(fakes, timedelta(seconds=60))
+
+    assert (result.status, result.weight, result.wait_seconds, result.finished) == (
+        "rolled_back",
+        0.0,
+        0,
+        True,
+    )
+    assert result.reason == "guard alarm: 5XX rate 30% > 2%"
+    assert fakes.alias.read().shares() == {"1": 1.0}
+    saved = fakes.states.load("churn")
+    assert saved is not None
+    assert [e.action for e in saved.history][-2:] == ["rollback", "rollback"]
+    assert "tagged rolled_back" in saved.history[-1].reason
+
+
+def test_too_few_samples_polls_at_the_minimum_wait(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.canary(0.1, interval_seconds=60, min_samples=100))
+    _step(fakes, timedelta(0))
+    fakes.guard.samples = 3
+
+    result = _step(fakes, timedelta(seconds=61))
+
+    assert (result.status, result.wait_seconds, result.finished) == (
+        "running",
+        MIN_WAIT_SECONDS,
+        False,
+    )
+    assert "3 of 100 challenger requests" in result.reason
+
+
+def test_an_ab_split_on_hold_ends_the_loop(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.ab(0.5, min_samples=10))
+    _step(fakes, timedelta(0))
+
+    result = _step(fakes, timedelta(seconds=60))
+
+    assert (result.status, result.weight, result.finished, result.wait_seconds) == (
+        "holding",
+        0.5,
+        True,
+        0,
+    )
+
+
+def test_a_finished_rollout_is_reported_by_its_decision_and_not_saved_again(
+    fakes: Fakes,
+) -> None:
+    _started(fakes, RolloutPlan.linear(0.5, interval_seconds=60))
+    _step(fakes, timedelta(0))
+    fakes.guard.alarms = ("p99 latency 900 ms > 3.0x champion 40 ms",)
+    first = _step(fakes, timedelta(seconds=10))
+    saves = fakes.states.saves
+
+    again = _step(fakes, timedelta(seconds=60))
+
+    assert (again.status, again.finished, again.wait_seconds) == ("rolled_back", True, 0)
+    assert again.reason == first.reason == "guard alarm: p99 latency 900 ms > 3.0x champion 40 ms"
+    assert fakes.states.saves == saves
+
+
+def test_all_at_once_promotes_on_the_first_step(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.all_at_once())
+
+    result = _step(fakes, timedelta(0))
+
+    assert (result.status, result.weight, result.finished) == ("promoted", 1.0, True)
+    assert result.reason == "all-at-once: guards clear"
+
+
+def test_without_a_started_rollout_the_step_refuses(fakes: Fakes) -> None:
+    with pytest.raises(RolloutError, match="no rollout of churn has been started"):
+        _step(fakes, timedelta(0))
+
+
+def _handler(ports: RolloutPorts) -> LambdaHandler:
+    return build_handler(SETTINGS, ports=lambda _settings: ports, clock=lambda: T0)
+
+
+def test_the_handler_answers_what_the_state_machine_reads(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
+
+    output = _handler(fakes.ports)({"model_name": "churn"}, Context())
+
+    assert output == {
+        "model_name": "churn",
+        "status": "running",
+        "weight": 0.1,
+        "wait_seconds": INTERVAL,
+        "reason": "step 1/1: 10% to the challenger",
+        "finished": False,
+    }
+    json.dumps(output)  # the Lambda payload is JSON
+
+
+def test_the_handler_builds_its_ports_once_from_the_settings(fakes: Fakes) -> None:
+    seen: list[RolloutSettings] = []
+
+    def factory(settings: RolloutSettings) -> RolloutPorts:
+        seen.append(settings)
+        return fakes.ports
+
+    handler = build_handler(SETTINGS, ports=factory, clock=lambda: T0)
+    handler({"model_name": "churn"}, Context())
+    handler({"model_name": "churn"}, Context())
+    assert seen == [SETTINGS]
+
+
+def test_missing_state_is_an_error_result_with_a_clear_reason(fakes: Fakes) -> None:
+    output = _handler(fakes.ports)({"model_name": "churn"}, Context())
+
+    assert output["status"] == "error" and output["finished"] is True
+    assert output["model_name"] == "churn"
+    assert output["reason"].startswith("no rollout of churn has been started")
+    assert "Traceback" not in json.dumps(output)
+
+
+@pytest.mark.parametrize("event", [{}, {"model_name": ""}, {"model": "churn"}, ["churn"]])
+def test_a_malformed_event_is_an_error_result(fakes: Fakes, event: Any) -> None:
+    output = _handler(fakes.ports)(event, Context())
+
+    assert output["status"] == "error" and output["finished"] is True
+    assert output["reason"] == 'the event must be {"model_name": "<model name>"}'
+
+
+def test_an_unexpected_failure_names_the_request_and_never_the_stack(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenStates(FakeStates):
+        def load(self, model_name: str) -> RolloutState | None:
+            raise KeyError("boom")
+
+    broken = RolloutPorts(alias=fakes.alias, guard=fakes.guard, states=BrokenStates())
+
+    output = _handler(broken)({"model_name": "churn"}, Context())
+
+    assert output["status"] == "error" and output["finished"] is True
+    assert output["reason"] == (
+        "unexpected error; see the rollout function's logs (0b5e9f2c-request)"
+    )
+    assert "boom" not in json.dumps(output) and "Traceback" not in json.dumps(output)
+    (logged,) = [r for r in caplog.records if r.exc_info]  # the function's own logs have it
+    assert logged.getMessage() == "rollout step failed unexpectedly"
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUNCTION_NAME", "lambdaserve-dev-predict")
+    monkeypatch.setenv("STATE_BUCKET", "artifacts-bucket")
+    monkeypatch.delenv("ALIAS_NAME", raising=False)
+    monkeypatch.delenv("STATE_PREFIX", raising=False)
+
+    settings = RolloutSettings()
+
+    assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
+    assert settings.state_bucket == "artifacts-bucket"
