@@ -142,6 +142,10 @@ def start(
     watch: WatchOption = False,
     poll: PollOption = 5.0,
     timeout: TimeoutOption = 3600.0,
+    unattended: Annotated[
+        str | None,
+        typer.Option("--unattended", help="AWS: hand the rollout to this state machine ARN"),
+    ] = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -156,7 +160,14 @@ def start(
         }[plan]()
         context = rollout_context(store, backend, function, bucket)
         state = rollouts.start_rollout(context, name, chosen, challenger)
-        if watch:
+        if unattended:
+            if backend is not Backend.aws:
+                fail("--unattended needs --backend aws", code=2)
+            from lambdaserve.aws.rollout_machine import start_unattended
+
+            execution = start_unattended(unattended, name)
+            out.print(f"the state machine runs the rest: {execution}", highlight=False)
+        elif watch:
             state = _watch(context, state, name, poll, timeout)
     except (LambdaserveError, ValueError) as exc:
         fail(str(exc))
@@ -193,9 +204,16 @@ def status(
     function: FunctionOption = None,
     bucket: BucketOption = None,
 ) -> None:
-    """The rollout's plan, step and timeline (changes nothing)."""
+    """The rollout's plan, step and timeline (and the registry caught up if it finished
+    unattended)."""
     try:
-        state = rollout_context(store, backend, function, bucket).states.load(name)
+        context = rollout_context(store, backend, function, bucket)
+        state = context.states.load(name)
+        if state is not None and rollouts.reconcile_registry(context, state):
+            out.print(
+                f"registry: {name} v{state.challenger.model_version} is now champion "
+                "(the rollout finished unattended)"
+            )
     except LambdaserveError as exc:
         fail(str(exc))
     if state is None:

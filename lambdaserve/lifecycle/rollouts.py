@@ -115,12 +115,27 @@ def _current(context: RolloutContext, name: str) -> RolloutState:
 def advance(context: RolloutContext, name: str) -> RolloutState:
     """One controller tick, saved before it is reported."""
     state = _current(context, name)
+    if state.finished:
+        reconcile_registry(context, state)
+        return state
     updated = controller.tick(
         state, alias=context.alias, guard=context.guard, hooks=context.hooks, now=context.clock()
     )
     if updated != state:
         context.states.save(updated)
     return updated
+
+
+def reconcile_registry(context: RolloutContext, state: RolloutState) -> bool:
+    """A rollout finished unattended (the AWS state machine cannot reach the registry): move
+    the MLflow champion to match what the alias now serves. True when something changed."""
+    if state.status != "promoted":
+        return False
+    champion = context.registry.by_alias(state.model_name, CHAMPION)
+    if champion is not None and champion.version == state.challenger.model_version:
+        return False
+    context.hooks.promoted(state)
+    return True
 
 
 def promote_rollout(context: RolloutContext, name: str) -> RolloutState:

@@ -1,0 +1,23 @@
+"""Start the rollout state machine, so a rollout runs unattended on AWS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambdaserve.aws.clients import aws_client
+from lambdaserve.core.errors import RolloutError
+
+
+def start_unattended(state_machine_arn: str, model_name: str, *, client: Any | None = None) -> str:
+    """Start an execution named after the model; returns its ARN."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sfn = client or aws_client("stepfunctions")
+    try:
+        response = sfn.start_execution(
+            stateMachineArn=state_machine_arn, input=json.dumps({"model_name": model_name})
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise RolloutError(f"could not start the rollout state machine: {exc}") from exc
+    return str(response["executionArn"])
