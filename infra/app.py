@@ -6,13 +6,15 @@ from aws_cdk import App, Environment, Tags
 
 from infra.config import StageConfig, load_stage_config
 from infra.nag_suppressions import synth_with_nag
+from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.serving_stack import ServingStack
 from infra.stacks.storage_stack import StorageStack
 from infra.stacks.training_stack import TrainingStack
 
 
 def build_app(app: App, config: StageConfig) -> dict[str, object]:
-    """Stacks split by stability: storage (stateful) → serving, training (stateless)."""
+    """Stacks split by stability: storage (stateful) → serving, monitoring, training
+    (stateless)."""
     env = Environment(account=config.account, region=config.region)
     storage = StorageStack(
         app, f"{config.prefix}-storage", config=config, env=env, termination_protection=True
@@ -31,10 +33,20 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         artifact_bucket=storage.artifact_bucket,
         env=env,
     )
-    for stack in (storage, serving, training):
+    monitoring = MonitoringStack(
+        app,
+        f"{config.prefix}-monitoring",
+        config=config,
+        capture_bucket=storage.capture_bucket,
+        artifact_bucket=storage.artifact_bucket,
+        predict_log_group=serving.log_group,
+        alarm_topic=serving.alarm_topic,
+        env=env,
+    )
+    for stack in (storage, serving, monitoring, training):
         Tags.of(stack).add("project", "lambdaserve")
         Tags.of(stack).add("stage", config.stage)
-    return {"storage": storage, "serving": serving, "training": training}
+    return {"storage": storage, "serving": serving, "monitoring": monitoring, "training": training}
 
 
 def main() -> None:

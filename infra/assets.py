@@ -85,6 +85,15 @@ def rollout_function_code() -> lambda_.Code:
     )
 
 
+def drift_function_code() -> lambda_.Code:
+    """Only what the drift handler imports: the drift job, its statistics and S3/SNS adapters."""
+    return lambda_.Code.from_asset(
+        str(REPO_ROOT / "functions"),
+        bundling=_bundling("-m", "layers.build_layer", "--function-asset", "--function", "drift"),
+        asset_hash_type=AssetHashType.OUTPUT,
+    )
+
+
 def training_source_bundling() -> BundlingOptions:
     """``sourcedir.tar.gz`` for SageMaker script mode, uploaded as a single file."""
     return _bundling("-m", "training.source_bundle", output_type=BundlingOutput.SINGLE_FILE)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -14,6 +15,14 @@ STAGES_CONTEXT_KEY = "lambdaserve:stages"
 STAGE_CONTEXT_KEY = "stage"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 # (the same days infra/constructs/log_retention.py maps to CloudWatch's enum)
+#: EventBridge Scheduler's recurring expressions (one-time ``at(...)`` schedules are refused).
+_SCHEDULE = r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
+_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+#: Seconds Firehose buffers captures before writing them to S3 (infra/constructs/capture_pipeline).
+CAPTURE_BUFFER_SECONDS = 60
+#: Alarms on Metrics Insights queries evaluate only the latest 3 hours of data.
+METRICS_INSIGHTS_HOURS = 3
 
 
 class StageConfigError(ValueError):
@@ -75,6 +84,32 @@ class StageConfig(BaseModel):
         default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
     )
     training_max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+    drift_schedule_expression: str = Field(
+        default="rate(1 hour)",
+        pattern=_SCHEDULE,
+        description="EventBridge Scheduler rate(...) or cron(...) (UTC) of the drift job",
+    )
+    drift_window_minutes: int = Field(
+        default=60, ge=1, le=1440, description="captures judged per run; divides a day"
+    )
+    drift_lateness_minutes: int = Field(
+        default=15, ge=1, le=1440, description="how long a window waits for late captures"
+    )
+    drift_min_samples: int = Field(default=100, ge=1, description="rows a verdict needs")
+    drift_persistence_k: int = Field(default=2, ge=1, description="drifted windows of the last n")
+    drift_persistence_n: int = Field(default=3, ge=1)
+    heartbeat_hours: int = Field(
+        default=2,
+        ge=1,
+        le=METRICS_INSIGHTS_HOURS,
+        description="hours without a drift run before the heartbeat alarm fires",
+    )
+    capture_mask: tuple[str, ...] = Field(
+        default=(), description="features captured as null (the drift job skips them)"
+    )
+    capture_hash: tuple[str, ...] = Field(
+        default=(), description="features captured as salted hashes (the drift job skips them)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StageConfig:
@@ -88,7 +123,44 @@ class StageConfig(BaseModel):
             raise ValueError("auth_mode 'cognito' needs cognito_user_pool_arn (the user pool)")
         if self.auth_mode == "iam" and self.cognito_user_pool_arn:
             raise ValueError("cognito_user_pool_arn is only used with auth_mode 'cognito'")
+        self._check_drift()
         return self
+
+    def _check_drift(self) -> None:
+        if 1440 % self.drift_window_minutes:
+            raise ValueError("drift_window_minutes must divide a day (1440 minutes)")
+        if self.drift_lateness_minutes * 60 <= CAPTURE_BUFFER_SECONDS:
+            raise ValueError(
+                f"drift_lateness_minutes must exceed Firehose's {CAPTURE_BUFFER_SECONDS} s buffer"
+            )
+        if self.drift_persistence_k > self.drift_persistence_n:
+            raise ValueError("drift_persistence_k cannot exceed drift_persistence_n")
+        for name in (*self.capture_mask, *self.capture_hash):
+            if not name.strip() or "," in name:
+                raise ValueError(f"capture_mask/capture_hash name feature names, got {name!r}")
+        if self.capture_hash:
+            raise ValueError(
+                "capture_hash needs a salt, which is a secret and must not travel in the "
+                "function's environment; until the stack reads it from a secret store, use "
+                "capture_mask for these features"
+            )
+        every = self.drift_interval_minutes
+        if every is not None and every > self.drift_window_minutes:
+            raise ValueError(
+                f"drift_schedule_expression runs every {every} min, so windows of "
+                f"{self.drift_window_minutes} min (drift_window_minutes) would go unjudged"
+            )
+        if every is not None and every >= self.heartbeat_hours * 60:
+            raise ValueError(
+                f"drift_schedule_expression runs every {every} min: heartbeat_hours "
+                f"({self.heartbeat_hours}) must be longer, or the heartbeat fires between runs"
+            )
+
+    @property
+    def drift_interval_minutes(self) -> int | None:
+        """Minutes between drift runs of a ``rate(...)`` schedule (None for ``cron(...)``)."""
+        match = _RATE.fullmatch(self.drift_schedule_expression.strip())
+        return int(match[1]) * _MINUTES[match[2]] if match else None
 
     @property
     def prefix(self) -> str:

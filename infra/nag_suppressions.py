@@ -110,6 +110,41 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         "and X-Ray APIs used for execution logging and tracing accept no resource ARN.",
     ),
     Acknowledgement(
+        r"{prefix}-monitoring/Drift/Function/Resource",
+        r"AwsSolutions-L1",
+        "The drift function imports the serving-base and drift (SciPy) layers built for "
+        "python3.13 (DESIGN decision 1), like the predict and rollout functions; the three move "
+        "to a newer runtime together, with their layers rebuilt, in one deliberate change.",
+    ),
+    Acknowledgement(
+        r"{prefix}-monitoring/Drift/Role/DefaultPolicy/Resource",
+        _ids(
+            re.escape("AwsSolutions-IAM5[Resource::*]"),
+            r"AwsSolutions-IAM5\[Resource::<DriftFunctionLogs[0-9A-F]+\.Arn>:\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Captures.*/captures/\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/(models|drift-reports)/\*\]",
+        ),
+        "X-Ray trace writes accept no resource ARN (Resource::*); log streams are created in "
+        "the function's own log group; captures are read from hourly partitions under captures/ "
+        "whose object names Firehose generates; bundles are read under models/ (keys per model "
+        "version, published after deploy); reports are read and created under drift-reports/ "
+        "with one key per model version and window, PutObject only with If-None-Match.",
+    ),
+    Acknowledgement(
+        r"{prefix}-monitoring/Capture/DeliveryRole/DefaultPolicy/Resource",
+        r"AwsSolutions-IAM5\[Resource::.*Captures.*/(captures|capture-errors)/\*\]",
+        "Firehose names every object it writes (partition prefix, stream name, timestamp, random "
+        "id), so its role may write objects under captures/ (deliveries) and capture-errors/ "
+        "(records it could not process) of the capture bucket, and nowhere else.",
+    ),
+    Acknowledgement(
+        r"{prefix}-monitoring/Drift/DeadLetters/Resource",
+        r"AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue: EventBridge Scheduler's DeadLetterConfig of "
+        "the drift schedule and the drift function's on-failure destination send to it. cdk-nag "
+        "only recognizes queues named in another queue's RedrivePolicy.",
+    ),
+    Acknowledgement(
         r"{prefix}-training/SageMakerRole/DefaultPolicy/Resource",
         _ids(
             re.escape("AwsSolutions-IAM5[Resource::*]"),

@@ -17,7 +17,7 @@ exits 1 when function plus layers exceed Lambda's 250 MB unzipped limit.
 The CDK app's local bundling uses two more forms: ``NAME... --combined --out DIR`` merges the
 named layers into the one layer a function deploys (``DIR/python``), after the same budget check;
 ``--function-asset --out DIR`` writes the function's code asset into ``DIR``. Both act for the
-predict function unless ``--function rollout`` names the rollout function.
+predict function unless ``--function rollout`` (or ``drift``) names another function.
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ LAYERS: dict[str, Path] = {
     "serving-base": REQUIREMENTS_DIR / "serving-base.txt",
     "onnx": REQUIREMENTS_DIR / "onnx.txt",
     "sklearn": REQUIREMENTS_DIR / "sklearn.txt",
+    "drift": REQUIREMENTS_DIR / "drift.txt",
 }
 #: The layers a layer is deployed on top of (their pins complete its dependency closure).
 LAYER_BASES: dict[str, tuple[str, ...]] = {
     "serving-base": (),
     "onnx": ("serving-base",),
     "sklearn": ("serving-base",),
+    "drift": ("serving-base",),
 }
 #: glibc of the python3.13 runtime (Amazon Linux 2023).
 RUNTIME_GLIBC_MINOR = 34

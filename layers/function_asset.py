@@ -6,9 +6,9 @@ run in the predict function, and ``serving/background_server.py`` is the uvicorn
 demo and tests, ``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves
 every first-party import inside the asset resolves within it.
 
-The rollout asset is the rollout handler's first-party import closure: exactly the modules it
-imports (directly or through each other, function-level imports included), with their packages'
-``__init__.py``; nothing of the web app, the predictors or the CLI.
+The rollout and drift assets are their handlers' first-party import closures: exactly the
+modules each imports (directly or through each other, function-level imports included), with
+their packages' ``__init__.py``; nothing of the web app, the predictors or the CLI.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ INCLUDED = (
     "lambdaserve/aws",
     "lambdaserve/local/__init__.py",
     "lambdaserve/local/artifact_store.py",
+    "lambdaserve/local/capture_log.py",  # the capture line format serving/capture_sinks prints
 )
 EXCLUDED = frozenset(
     {"lambdaserve/serving/background_server.py", "lambdaserve/serving/local_gateway.py"}
 )
 ROLLOUT_HANDLER = "functions/rollout/handler.py"
+DRIFT_HANDLER = "functions/drift/handler.py"
 FIRST_PARTY = frozenset({"lambdaserve", "functions"})
 
 
@@ -128,8 +130,14 @@ def build_rollout_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int
     return _copy_asset(import_closure(ROLLOUT_HANDLER, repo_root), output_dir, repo_root)
 
 
+def build_drift_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
+    """Copy the drift function's code (its import closure) into ``output_dir``; return bytes."""
+    return _copy_asset(import_closure(DRIFT_HANDLER, repo_root), output_dir, repo_root)
+
+
 #: Function name -> the builder of its code asset.
 FUNCTION_ASSETS: dict[str, Callable[[Path], int]] = {
     "predict": build_function_asset,
     "rollout": build_rollout_asset,
+    "drift": build_drift_asset,
 }

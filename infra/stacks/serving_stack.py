@@ -30,9 +30,14 @@ LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "skl
 
 
 def predict_environment(config: StageConfig) -> dict[str, str]:
-    """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks it)
-    plus Powertools' own variables."""
+    """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks
+    it), plus Powertools' own variables, except ``CAPTURE_SALT``: a secret never travels in the
+    environment, so the stack refuses ``capture_hash`` until it reads the salt from a secret
+    store."""
     environment = {
+        "CAPTURE_ENABLED": "true",
+        "CAPTURE_MASK": ",".join(config.capture_mask),
+        "CAPTURE_HASH": "",
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
         "BUNDLE_CACHE_DIR": "/tmp/lambdaserve-bundles",  # noqa: S108 - Lambda's only writable dir
@@ -68,6 +73,8 @@ class ServingStack(Stack):
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        #: The predict function's log group: its capture lines feed the monitoring stack.
+        self.log_group: logs.ILogGroup = log_group
         role = self._role(log_group, artifact_bucket)
         layer = lambda_.LayerVersion(
             self,
@@ -124,7 +131,7 @@ class ServingStack(Stack):
             self,
             "AlarmTopic",
             topic_name=f"{config.prefix}-alarms",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=self._alarm_key(),
             enforce_ssl=True,
         )
         if config.alarm_email:
@@ -153,6 +160,21 @@ class ServingStack(Stack):
         CfnOutput(
             self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn
         )
+
+    def _alarm_key(self) -> kms.Key:
+        """A customer-managed key: CloudWatch alarms can publish to an encrypted topic only when
+        the key policy lets CloudWatch use the key, which an AWS-managed key never does."""
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="encrypts the lambdaserve alarm topic; CloudWatch may use it to publish",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        return key
 
     def _role(self, log_group: logs.ILogGroup, artifact_bucket: s3.IBucket) -> iam.Role:
         """Least privilege: its own log group, X-Ray, and reading model bundles."""

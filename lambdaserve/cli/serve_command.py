@@ -2,7 +2,8 @@
 
 With ``--model`` it serves that stored model. Without it, a function with a ``live`` alias is
 served through the local gateway (the alias's versions and weights, followed without restart);
-otherwise the store's only model is served.
+otherwise the store's only model is served. Either way every prediction is captured as JSONL
+under ``<store>/captures/dt=YYYY-MM-DD/hour=HH/`` (``CAPTURE_ENABLED=false`` turns it off).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.local.capture_log import CaptureLog
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.local_gateway import create_gateway
@@ -81,10 +83,13 @@ def serve(
             highlight=False,
         )
     else:
-        app = create_app(loaded, settings=settings)
+        capture = CaptureLog(artifacts.root) if settings.capture_enabled else None
+        app = create_app(loaded, settings=settings, capture=capture)
         err.print(
             f"serving [bold]{loaded.name}[/] version {loaded.version} ({loaded.predictor.runtime}) "
             f"on http://{host}:{port}  (docs at /docs)",
             highlight=False,
         )
+    if settings.capture_enabled:
+        err.print(f"capturing predictions under {escape(str(artifacts.root / 'captures'))}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

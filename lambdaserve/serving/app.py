@@ -7,6 +7,7 @@ request_models); their schemas are published in the OpenAPI document so /docs sh
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
+from lambdaserve.core.capture import CapturePolicy, CaptureSink
 from lambdaserve.core.errors import ModelNotLoadedError
 from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
@@ -63,8 +65,15 @@ def create_app(
     settings: ServingSettings | None = None,
     observer: PredictionObserver | None = None,
     load_error: str | None = None,
+    capture: CaptureSink | None = None,
+    capture_policy: CapturePolicy | None = None,
+    function_version: str | None = None,
 ) -> FastAPI:
-    """Build the prediction API around a loaded model (or ``None``: every prediction is a 503)."""
+    """Build the prediction API around a loaded model (or ``None``: every prediction is a 503).
+
+    With ``capture``, every scored row is also written to that sink as a ``CaptureRecord``
+    stamped with ``function_version``, under ``capture_policy`` (default: the settings' one).
+    """
     settings = settings or ServingSettings()
     app = FastAPI(
         title="lambdaserve prediction API",
@@ -108,7 +117,13 @@ def create_app(
 
         return app
 
-    service = PredictionService(model, observer)
+    service = PredictionService(
+        model,
+        observer,
+        capture=capture,
+        capture_policy=capture_policy or settings.capture_policy(),
+        function_version=function_version,
+    )
     validators = build_request_validators(
         model.bundle.manifest.features, max_batch_rows=settings.max_batch_rows
     )
@@ -138,8 +153,9 @@ def create_app(
         openapi_extra=_body("PredictRequest"),
     )
     async def predict(request: Request) -> Response:
+        received_at = time.perf_counter()
         body = await parse(request, validators.predict)
-        return answer(service.predict([body["features"]])[0])
+        return answer(service.predict([body["features"]], received_at=received_at)[0])
 
     @app.post(
         "/predict/batch",
@@ -149,8 +165,9 @@ def create_app(
         openapi_extra=_body("BatchPredictRequest"),
     )
     async def predict_batch(request: Request) -> Response:
+        received_at = time.perf_counter()
         body = await parse(request, validators.batch)
-        return answer({"predictions": service.predict(body["instances"])})
+        return answer({"predictions": service.predict(body["instances"], received_at=received_at)})
 
     _publish_request_schemas(app, validators.openapi_components())
     return app

@@ -2,10 +2,15 @@
 
 The bundle named by ``MODEL_URI`` is loaded when the handler is built, i.e. once per execution
 environment during Lambda's init phase, never inside a request or the ASGI lifespan.
+
+Every prediction is captured as one JSON line on stdout (``LogLineSink``), stamped with the
+executed function version that Lambda sets in ``AWS_LAMBDA_FUNCTION_VERSION`` (the same value
+as ``context.function_version``); the log subscription ships it to Firehose and S3.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +24,7 @@ from mangum import Mangum
 
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.serving.app import create_app
+from lambdaserve.serving.capture_sinks import LogLineSink
 from lambdaserve.serving.model_loader import LoadedModel, load_model
 from lambdaserve.serving.settings import ServingSettings
 
@@ -36,6 +42,9 @@ class EmfObserver:
         self.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
         self.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
         self.metrics.add_metric(name="UnseenCategoryRows", unit=MetricUnit.Count, value=unseen)
+
+    def capture_failed(self, model: LoadedModel, *, records: int) -> None:
+        self.metrics.add_metric(name="CaptureErrors", unit=MetricUnit.Count, value=records)
 
 
 def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None, str | None]:
@@ -81,7 +90,15 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         default_dimensions=dimensions,
     )
     metrics = Metrics(provider=provider)
-    app = create_app(model, settings=settings, observer=EmfObserver(metrics), load_error=error)
+    app = create_app(
+        model,
+        settings=settings,
+        observer=EmfObserver(metrics),
+        load_error=error,
+        capture=LogLineSink() if settings.capture_enabled else None,
+        # A reserved variable of the Lambda runtime, not configuration: not in ServingSettings.
+        function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+    )
     asgi = Mangum(app, lifespan="off")
 
     @metrics.log_metrics

@@ -6,7 +6,9 @@ version with ``choose_version`` (sticky when the request carries ``X-Unit-Id``) 
 call to that version's own ``create_app`` instance. Each version's app is built once, from the
 bundle its version pins (``MODEL_URI``/``MODEL_SHA256``), the first time it is routed to, like a
 Lambda cold start; a bundle that does not load becomes that version's 503 app. Responses gain an
-``x-function-version`` header and every request is appended to the request log.
+``x-function-version`` header and every request is appended to the request log. Every scored
+row is captured (``CaptureLog`` under the store, unless capture is disabled in the settings)
+stamped with the function version that served it, as on Lambda.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lambdaserve.core.capture import CaptureSink
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 from lambdaserve.core.traffic_assignment import choose_version
+from lambdaserve.local.capture_log import CaptureLog
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.local.request_log import RequestLog, RequestRecord
 from lambdaserve.serving.app import create_app
@@ -57,6 +61,7 @@ class LocalGateway:
         settings: ServingSettings,
         rng: random.Random | None = None,
         alias: str = LIVE_ALIAS,
+        capture: CaptureSink | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.functions = LocalFunctionVersions(self.root, function_name)
@@ -64,6 +69,9 @@ class LocalGateway:
         self.settings = settings
         self.rng = rng
         self.request_log = RequestLog(self.root, function_name)
+        if capture is None and settings.capture_enabled:
+            capture = CaptureLog(self.root)
+        self.capture = capture
         self._routing_key: tuple[int, ...] | None = None
         self._routing: AliasRouting | str = ""
         self._apps: dict[str, VersionApp] = {}
@@ -134,7 +142,10 @@ class LocalGateway:
             log.warning("function version %s cannot load its bundle: %s", version, exc)
             reason = f"function version {version} could not load its bundle: {exc}"
             return VersionApp(create_app(None, settings=self.settings, load_error=reason))
-        return VersionApp(create_app(model, settings=self.settings), model.version)
+        app = create_app(
+            model, settings=self.settings, capture=self.capture, function_version=version
+        )
+        return VersionApp(app, model.version)
 
     async def _forward(
         self,
@@ -208,9 +219,13 @@ def create_gateway(
     *,
     settings: ServingSettings,
     rng: random.Random | None = None,
+    capture: CaptureSink | None = None,
 ) -> LocalGateway:
-    """The local API Gateway → ``live`` alias → function version app (an ASGI app)."""
-    return LocalGateway(root, function_name, settings=settings, rng=rng)
+    """The local API Gateway → ``live`` alias → function version app (an ASGI app).
+
+    Captures go to ``capture``, by default to ``CaptureLog(root)`` (``<root>/captures``).
+    """
+    return LocalGateway(root, function_name, settings=settings, rng=rng, capture=capture)
 
 
 def _unit_id(scope: Scope) -> str | None:

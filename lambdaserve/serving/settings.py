@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lambdaserve.core.capture import CapturePolicy
 
 #: Lambda's synchronous payload limit is 6 MB; stay under it with room for the event envelope.
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_BATCH_ROWS = 5000
+
+FieldNames = Annotated[frozenset[str], NoDecode]
 
 
 class ServingSettings(BaseSettings):
@@ -27,3 +32,38 @@ class ServingSettings(BaseSettings):
     max_batch_rows: int = Field(default=DEFAULT_MAX_BATCH_ROWS, ge=1, le=100_000)
     bundle_cache_dir: Path = Path(tempfile.gettempdir()) / "lambdaserve-bundles"
     preferred_runtime: Literal["onnx", "sklearn"] | None = None
+    capture_enabled: bool = Field(default=True, description="one capture record per prediction")
+    capture_mask: FieldNames = Field(
+        default=frozenset(), description="features captured as null (comma-separated names)"
+    )
+    capture_hash: FieldNames = Field(
+        default=frozenset(), description="features captured as a salted sha256 (comma-separated)"
+    )
+    capture_salt: SecretStr = Field(
+        default=SecretStr(""), description="salt of the hashed features; required with hashing"
+    )
+
+    @field_validator("capture_mask", "capture_hash", mode="before")
+    @classmethod
+    def _field_names(cls, value: object) -> object:
+        """``a,b`` or a JSON list ``["a", "b"]``; blanks are ignored."""
+        if isinstance(value, str):
+            text = value.strip()
+            names = json.loads(text) if text.startswith("[") else text.split(",")
+            return frozenset(str(name).strip() for name in names if str(name).strip())
+        return value
+
+    @model_validator(mode="after")
+    def _hashing_is_salted(self) -> Self:
+        if self.capture_hash and not self.capture_salt.get_secret_value():
+            # Unsalted sha256 of an e-mail or a customer id is reversed by trying candidates.
+            raise ValueError("CAPTURE_HASH needs CAPTURE_SALT: unsalted hashes can be reversed")
+        return self
+
+    def capture_policy(self) -> CapturePolicy:
+        return CapturePolicy(
+            enabled=self.capture_enabled,
+            mask=self.capture_mask,
+            hash=self.capture_hash,
+            salt=self.capture_salt.get_secret_value(),
+        )

@@ -48,6 +48,11 @@ def test_unknown_stage_lists_the_known_ones() -> None:
         load_stage_config(_context({}), stage="prod")
 
 
+def test_hashing_captures_is_refused_until_the_salt_has_a_secret_store() -> None:
+    with pytest.raises(StageConfigError, match="capture_hash needs a salt"):
+        load_stage_config(_context({"capture_hash": ["region"]}))
+
+
 def test_cognito_needs_its_pool() -> None:
     with pytest.raises(StageConfigError, match="cognito_user_pool_arn"):
         load_stage_config(_context({"auth_mode": "cognito"}))

@@ -233,7 +233,16 @@ def test_alarms_per_alias_per_version_and_api_notify_sns(dev: Synthesized) -> No
 
 def test_alarm_topic_is_encrypted_and_tls_only(dev: Synthesized, cognito: Synthesized) -> None:
     (topic,) = _resources(dev, "serving", "AWS::SNS::Topic").values()
-    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    key_ref = json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    assert "AlarmTopicKey" in key_ref  # customer-managed: CloudWatch needs the key policy
+    (key,) = _resources(dev, "serving", "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch and set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     (policy,) = _resources(dev, "serving", "AWS::SNS::TopicPolicy").values()
     statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
     assert statement["Effect"] == "Deny"

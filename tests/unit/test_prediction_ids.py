@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
+from lambdaserve.core import prediction_ids
 from lambdaserve.core.prediction_ids import new_prediction_id, new_prediction_ids
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _restore_the_id_clock() -> Iterator[None]:
+    """Ids made with a future ``now_ms`` move the module's monotonic clock; put it back so later
+    tests in the same process see real time."""
+    saved = (prediction_ids._last_ms, prediction_ids._last_random)
+    yield
+    prediction_ids._last_ms, prediction_ids._last_random = saved
+
+
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 

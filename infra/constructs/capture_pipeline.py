@@ -1,0 +1,212 @@
+"""Prediction capture on AWS: the predict function's capture lines → CloudWatch Logs subscription
+→ Firehose → ``s3://<capture bucket>/captures/dt=YYYY-MM-DD/hour=HH/``.
+
+The predict function prints one compact JSON line per prediction, ``{"lambdaserve_capture":1,...}``
+(``lambdaserve.serving.capture_sinks``). A subscription filter on its log group selects those
+lines by the marker and hands them to Firehose, gzip'd and wrapped in CloudWatch Logs envelopes
+(``{"messageType": "DATA_MESSAGE", "logEvents": [{"message": ...}, ...]}``). Firehose's built-in
+processors undo both: ``Decompression`` (GZIP) and ``CloudWatchLogProcessing`` with
+``DataMessageExtraction`` deliver only each event's message, i.e. the capture lines as printed
+(Amazon Data Firehose developer guide, "Decompression of CloudWatch Logs" and "Message extraction
+after decompression of CloudWatch Logs"; CDK's ``DecompressionProcessor`` and
+``CloudWatchLogProcessor`` render the same processor types and parameters).
+``AppendDelimiterToRecord`` ends every record with a newline, so the last line of one envelope
+and the first of the next never share a line (a blank line is skipped by the reader). Objects
+are gzip'd JSON lines named ``*.jsonl.gz``, which is what ``lambdaserve.aws.s3_drift_io`` reads.
+
+Partitions use Firehose's arrival timestamp (UTC), seconds after capture: a record captured in
+the last seconds of an hour can land in the next hour's partition.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.config import CAPTURE_BUFFER_SECONDS, StageConfig
+from infra.constructs.log_retention import retention
+
+#: ``lambdaserve.core.capture.LOG_MARKER`` (infra imports no runtime code; a test compares them).
+LOG_MARKER = "lambdaserve_capture"
+FILTER_PATTERN = f"{{ $.{LOG_MARKER} = 1 }}"
+CAPTURE_PREFIX = "captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
+ERROR_PREFIX = "capture-errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+FILE_EXTENSION = ".jsonl.gz"
+BUFFER_MB = 5
+#: Object keys the delivery role may write: captures, and records Firehose could not process.
+WRITTEN_PREFIXES = ("captures/", "capture-errors/")
+
+
+class CapturePipeline(Construct):
+    """The delivery stream into the capture bucket and the subscription that feeds it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        capture_bucket: s3.IBucket,
+        source: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        errors = logs.LogGroup(
+            self,
+            "DeliveryLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        errors_stream = logs.LogStream(
+            self, "DeliveryErrors", log_group=errors, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = self._delivery_role(capture_bucket, errors, errors_stream)
+        self.delivery_stream = firehose.CfnDeliveryStream(
+            self,
+            "Stream",
+            delivery_stream_name=f"{config.prefix}-captures",
+            delivery_stream_type="DirectPut",
+            delivery_stream_encryption_configuration_input=(
+                firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
+                    key_type="AWS_OWNED_CMK"
+                )
+            ),
+            extended_s3_destination_configuration=(
+                firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
+                    bucket_arn=capture_bucket.bucket_arn,
+                    role_arn=role.role_arn,
+                    prefix=CAPTURE_PREFIX,
+                    error_output_prefix=ERROR_PREFIX,
+                    file_extension=FILE_EXTENSION,
+                    compression_format="GZIP",
+                    buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
+                        interval_in_seconds=CAPTURE_BUFFER_SECONDS, size_in_m_bs=BUFFER_MB
+                    ),
+                    processing_configuration=_processing(),
+                    cloud_watch_logging_options=(
+                        firehose.CfnDeliveryStream.CloudWatchLoggingOptionsProperty(
+                            enabled=True,
+                            log_group_name=errors.log_group_name,
+                            log_stream_name=errors_stream.log_stream_name,
+                        )
+                    ),
+                )
+            ),
+        )
+        # Firehose checks its role when the stream is created: the policy must exist first.
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        self.delivery_stream.node.add_dependency(policy)
+        self.subscription = logs.CfnSubscriptionFilter(
+            self,
+            "Subscription",
+            log_group_name=source.log_group_name,
+            filter_pattern=FILTER_PATTERN,
+            destination_arn=self.delivery_stream.attr_arn,
+            role_arn=self._subscription_role().role_arn,
+        )
+
+    @property
+    def delivery_stream_name(self) -> str:
+        return self.delivery_stream.ref
+
+    def _delivery_role(
+        self, bucket: s3.IBucket, errors: logs.ILogGroup, errors_stream: logs.ILogStream
+    ) -> iam.Role:
+        """What Firehose needs to write an S3 destination (Firehose developer guide, "Grant
+        Firehose access to an Amazon S3 destination"), its objects narrowed to our prefixes."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "DeliveryRole",
+            assumed_by=iam.ServicePrincipal(
+                "firehose.amazonaws.com",
+                conditions={"StringEquals": {"sts:ExternalId": stack.account}},
+            ),
+            description="lambdaserve capture delivery: write captures into the capture bucket",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                resources=[bucket.bucket_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in WRITTEN_PREFIXES],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=(
+                            f"{errors.log_group_name}:log-stream:{errors_stream.log_stream_name}"
+                        ),
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        return role
+
+    def _subscription_role(self) -> iam.Role:
+        """The role CloudWatch Logs assumes to put the selected lines into this stream only."""
+        stack = Stack.of(self)
+        return iam.Role(
+            self,
+            "SubscriptionRole",
+            assumed_by=iam.ServicePrincipal(
+                f"logs.{stack.region}.amazonaws.com",
+                conditions={
+                    "StringLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="logs", resource="*", arn_format=ArnFormat.NO_RESOURCE_NAME
+                        )
+                    }
+                },
+            ),
+            description="lambdaserve capture subscription: CloudWatch Logs to the capture stream",
+            # Inline, so it exists before the subscription filter, which CloudWatch Logs tests by
+            # delivering to the stream when the filter is created.
+            inline_policies={
+                "PutCaptures": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["firehose:PutRecord", "firehose:PutRecordBatch"],
+                            resources=[self.delivery_stream.attr_arn],
+                        )
+                    ]
+                )
+            },
+        )
+
+
+def _processing() -> firehose.CfnDeliveryStream.ProcessingConfigurationProperty:
+    def processor(kind: str, **parameters: str) -> firehose.CfnDeliveryStream.ProcessorProperty:
+        return firehose.CfnDeliveryStream.ProcessorProperty(
+            type=kind,
+            parameters=[
+                firehose.CfnDeliveryStream.ProcessorParameterProperty(
+                    parameter_name=name, parameter_value=value
+                )
+                for name, value in parameters.items()
+            ]
+            or None,
+        )
+
+    return firehose.CfnDeliveryStream.ProcessingConfigurationProperty(
+        enabled=True,
+        processors=[
+            processor("Decompression", CompressionFormat="GZIP"),
+            processor("CloudWatchLogProcessing", DataMessageExtraction="true"),
+            processor("AppendDelimiterToRecord"),
+        ],
+    )

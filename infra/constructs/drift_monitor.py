@@ -1,0 +1,265 @@
+"""The scheduled drift job: ``functions/drift/handler.py`` on an EventBridge Scheduler schedule.
+
+The schedule invokes the function with ``{"time": "<aws.scheduler.scheduled-time>"}``, so every
+attempt of one run judges the same window (``lambdaserve.lifecycle.drift_job``). EventBridge
+Scheduler invokes Lambda asynchronously (Lambda developer guide, "Invoke a Lambda function on a
+schedule"): its retry policy and dead-letter queue cover invocations it cannot deliver, and the
+function's own asynchronous invocation config (retries, then an on-failure destination) covers
+runs that fail. Both end in one encrypted, TLS-only queue that an alarm watches.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.assets import drift_function_code, layer_code
+from infra.config import StageConfig
+from infra.constructs.log_retention import retention
+
+HANDLER = "functions.drift.handler.lambda_handler"
+#: Scheduler substitutes the run's scheduled time (ISO 8601, UTC) for the placeholder.
+SCHEDULE_INPUT = json.dumps({"time": "<aws.scheduler.scheduled-time>"})
+MEMORY_MB = 1024
+TIMEOUT = Duration.minutes(10)
+SCHEDULER_RETRIES = 3
+FUNCTION_RETRIES = 2
+CAPTURES_PREFIX = "captures/"
+MODELS_PREFIX = "models/"
+REPORTS_PREFIX = "drift-reports/"
+
+
+def drift_environment(
+    config: StageConfig, *, capture_bucket: str, artifact_bucket: str, alarm_topic_arn: str
+) -> dict[str, str]:
+    """Exactly the fields ``functions.drift.handler.DriftSettings`` reads (a test checks it) plus
+    Powertools' own variables."""
+    return {
+        "CAPTURE_BUCKET": capture_bucket,
+        "ARTIFACT_BUCKET": artifact_bucket,
+        "ALARM_TOPIC_ARN": alarm_topic_arn,
+        "WINDOW_MINUTES": str(config.drift_window_minutes),
+        "LATENESS_MINUTES": str(config.drift_lateness_minutes),
+        "MIN_SAMPLES": str(config.drift_min_samples),
+        "PERSISTENCE_K": str(config.drift_persistence_k),
+        "PERSISTENCE_N": str(config.drift_persistence_n),
+        # The predict function's capture policy: masked or hashed features are never compared.
+        "CAPTURE_MASK": ",".join(config.capture_mask),
+        "CAPTURE_HASH": ",".join(config.capture_hash),
+        "POWERTOOLS_SERVICE_NAME": "lambdaserve-drift",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def _seconds(window_minutes: int, *, low: int, high: int) -> int:
+    """An event older than one window would be judged after the next run: retry within it."""
+    return max(low, min(high, window_minutes * 60))
+
+
+class DriftMonitor(Construct):
+    """The drift function (least privilege on captures, bundles, reports and the alarm topic),
+    its schedule, and the dead-letter queue of runs that could not be delivered or failed."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        capture_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        architecture = (
+            lambda_.Architecture.ARM_64
+            if config.architecture == "arm64"
+            else lambda_.Architecture.X86_64
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"{config.prefix}-drift-dead-letters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        log_group = logs.LogGroup(
+            self,
+            "FunctionLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = self._role(log_group, capture_bucket, artifact_bucket, alarm_topic)
+        layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=layer_code(["serving-base", "drift"], config.architecture, function="drift"),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[architecture],
+            description=f"lambdaserve drift dependencies: numpy, scipy ({config.architecture})",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=f"{config.prefix}-drift",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=architecture,
+            handler=HANDLER,
+            code=drift_function_code(),
+            layers=[layer],
+            memory_size=MEMORY_MB,
+            timeout=TIMEOUT,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=self.role,
+            environment=drift_environment(
+                config,
+                capture_bucket=capture_bucket.bucket_name,
+                artifact_bucket=artifact_bucket.bucket_name,
+                alarm_topic_arn=alarm_topic.topic_arn,
+            ),
+            description="lambdaserve drift job: one window of captures against each reference",
+        )
+        invoke_config = lambda_.CfnEventInvokeConfig(
+            self,
+            "FailedRuns",
+            function_name=self.function.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=FUNCTION_RETRIES,
+            maximum_event_age_in_seconds=_seconds(
+                config.drift_window_minutes, low=60, high=6 * 3600
+            ),
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(
+                    destination=self.dead_letters.queue_arn
+                )
+            ),
+        )
+        # Lambda checks that the role may send to the destination when the config is created.
+        invoke_config.node.add_dependency(self.role)
+        self.schedule = self._schedule(config)
+
+    def _schedule(self, config: StageConfig) -> scheduler.CfnSchedule:
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+            description="lambdaserve drift schedule: invoke the drift function, dead-letter",
+            inline_policies={
+                "InvokeDrift": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["lambda:InvokeFunction"],
+                            resources=[self.function.function_arn],
+                        ),
+                        # Scheduler delivers undeliverable runs with this role (Scheduler user
+                        # guide, "Configuring a schedule's dead-letter queue").
+                        iam.PolicyStatement(
+                            actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
+                        ),
+                    ]
+                )
+            },
+        )
+        return scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            name=f"{config.prefix}-drift",
+            description="lambdaserve drift job: judge the last closed window of captures",
+            schedule_expression=config.drift_schedule_expression,
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.function.function_arn,
+                role_arn=role.role_arn,
+                input=SCHEDULE_INPUT,
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=SCHEDULER_RETRIES,
+                    maximum_event_age_in_seconds=_seconds(
+                        config.drift_window_minutes, low=60, high=86400
+                    ),
+                ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
+                    arn=self.dead_letters.queue_arn
+                ),
+            ),
+        )
+
+    def _role(
+        self,
+        log_group: logs.ILogGroup,
+        capture_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
+    ) -> iam.Role:
+        """Exactly what one run calls: read captures and bundles, read and create reports,
+        publish alarms, its own logs and X-Ray, and dead-letter a failed run."""
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="lambdaserve drift job: read captures and bundles, write drift reports",
+        )
+        statements = [
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+            ),
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+            ),
+            # Captures: list an hour's partition, then read its objects.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[capture_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*"]}},
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[capture_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
+            ),
+            # Bundles (manifest, reference) at the version their URI pins.
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
+            ),
+            # Earlier reports (persistence) and the existence check of this window's report.
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[artifact_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
+            ),
+            # Create-only: S3 accepts the write only with If-None-Match (S3 user guide,
+            # "Enforce conditional writes on Amazon S3 buckets"), so a report is never replaced.
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[artifact_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
+                conditions={"Null": {"s3:if-none-match": "false"}},
+            ),
+            # S3 answers 404 for a missing report or bundle only to a caller that may list the
+            # bucket (403 otherwise, which the job cannot tell from a real denial); the S3 docs
+            # do not say that a prefix-conditioned ListBucket counts, so this one is not.
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[artifact_bucket.bucket_arn]),
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[alarm_topic.topic_arn]),
+            # The asynchronous invocation's on-failure destination sends with the function's role.
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role
