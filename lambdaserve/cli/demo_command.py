@@ -21,6 +21,7 @@ from lambdaserve.cli.train_command import print_summary, train_model
 from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.datasets import churn
+from lambdaserve.local.capture_log import CaptureLog
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
@@ -87,7 +88,8 @@ def demo(
     with traffic_csv.open(newline="") as handle:
         traffic = list(feature_rows(schema, csv.DictReader(handle)))
     unseen_column = schema.categorical[0].name if schema.categorical else None
-    with serve_in_thread(create_app(loaded, settings=settings)) as base_url:
+    app = create_app(loaded, settings=settings, capture=CaptureLog(artifact_store.root))
+    with serve_in_thread(app) as base_url:
         out.print(
             f"serving {loaded.name}:{loaded.version} ({loaded.predictor.runtime}) at {base_url}"
         )

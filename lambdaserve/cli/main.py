@@ -11,6 +11,7 @@ import typer
 
 from lambdaserve.cli import (
     demo_command,
+    drift_commands,
     predict_command,
     registry_commands,
     rollout_commands,
@@ -37,6 +38,7 @@ app.command("publish")(registry_commands.publish)
 app.command("status")(registry_commands.status)
 app.add_typer(rollout_commands.rollout_app, name="rollout")
 app.add_typer(rollout_commands.ab_app, name="ab")
+app.add_typer(drift_commands.drift_app, name="drift")
 
 
 def main() -> None:

@@ -1,0 +1,208 @@
+"""``lambdaserve drift run`` and ``lambdaserve drift show``: the drift job on the local backend.
+
+``drift run`` judges one window of ``<store>/captures`` (the window the schedule at ``--at``
+would judge, exactly as the Lambda does) against each model version's own bundle reference and
+writes ``<store>/drift-reports/<model>/<version>/<window end>.json`` and ``.html`` once; a rerun
+writes nothing and prints the same verdicts.
+
+Exit codes: 0 no dataset drift in the window; 7 the dataset verdict of at least one model
+version is drift; 1 the job failed (the message names the version and why); 2 usage errors.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lambdaserve.cli.console import fail, out
+from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
+from lambdaserve.core.artifacts import version_order
+from lambdaserve.core.drift_stats import SCORE_FEATURE
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.lifecycle.drift_job import (
+    DEFAULT_LATENESS,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_WINDOW,
+    bundle_baselines,
+    drift_window,
+    run_drift,
+)
+from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
+from lambdaserve.local.capture_log import read_captures
+from lambdaserve.local.drift_reports import LocalReportFiles
+
+DRIFT_EXIT = 7
+drift_app = typer.Typer(
+    help="Drift of captured traffic against each model version's training reference.",
+    no_args_is_help=True,
+)
+_VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "dim"}
+
+
+def _scheduled(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _verdict(verdict: str) -> str:
+    return f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]"
+
+
+def print_report(report: DriftReport, *, state: str = "") -> None:
+    """A model version's verdicts as a table, with the dataset-level verdicts under it."""
+    title = (
+        f"{report.model_name} v{report.model_version}: {report.window_start:%Y-%m-%d %H:%M} to "
+        f"{report.window_end:%Y-%m-%d %H:%M} UTC, {report.rows} predictions"
+    )
+    table = Table(title=escape(f"{title}{f' ({state})' if state else ''}"))
+    for column in ("feature", "test", "score", "threshold", "verdict"):
+        table.add_column(column, justify="right" if column in {"score", "threshold"} else "left")
+    for result in report.results:
+        name = "prediction score" if result.feature == SCORE_FEATURE else result.feature
+        table.add_row(
+            escape(name),
+            result.test,
+            "-" if result.score is None else f"{result.score:.4f}",
+            f"{result.threshold:g}",
+            _verdict(result.verdict),
+        )
+    out.print(table)
+    dataset = report.dataset
+    out.print(
+        f"  dataset: {_verdict(dataset.verdict)} ({len(dataset.drifted_features)} of "
+        f"{dataset.tested} features drifted, share rule {dataset.share:g}); "
+        f"FDR {report.fdr_alpha:g}: {escape(', '.join(report.fdr_drifted) or 'none')}; "
+        f"persistent ({report.persistence.k} of {report.persistence.n}): "
+        f"{'yes' if report.persistent else 'no'}",
+        highlight=False,
+    )
+    for skipped in report.skipped:
+        out.print(f"  skipped {escape(skipped.feature)}: {escape(skipped.reason)}", highlight=False)
+    for note in report.notes:
+        out.print(f"  note: {escape(note)}", highlight=False)
+
+
+@drift_app.command("run")
+def run(
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Scheduled time, ISO 8601; no offset means UTC (default: now)"),
+    ] = None,
+    window_minutes: Annotated[
+        int, typer.Option("--window-minutes", min=1, max=1440, help="Window length")
+    ] = int(DEFAULT_WINDOW.total_seconds() // 60),
+    lateness_minutes: Annotated[
+        int,
+        typer.Option("--lateness-minutes", min=0, help="How late captures may arrive"),
+    ] = int(DEFAULT_LATENESS.total_seconds() // 60),
+    min_samples: Annotated[
+        int, typer.Option("--min-samples", min=1, help="Fewer rows: insufficient_data")
+    ] = DEFAULT_MIN_SAMPLES,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip",
+            help="A feature the capture policy masks or hashes (repeatable); skipped with a note",
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Judge the window of the schedule at --at; write each model version's report once.
+
+    The window ends at floor(at - lateness, window). Exit code 7: a dataset verdict is drift.
+    """
+    scheduled = _scheduled(at)
+    window = timedelta(minutes=window_minutes)
+    lateness = timedelta(minutes=lateness_minutes)
+    try:
+        span = drift_window(scheduled, window=window, lateness=lateness)
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    local = open_store(store)
+    reports = DriftReportStore(LocalReportFiles(local.root))
+    try:
+        written = run_drift(
+            scheduled,
+            captures=lambda start, end: read_captures(local.root, start, end),
+            references=bundle_baselines(local, skip or ()),
+            reports=reports,
+            window=window,
+            lateness=lateness,
+            min_samples=min_samples,
+        )
+    except LambdaserveError as exc:
+        fail(str(exc))
+    out.print(
+        f"window {span.start.isoformat()} to {span.end.isoformat()} (scheduled "
+        f"{scheduled.isoformat()}, lateness {lateness_minutes} min)",
+        highlight=False,
+    )
+    new = {report.key: report for report in written}
+    in_window = [key for key in reports.list_keys() if key.window_end == span.end]
+    judged = [new.get(key) or reports.get(key) for key in in_window]
+    shown = [report for report in judged if report is not None]
+    if not shown:
+        out.print("no captured predictions in this window")
+    for report in shown:
+        print_report(report, state="written" if report.key in new else "already written")
+    if any(report.dataset.verdict == "drift" for report in shown):
+        raise typer.Exit(DRIFT_EXIT)
+
+
+def _selected(reports: DriftReportStore, model: str | None) -> list[ReportKey]:
+    if model is None:
+        return reports.list_keys()
+    name, version = parse_model_ref(model)
+    try:
+        return reports.list_keys(name, version)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="NAME[:VERSION]") from exc
+
+
+@drift_app.command("show")
+def show(
+    model: Annotated[
+        str | None, typer.Argument(help="NAME or NAME:VERSION [default: every model]")
+    ] = None,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="Only the most recent report of the selection")
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the most recent report's HTML page here"),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """The last report of each selected model version (or only the most recent one)."""
+    reports = DriftReportStore(LocalReportFiles(open_store(store).root))
+    keys = _selected(reports, model)
+    if not keys:
+        fail(f"no drift reports{f' of {model}' if model else ''}; run `lambdaserve drift run`")
+    last: dict[tuple[str, str], ReportKey] = {}
+    for key in keys:  # oldest first, so the last one per version wins
+        last[(key.model_name, key.model_version)] = key
+    by_version = sorted(last.values(), key=lambda k: (k.model_name, version_order(k.model_version)))
+    chosen = [keys[-1]] if latest else by_version
+    for key in chosen:
+        report = reports.get(key)
+        if report is not None:
+            print_report(report)
+    if html is not None:
+        page = reports.html(keys[-1])
+        if page is None:
+            fail(f"the report {keys[-1].stem} has no HTML page")
+        try:
+            html.write_bytes(page)
+        except OSError as exc:
+            fail(f"cannot write {html}: {exc.strerror}")
+        out.print(f"wrote {escape(str(html))}", highlight=False)

@@ -1,0 +1,314 @@
+"""The drift job for real: churn traffic captured by the local capture log (shift 0, then the
+dataset's known shift), judged through ``lambdaserve drift run`` against the bundle's own
+reference; and the AWS path (S3 partitions, S3 artifact store, create-only reports, SNS) on a
+moto server on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from functions.drift.handler import DriftSettings, build_handler
+from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
+from lambdaserve.aws.s3_drift_io import S3CaptureReader, S3ReportFiles
+from lambdaserve.cli.main import app
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.capture import CaptureRecord, partition
+from lambdaserve.core.csv_rows import feature_rows
+from lambdaserve.core.encoding import rows_to_columns
+from lambdaserve.core.predictors import load_predictor
+from lambdaserve.datasets import churn
+from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
+from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
+from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.local.capture_log import CaptureLog, capture_line
+from tests.integration.moto_server import new_bucket, object_versions, running_moto_server
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+ROWS = 2500
+HOUR = timedelta(hours=1)
+BASELINE_START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # shift 0 traffic
+SHIFTED_START = BASELINE_START + HOUR  # shift 1.0 traffic
+JUDGE_BASELINE = "2026-11-27T12:05:00Z"  # window 10:00-11:00 (lateness 15 min)
+JUDGE_SHIFTED = "2026-11-27T13:05:00Z"  # window 11:00-12:00
+
+
+def captured(
+    bundle: VerifiedBundle, *, shift: float, seed: int, start: datetime
+) -> list[CaptureRecord]:
+    """Fresh churn traffic as the predict function captures it, spread over one hour."""
+    schema = bundle.manifest.features
+    frame = churn.generate_churn(ROWS, seed=seed, shift=shift)
+    text_rows = (
+        {name: "" if pd.isna(value) else str(value) for name, value in record.items()}
+        for record in frame.to_dict(orient="records")
+    )
+    rows = list(feature_rows(schema, text_rows))
+    scores = load_predictor(bundle).predict_proba(rows_to_columns(schema, rows))
+    step = HOUR / ROWS
+    return [
+        CaptureRecord(
+            captured_at=start + i * step,
+            prediction_id=f"{seed}-{i:06d}",
+            model_name=bundle.manifest.name,
+            model_version=bundle.manifest.version,
+            bundle_sha256=bundle.digest,
+            function_version="1",
+            features=row,
+            probability=float(score),
+            label=bundle.manifest.positive_class
+            if score >= bundle.manifest.decision_threshold
+            else bundle.manifest.negative_class,
+            latency_ms=0.5,
+        )
+        for i, (row, score) in enumerate(zip(rows, scores, strict=True))
+    ]
+
+
+@pytest.fixture(scope="module")
+def traffic(churn_bundle: VerifiedBundle) -> dict[str, list[CaptureRecord]]:
+    return {
+        "baseline": captured(churn_bundle, shift=0.0, seed=101, start=BASELINE_START),
+        "shifted": captured(churn_bundle, shift=1.0, seed=102, start=SHIFTED_START),
+    }
+
+
+def local_store(root: Path, bundle: VerifiedBundle, records: list[CaptureRecord]) -> Path:
+    LocalArtifactStore(root).put(bundle.path)
+    log = CaptureLog(root)
+    try:
+        log.write(records)
+    finally:
+        log.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(
+    tmp_path_factory: pytest.TempPathFactory,
+    churn_bundle: VerifiedBundle,
+    traffic: dict[str, list[CaptureRecord]],
+) -> Path:
+    root = tmp_path_factory.mktemp("drift-store")
+    return local_store(root, churn_bundle, traffic["baseline"] + traffic["shifted"])
+
+
+def drift_cli(*args: str) -> Any:
+    return runner.invoke(app, ["drift", *args], catch_exceptions=False)
+
+
+def report_files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every report file with its inode and mtime (ns)."""
+    return {
+        path.relative_to(root).as_posix(): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in sorted((root / "drift-reports").rglob("*"))
+        if path.is_file()
+    }
+
+
+def stored_report(root: Path, stamp: str) -> DriftReport:
+    path = root / "drift-reports" / "churn" / "1" / f"{stamp}.json"
+    return DriftReport.model_validate_json(path.read_bytes())
+
+
+def test_drift_run_flags_exactly_the_shifted_features(
+    store: Path, churn_bundle: VerifiedBundle
+) -> None:
+    names = set(churn_bundle.manifest.features.names)
+    shifted = set(churn.SHIFTED_FEATURES) & names
+    assert shifted == {"monthly_charges", "total_charges", "num_support_tickets", "contract"}
+
+    result = drift_cli("run", "--at", JUDGE_BASELINE, "--store", str(store))
+    assert result.exit_code == 0, result.output
+    assert "2026-11-27T10:00:00+00:00 to 2026-11-27T11:00:00+00:00" in result.output
+    baseline = stored_report(store, "2026-11-27T1100")
+    assert baseline.rows == ROWS
+    assert {r.feature: r.verdict for r in baseline.features} == dict.fromkeys(names, "no_drift")
+    assert baseline.score.verdict == "no_drift"
+    assert baseline.dataset.verdict == "no_drift" and not baseline.alarm
+
+    result = drift_cli("run", "--at", JUDGE_SHIFTED, "--store", str(store))
+    report = stored_report(store, "2026-11-27T1200")
+    assert report.rows == ROWS
+    flagged = {r.feature for r in report.features if r.verdict == "drift"}
+    assert flagged == shifted - {"total_charges"}, {r.feature: r.message for r in report.features}
+    assert report.score.verdict == "drift"  # shifted customers churn more
+    # total_charges = tenure * monthly_charges: +20 on monthly charges scales it by ~1.3 within
+    # a very wide (tenure-driven) spread, so its deciles barely move: PSI ~0.06, under 0.2 (and
+    # under the usual 0.1 "moderate" mark). It is detected, as significant but small: its
+    # chi-square survives Benjamini-Hochberg, and its PSI is far above every unshifted feature's.
+    psi = {r.feature: r.score or 0.0 for r in report.features if r.test == "psi"}
+    assert "total_charges" in report.fdr_drifted and set(report.fdr_drifted) >= shifted
+    assert psi["total_charges"] > 3 * max(psi[f] for f in set(psi) - shifted)
+    # (fdr_drifted also names some unshifted features, in both windows: core's chi2_p_value
+    # takes the reference proportions as exact, but they come from a 2,400-row sample, so with
+    # windows of that size its p-values are far too small. The PSI/JS verdicts above are exact.)
+    # 3 of 14 features drifted: under the share rule's half, so no dataset alarm (exit 0).
+    assert report.dataset.verdict == "no_drift"
+    assert result.exit_code == 0, result.output
+    assert "num_support_tickets" in result.output and "written" in result.output
+    assert report.persistence.history == (None, False, False)
+
+
+def test_rerun_rewrites_nothing_and_show_prints_the_report(store: Path, tmp_path: Path) -> None:
+    drift_cli("run", "--at", JUDGE_SHIFTED, "--store", str(store))
+    before = report_files(store)
+    assert set(before) == {
+        f"drift-reports/churn/1/{stamp}.{suffix}"
+        for stamp in ("2026-11-27T1100", "2026-11-27T1200")
+        for suffix in ("json", "html")
+    }
+    result = drift_cli("run", "--at", JUDGE_SHIFTED, "--store", str(store))
+    assert result.exit_code == 0
+    assert "already written" in result.output
+    assert report_files(store) == before  # same inodes, same mtimes
+
+    page = tmp_path / "report.html"
+    result = drift_cli("show", "churn:1", "--store", str(store), "--html", str(page))
+    assert result.exit_code == 0, result.output
+    assert "11:00 to 2026-11-27 12:00" in result.output  # the latest window only
+    assert "10:00 to" not in result.output
+    assert "monthly_charges" in result.output and "drift" in result.output
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and html.count("<svg") == 15  # 14 + score
+    assert drift_cli("show", "--latest", "--store", str(store)).exit_code == 0
+    missing = drift_cli("show", "other", "--store", str(store))
+    assert missing.exit_code == 1
+
+
+def test_dataset_drift_exits_7_and_skipped_fields_are_noted(
+    tmp_path: Path, churn_bundle: VerifiedBundle, traffic: dict[str, list[CaptureRecord]]
+) -> None:
+    root = local_store(tmp_path / "store", churn_bundle, traffic["shifted"])
+    unshifted = sorted(set(churn_bundle.manifest.features.names) - set(churn.SHIFTED_FEATURES))
+    skipped = unshifted[:8]  # as if the capture policy masked them: 3 of the 6 left drift
+    args = [f"--skip={name}" for name in skipped]
+    result = drift_cli("run", "--at", JUDGE_SHIFTED, "--store", str(root), *args)
+    assert result.exit_code == 7, result.output
+    report = stored_report(root, "2026-11-27T1200")
+    assert report.dataset.verdict == "drift" and report.alarm
+    assert [s.feature for s in report.skipped] == [
+        n for n in churn_bundle.manifest.features.names if n in skipped
+    ]
+    assert "skipped" in result.output
+    # An empty window says so and exits 0.
+    empty = drift_cli("run", "--at", "2026-11-28T12:05:00Z", "--store", str(root))
+    assert empty.exit_code == 0 and "no captured predictions" in empty.output
+
+
+# --- AWS: S3 partitions, S3 artifact store, create-only reports, SNS on moto -------------------
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with running_moto_server() as endpoint:
+        yield endpoint
+
+
+def upload_captures(s3: Any, bucket: str, records: list[CaptureRecord]) -> None:
+    """One object per hour partition, the first gzipped, with one line that is not a record."""
+    parts: dict[str, list[str]] = {}
+    for record in records:
+        parts.setdefault(partition(record.captured_at), []).append(capture_line(record))
+    for index, (prefix, lines) in enumerate(sorted(parts.items())):
+        body = ("".join(lines) + '{"not": "a capture"}\n').encode()
+        if index == 0:
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/part-0.gz", Body=gzip.compress(body))
+        else:
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/part-0", Body=body)
+
+
+def test_s3_path_writes_the_report_once(
+    moto_endpoint: str,
+    tmp_path: Path,
+    churn_bundle: VerifiedBundle,
+    traffic: dict[str, list[CaptureRecord]],
+) -> None:
+    s3 = aws_client("s3", endpoint_url=moto_endpoint)
+    artifacts, captures = new_bucket(s3), new_bucket(s3, versioning=None)
+    S3ArtifactStore(artifacts, client=s3, cache_dir=tmp_path / "cache").put(churn_bundle.path)
+    upload_captures(s3, captures, traffic["shifted"])
+    reader = S3CaptureReader(captures, client=s3)
+
+    def judge() -> list[DriftReport]:
+        return run_drift(
+            datetime.fromisoformat(JUDGE_SHIFTED),
+            captures=reader,
+            references=bundle_baselines(
+                S3ArtifactStore(artifacts, client=s3, cache_dir=tmp_path / "cache")
+            ),
+            reports=DriftReportStore(S3ReportFiles(artifacts, client=s3)),
+        )
+
+    (report,) = judge()
+    assert report.rows == ROWS and reader.invalid_lines == 1
+    flagged = {r.feature for r in report.features if r.drifted}
+    assert flagged == {"monthly_charges", "num_support_tickets", "contract"}
+    reports = [v for v in object_versions(s3, artifacts) if v[0].startswith("drift-reports/")]
+    assert [key for key, _ in reports] == [
+        "drift-reports/churn/1/2026-11-27T1200.html",
+        "drift-reports/churn/1/2026-11-27T1200.json",
+    ]
+    assert judge() == []
+    assert [v for v in object_versions(s3, artifacts) if v[0].startswith("drift-reports/")] == (
+        reports
+    )
+    stored = s3.get_object(Bucket=artifacts, Key="drift-reports/churn/1/2026-11-27T1200.json")
+    assert DriftReport.model_validate_json(stored["Body"].read()) == report
+
+
+def test_lambda_handler_on_moto_alarms_once_through_sns(
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    churn_bundle: VerifiedBundle,
+    traffic: dict[str, list[CaptureRecord]],
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    s3, sns, sqs = aws_client("s3"), aws_client("sns"), aws_client("sqs")
+    artifacts, captures = new_bucket(s3), new_bucket(s3, versioning=None)
+    S3ArtifactStore(artifacts).put(churn_bundle.path)
+    upload_captures(s3, captures, traffic["shifted"])
+    topic = sns.create_topic(Name="drift-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="drift-alarms")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    unshifted = sorted(set(churn_bundle.manifest.features.names) - set(churn.SHIFTED_FEATURES))
+    settings = DriftSettings(
+        capture_bucket=captures,
+        artifact_bucket=artifacts,
+        alarm_topic_arn=topic,
+        capture_mask=",".join(unshifted[:8]),
+    )
+    handler = build_handler(settings)
+
+    summary = handler({"time": JUDGE_SHIFTED}, LambdaContext())
+    assert summary["window_end"] == "2026-11-27T12:00:00Z"
+    assert summary["invalid_capture_lines"] == 1
+    (written,) = summary["written"]
+    assert written["dataset_verdict"] == "drift" and written["alarm"]
+    assert handler({"time": JUDGE_SHIFTED}, LambdaContext())["written"] == []
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    assert [b["Subject"] for b in bodies] == ["lambdaserve drift: churn v1"]
+    assert "dataset drift: 3 of 6 features drifted" in bodies[0]["Message"]
+
+
+class LambdaContext:
+    function_name = "lambdaserve-dev-drift"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:drift"
+    aws_request_id = "9f1e-request"
