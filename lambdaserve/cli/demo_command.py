@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from lambdaserve.cli.console import fail, out
+from lambdaserve.cli.demo_drift import SCORE, flagged, run_drift_chapter
 from lambdaserve.cli.demo_registry import run_registry_chapter
 from lambdaserve.cli.demo_rollout import run_rollout_chapter
 from lambdaserve.cli.demo_traffic import TrafficReport, send_traffic
@@ -103,6 +104,9 @@ def demo(
     out.print(_traffic_table(report))
     out.rule("5. canary under load → promoted; bad v3 → rolled back by the guard")
     good, bad = run_rollout_chapter(artifact_store, train_csv, holdout_csv, traffic)
+    out.rule("6. shifted traffic → the drift report flags the shifted features, not the others")
+    drift_reports = run_drift_chapter(artifact_store, seed=seed + 3)
+    drifted = {f"v{r.model_version}": sorted(flagged(r)) for r in drift_reports}
     summary = Table(title="demo summary", show_header=False)
     summary.add_row("model", f"{loaded.name} version {loaded.version} ({loaded.predictor.runtime})")
     summary.add_row("holdout ROC AUC", f"{stored.manifest.metrics['roc_auc']:.4f}")
@@ -117,14 +121,31 @@ def demo(
     summary.add_row("request expectations failed", str(len(report.failed_expectations)))
     summary.add_row("v2 canary", f"{good.status} ({len(good.history)} events)")
     summary.add_row("bad v3 canary", f"{bad.status}: {bad.history[-1].reason}")
+    summary.add_row(
+        "drift flagged",
+        "; ".join(
+            f"{version}: {', '.join(features) or 'nothing'}"
+            for version, features in drifted.items()
+        ),
+    )
     out.print(summary)
     problems = report.failed_expectations + chapter.status.problems
     if good.status != "promoted":
         problems.append(f"the v2 canary ended {good.status}, expected promoted")
     if bad.status != "rolled_back":
         problems.append(f"the bad v3 canary ended {bad.status}, expected rolled_back")
+    allowed = set(churn.SHIFTED_FEATURES) | {SCORE}
+    champion_flags = drifted.get(f"v{good.challenger.model_version}", [])
+    if not {"monthly_charges", "num_support_tickets"} <= set(champion_flags):
+        problems.append(f"drift missed shifted features: flagged {champion_flags}")
+    for version, features in drifted.items():
+        if set(features) - allowed:
+            problems.append(
+                f"drift flagged unshifted features for {version}: {sorted(set(features) - allowed)}"
+            )
     if problems:
         fail("; ".join(problems))
     out.print(
-        "[green]demo finished: every request answered as expected, v2 promoted, v3 rolled back[/]"
+        "[green]demo finished: every request answered as expected, v2 promoted, v3 rolled "
+        "back, the shifted features flagged as drift[/]"
     )

@@ -148,26 +148,30 @@ def test_missing_share_moves_the_categorical_distance() -> None:
 
 
 def test_chi2_p_value_golden_values() -> None:
-    # expected (50, 50), observed (60, 40): chi2 = 100/50 + 100/50 = 4, df 1
-    # p = P(|Z| > 2) = 2 * (1 - Phi(2)) = 2 * 0.0227501 = 0.0455003
-    assert chi2_p_value([50, 50], [60, 40]) == pytest.approx(0.0455003, abs=1e-7)
-    # expected (25, 25, 25, 25), observed (30, 20, 25, 25): chi2 = (25 + 25) / 25 = 2, df 3
-    # p = 2*(1 - Phi(sqrt 2)) + sqrt(2*2/pi) * e^-1 = 0.157299 + 0.415107 = 0.572407
-    assert chi2_p_value([25] * 4, [30, 20, 25, 25]) == pytest.approx(0.572407, abs=1e-6)
+    # Two samples: reference (50, 50), window (30, 70). Row totals 100, 100; column totals 80,
+    # 120; N 200; expected (40, 60) in both rows. chi2 = 2 * (10^2/40 + 10^2/60) = 8.3333, df 1:
+    # p = 2 * (1 - Phi(sqrt 8.3333)) = 2 * (1 - Phi(2.88675)) = 0.0038924
+    assert chi2_p_value([50, 50], [30, 70]) == pytest.approx(0.0038924, abs=1e-6)
+    # Identical proportions: chi2 = 0, p = 1 whatever the sizes.
     assert chi2_p_value([25] * 4, [5, 5, 5, 5]) == pytest.approx(1.0)
+    # The reference's own sampling noise counts: the same window against a 10x larger
+    # reference is more significant, but never as much as against exact proportions.
+    small, large = chi2_p_value([50, 50], [60, 40]), chi2_p_value([500, 500], [60, 40])
+    assert 0.0455003 < large < small
 
 
 def test_chi2_pools_bins_that_expect_too_few() -> None:
-    # window n = 100, expected (90, 6, 4): the 4 is pooled alone, still < 5, so it joins the
-    # bin expecting least (6): expected (90, 10), observed (80, 12 + 8 = 20).
-    # chi2 = 10^2/90 + 10^2/10 = 1.1111 + 10 = 11.1111, df 1: p = 2*(1 - Phi(3.3333)) = 0.000858
-    assert chi2_p_value([90, 6, 4], [80, 12, 8]) == pytest.approx(0.000858, abs=1e-6)
-    # An unseen bucket expects 0 and is pooled the same way, never divided by.
-    assert chi2_p_value([50, 50, 0], [50, 20, 30]) == pytest.approx(
-        chi2_p_value([50, 50], [80, 20])
-    )
-    # Nothing left to compare: no evidence either way.
-    assert chi2_p_value([100, 0, 0], [0, 100, 0]) == 1.0
+    # An unseen bucket (0 in the reference, 30 in the window) is a real difference: it is kept
+    # when it expects enough, and the test sees it.
+    assert chi2_p_value([50, 50, 0], [50, 20, 30]) < 1e-6
+    # Tiny bins are pooled rather than divided by: (95, 3, 2) vs (85, 10, 5) expects
+    # (90, 6.5, 3.5) per row; the 3.5 column is under 5, alone it stays under 5, so it joins the
+    # bin expecting least (6.5): (95, 5) vs (85, 15), expected (90, 10), chi2 =
+    # 2 * (25/90 + 25/10) = 5.5556, df 1: p = 2 * (1 - Phi(2.35702)) = 0.018422
+    assert chi2_p_value([95, 3, 2], [85, 10, 5]) == pytest.approx(0.018422, abs=1e-5)
+    # Nothing to compare: no evidence either way.
+    assert chi2_p_value([100, 0, 0], [0, 0, 0]) == 1.0
+    assert chi2_p_value([100], [50]) == 1.0
 
 
 def test_benjamini_hochberg_on_the_textbook_example() -> None:
