@@ -172,5 +172,6 @@ def test_demo_runs_the_lifecycle(tmp_path: Path) -> None:
         "demo", "--store", str(tmp_path / "store"), "--rows", "1500", "--traffic-rows", "500"
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "expectations failed" in result.stdout
-    assert "every request was answered as expected" in result.stdout
+    assert "request expectations failed" in result.stdout
+    assert "demo finished: every request answered as expected" in result.stdout
+    assert "v2 promoted, v3 rolled back" in result.stdout

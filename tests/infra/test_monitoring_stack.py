@@ -47,8 +47,7 @@ DRIFT_STAGE: dict[str, Any] = {
     "drift_persistence_k": 3,
     "drift_persistence_n": 5,
     "heartbeat_hours": 3,
-    "capture_mask": ["email"],
-    "capture_hash": ["customer_id", "phone"],
+    "capture_mask": ["email", "phone"],
 }
 
 
@@ -424,8 +423,8 @@ def test_the_environment_is_exactly_the_drift_settings_model(
 
 def test_tuned_capture_policy_reaches_the_drift_job(tuned: Synthesized) -> None:
     environment = _environment(tuned)
-    assert environment["CAPTURE_MASK"] == "email"
-    assert environment["CAPTURE_HASH"] == "customer_id,phone"
+    assert environment["CAPTURE_MASK"] == "email,phone"
+    assert environment["CAPTURE_HASH"] == ""  # hashing is refused until the salt is a secret
     assert environment["WINDOW_MINUTES"] == "30"
 
 
