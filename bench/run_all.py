@@ -90,6 +90,22 @@ def _checks(
             info=True,
         ),
         speedup(
+            f"info: batch {rows} capture off vs naive loop",
+            batch.ours_no_capture.p50_ms,
+            batch.naive_loop.total_ms,
+            1000,
+            "ms",
+            info=True,
+        ),
+        speedup(
+            f"info: batch {rows} capture off vs naive vectorized",
+            batch.ours_no_capture.p50_ms,
+            batch.naive_vectorized.p50_ms,
+            2,
+            "ms",
+            info=True,
+        ),
+        speedup(
             f"info: batch {rows} vs naive vectorized n_jobs=1",
             batch.ours.p50_ms,
             batch.naive_vectorized_one_job.p50_ms,
@@ -126,6 +142,7 @@ def _details(
             ("single: naive", single.naive),
             ("single: naive n_jobs=1", single.naive_one_job),
             (f"batch {batch.rows}: ours", batch.ours),
+            (f"batch {batch.rows}: ours, capture off", batch.ours_no_capture),
             (f"batch {batch.rows}: naive vectorized", batch.naive_vectorized),
             (f"batch {batch.rows}: naive vectorized n_jobs=1", batch.naive_vectorized_one_job),
         )

@@ -50,9 +50,12 @@ class Latency:
         return cls(float(p50), float(p90), float(p99), float(values.mean()), len(values))
 
 
-def ours_handler(bundle_dir: Path) -> Handler:
+def ours_handler(bundle_dir: Path, *, capture: bool = True) -> Handler:
+    """Our Lambda handler; ``capture`` on is the product as shipped (one capture line per row)."""
     with contextlib.redirect_stdout(_DEVNULL):  # Powertools' logger binds sys.stdout when built
-        return build_lambda_handler(ServingSettings(model_uri=str(bundle_dir)))
+        return build_lambda_handler(
+            ServingSettings(model_uri=str(bundle_dir), capture_enabled=capture)
+        )
 
 
 def naive_handler(bundle_dir: Path, batch_mode: BatchMode, n_jobs: int | None = None) -> Handler:
@@ -147,6 +150,7 @@ class BatchResult:
     naive_loop: LoopResult
     naive_vectorized_one_job: Latency  # information: n_jobs=1
     naive_loop_one_job: LoopResult  # information: n_jobs=1
+    ours_no_capture: Latency  # information: prediction capture switched off
     max_probability_diff: float
 
 
@@ -172,6 +176,9 @@ def measure_batch(
     ours, ours_responses = time_calls(
         ours_handler(bundle_dir), events, iterations=iterations, warmup=3
     )
+    no_capture, _ = time_calls(
+        ours_handler(bundle_dir, capture=False), events, iterations=iterations, warmup=3
+    )
     vectorized, naive_responses = time_calls(
         naive_handler(bundle_dir, "vectorized"), events, iterations=iterations, warmup=3
     )
@@ -185,6 +192,7 @@ def measure_batch(
         naive_loop=_naive_loop(bundle_dir, rows),
         naive_vectorized_one_job=Latency.of(vectorized_one_job),
         naive_loop_one_job=_naive_loop(bundle_dir, rows, n_jobs=1),
+        ours_no_capture=Latency.of(no_capture),
         max_probability_diff=max_difference(ours_responses, naive_responses),
     )
 

@@ -16,7 +16,8 @@ Alarms, named ``lambdaserve-<function>-v<function version>-<signal>``:
   bundle *manifest* version, which the rollout state carries as ``challenger.bundle_version``
   (``bundle_version_of`` overrides it); without one they are not created.
 
-There is no score-distribution alarm: the function emits no score metric yet.
+- ``score-shift``: a metric-math alarm on |challenger − champion| of the EMF ``MeanScore``
+  (the mean positive-class probability of each request), keyed by both bundle versions.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class AwsGuardPolicy(BaseModel):
     p99_ms: float = Field(default=1000.0, gt=0.0, description="p99 Duration (ms)")
     server_errors: int = Field(default=5, ge=1, description="5XX responses per period")
     client_errors: int = Field(default=20, ge=1, description="invalid-input (4XX) per period")
+    score_shift: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        description="|challenger mean score - champion mean score| per period",
+    )
     period_seconds: int = Field(default=60, ge=10, le=86400)
     evaluation_periods: int = Field(default=2, ge=1, le=30)
 
@@ -105,6 +112,62 @@ class AlarmSpec:
         return all(found[key] == wanted[key] for key in found)
 
 
+@dataclass(frozen=True)
+class ScoreShiftSpec:
+    """A metric-math alarm: |mean score of the challenger - mean score of the champion| over the
+    same periods (the predict function's EMF ``MeanScore``, one datapoint per request)."""
+
+    name: str
+    challenger: dict[str, str]
+    champion: dict[str, str]
+    threshold: float
+    namespace: str = EMF_NAMESPACE
+
+    def _metric(self, id_: str, dimensions: dict[str, str], period: int) -> dict[str, Any]:
+        return {
+            "Id": id_,
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": self.namespace,
+                    "MetricName": "MeanScore",
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())],
+                },
+                "Period": period,
+                "Stat": "Average",
+            },
+        }
+
+    def request(self, policy: AwsGuardPolicy) -> dict[str, Any]:
+        return {
+            "AlarmName": self.name,
+            "AlarmDescription": f"lambdaserve rollout guard: |mean score shift| >= {self.threshold:g}",
+            "Metrics": [
+                self._metric("challenger", self.challenger, policy.period_seconds),
+                self._metric("champion", self.champion, policy.period_seconds),
+                {
+                    "Id": "shift",
+                    "Expression": "ABS(challenger - champion)",
+                    "ReturnData": True,
+                    "Label": "mean score shift",
+                },
+            ],
+            "EvaluationPeriods": policy.evaluation_periods,
+            "DatapointsToAlarm": policy.evaluation_periods,
+            "Threshold": float(self.threshold),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        }
+
+    def matches(self, described: dict[str, Any], policy: AwsGuardPolicy) -> bool:
+        wanted = self.request(policy)
+        return bool(
+            float(described.get("Threshold") or 0.0) == wanted["Threshold"]
+            and described.get("Metrics") == wanted["Metrics"]
+            and described.get("EvaluationPeriods") == wanted["EvaluationPeriods"]
+        )
+
+
 class CloudWatchGuard:
     """Guard a rollout of one Lambda function's alias with CloudWatch alarms.
 
@@ -132,14 +195,14 @@ class CloudWatchGuard:
         self._bundle_version_of = bundle_version_of
         self._client: Any = client if client is not None else aws_client("cloudwatch")
 
-    def alarm_specs(self, state: RolloutState) -> list[AlarmSpec]:
+    def alarm_specs(self, state: RolloutState) -> list[AlarmSpec | ScoreShiftSpec]:
         """The challenger's alarms for this rollout."""
         self._check(state)
         p = self.policy
         version = state.challenger.function_version
         prefix = f"lambdaserve-{self.function_name}-v{version}"
         by_version = self.version_dimensions(version)
-        specs = [
+        specs: list[AlarmSpec | ScoreShiftSpec] = [
             AlarmSpec(f"{prefix}-errors", LAMBDA_NAMESPACE, "Errors", by_version, "Sum", p.errors),
             AlarmSpec(f"{prefix}-p99", LAMBDA_NAMESPACE, "Duration", by_version, "p99", p.p99_ms),
         ]
@@ -158,6 +221,9 @@ class CloudWatchGuard:
                 specs.append(
                     AlarmSpec(f"{prefix}-{signal}", EMF_NAMESPACE, metric, emf, "Sum", threshold)
                 )
+            if state.champion.bundle_version:
+                champion = {**emf, "model_version": state.champion.bundle_version}
+                specs.append(ScoreShiftSpec(f"{prefix}-score-shift", emf, champion, p.score_shift))
         return specs
 
     def version_dimensions(self, version: str) -> dict[str, str]:
@@ -172,7 +238,7 @@ class CloudWatchGuard:
         """Create the challenger's missing alarms and update changed ones; return their names."""
         return self._ensure(self.alarm_specs(state))
 
-    def _ensure(self, specs: list[AlarmSpec]) -> tuple[str, ...]:
+    def _ensure(self, specs: list[AlarmSpec | ScoreShiftSpec]) -> tuple[str, ...]:
         described = self._describe([spec.name for spec in specs])
         with self._errors("create the challenger's alarms"):
             for spec in specs:

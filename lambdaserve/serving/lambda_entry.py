@@ -38,8 +38,18 @@ class EmfObserver:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def predicted(self, model: LoadedModel, *, rows: int, latency_ms: float, unseen: int) -> None:
+    def predicted(
+        self,
+        model: LoadedModel,
+        *,
+        rows: int,
+        latency_ms: float,
+        unseen: int,
+        mean_score: float,
+    ) -> None:
         self.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+        # The rollout guard compares the challenger's mean score with the champion's.
+        self.metrics.add_metric(name="MeanScore", unit=MetricUnit.NoUnit, value=mean_score)
         self.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
         self.metrics.add_metric(name="UnseenCategoryRows", unit=MetricUnit.Count, value=unseen)
 

@@ -28,7 +28,13 @@ class PredictionObserver(Protocol):
     """Told about every scored request; the Lambda entry point turns this into EMF metrics."""
 
     def predicted(
-        self, model: LoadedModel, *, rows: int, latency_ms: float, unseen: int
+        self,
+        model: LoadedModel,
+        *,
+        rows: int,
+        latency_ms: float,
+        unseen: int,
+        mean_score: float,
     ) -> None: ...
 
     def capture_failed(self, model: LoadedModel, *, records: int) -> None: ...
@@ -104,6 +110,7 @@ class PredictionService:
                 rows=len(rows),
                 latency_ms=(finished - started) * 1000,
                 unseen=sum(1 for flagged in unseen if flagged),
+                mean_score=sum(probabilities) / len(probabilities),
             )
         if self.capture is not None:
             latency_ms = (finished - (started if received_at is None else received_at)) * 1000

@@ -259,7 +259,9 @@ class CountingObserver:
     def __init__(self) -> None:
         self.failed = 0
 
-    def predicted(self, model: LoadedModel, *, rows: int, latency_ms: float, unseen: int) -> None:
+    def predicted(
+        self, model: LoadedModel, *, rows: int, latency_ms: float, unseen: int, mean_score: float
+    ) -> None:
         pass
 
     def capture_failed(self, model: LoadedModel, *, records: int) -> None:
