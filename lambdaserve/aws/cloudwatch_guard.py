@@ -16,7 +16,7 @@ Alarms, named ``lambdaserve-<function>-v<function version>-<signal>``:
   bundle *manifest* version, which the rollout state carries as ``challenger.bundle_version``
   (``bundle_version_of`` overrides it); without one they are not created.
 
-- ``score-shift``: a metric-math alarm on |challenger − champion| of the EMF ``MeanScore``
+- ``score-shift``: a metric-math alarm on |challenger - champion| of the EMF ``MeanScore``
   (the mean positive-class probability of each request), keyed by both bundle versions.
 """
 
@@ -141,7 +141,9 @@ class ScoreShiftSpec:
     def request(self, policy: AwsGuardPolicy) -> dict[str, Any]:
         return {
             "AlarmName": self.name,
-            "AlarmDescription": f"lambdaserve rollout guard: |mean score shift| >= {self.threshold:g}",
+            "AlarmDescription": (
+                f"lambdaserve rollout guard: |mean score shift| >= {self.threshold:g}"
+            ),
             "Metrics": [
                 self._metric("challenger", self.challenger, policy.period_seconds),
                 self._metric("champion", self.champion, policy.period_seconds),

@@ -104,7 +104,9 @@ class S3CaptureReader:
         self._client = client if client is not None else aws_client("s3")
 
     def __call__(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
-        for hour in hour_partitions(start, end):
+        # Firehose partitions by ARRIVAL time (after its buffer), so a record captured at 10:59:58
+        # can sit under hour=11: read one hour past the window; the job filters by capture time.
+        for hour in hour_partitions(start, end + _HOUR):
             for key in _list_keys(self._client, self.bucket, f"{self.prefix}{hour}/"):
                 yield from self._records(key)
 
