@@ -14,7 +14,6 @@ is written once and a rerun (or a racing run) changes nothing.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.capture import LOG_MARKER, CaptureRecord, partition
+from lambdaserve.core.capture import CaptureRecord, parse_capture_line, partition
 from lambdaserve.core.errors import LambdaserveError
 
 log = logging.getLogger(__name__)
@@ -59,17 +58,6 @@ def _aws_errors(action: str) -> Iterator[None]:
         raise DriftIOError(f"could not {action}: {code or exc}") from exc
     except BotoCoreError as exc:
         raise DriftIOError(f"could not {action}: {exc}") from exc
-
-
-def parse_capture_line(line: str | bytes) -> CaptureRecord:
-    """A capture line, ``{"lambdaserve_capture":1,...}``, as the predict function prints it.
-
-    (The local capture log's parser, which this adapter layer cannot import.)
-    """
-    payload = json.loads(line)
-    if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
-        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
-    return CaptureRecord.model_validate(payload)
 
 
 def hour_partitions(start: datetime, end: datetime) -> list[str]:

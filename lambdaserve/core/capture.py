@@ -11,6 +11,7 @@ Partitions, the same locally and in S3 (Firehose prefix
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
@@ -81,3 +82,11 @@ class CaptureSink(Protocol):
     def write(self, records: Sequence[CaptureRecord]) -> None:
         """Persist the records; must not raise into the request path (log and count instead)."""
         ...
+
+
+def parse_capture_line(line: str | bytes) -> CaptureRecord:
+    """A capture line, ``{"lambdaserve_capture":1,...}``, as the predict function writes it."""
+    payload = json.loads(line)
+    if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
+        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
+    return CaptureRecord.model_validate(payload)

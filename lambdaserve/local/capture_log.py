@@ -12,7 +12,6 @@ partial last line, which it skips).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from lambdaserve.core.capture import (
     LOG_MARKER,
     CaptureRecord,
     FeatureValue,
+    parse_capture_line,
     partition,
 )
 from lambdaserve.core.errors import LambdaserveError
@@ -94,13 +94,6 @@ def _own_fields(row: CaptureRow) -> dict[str, object]:
         "label": label,
         "flags": flags,
     }
-
-
-def parse_capture_line(line: str | bytes) -> CaptureRecord:
-    payload = json.loads(line)
-    if payload.pop(LOG_MARKER, None) != 1:
-        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
-    return CaptureRecord.model_validate(payload)
 
 
 def _utc(moment: datetime) -> datetime:

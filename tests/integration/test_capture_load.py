@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import LOG_MARKER, CaptureRecord
+from lambdaserve.core.capture import LOG_MARKER, CaptureRecord, parse_capture_line
 from lambdaserve.local.artifact_store import LocalArtifactStore
-from lambdaserve.local.capture_log import CaptureLog, parse_capture_line, read_captures
+from lambdaserve.local.capture_log import CaptureLog, read_captures
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
