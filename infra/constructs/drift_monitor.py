@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -22,9 +22,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.assets import drift_function_code, layer_code
+from infra.assets import drift_function_code
 from infra.config import StageConfig
-from infra.constructs.log_retention import retention
+from infra.constructs.python_function import (
+    dependency_layer,
+    function_log_group,
+    lambda_architecture,
+)
 
 HANDLER = "functions.drift.handler.lambda_handler"
 #: Scheduler substitutes the run's scheduled time (ISO 8601, UTC) for the placeholder.
@@ -80,11 +84,7 @@ class DriftMonitor(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        architecture = (
-            lambda_.Architecture.ARM_64
-            if config.architecture == "arm64"
-            else lambda_.Architecture.X86_64
-        )
+        architecture = lambda_architecture(config)
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -93,20 +93,15 @@ class DriftMonitor(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        log_group = function_log_group(self, "FunctionLogs", config)
         self.role = self._role(log_group, capture_bucket, artifact_bucket, alarm_topic)
-        layer = lambda_.LayerVersion(
+        layer = dependency_layer(
             self,
             "Layer",
-            code=layer_code(["serving-base", "drift"], config.architecture, function="drift"),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
-            compatible_architectures=[architecture],
-            description=f"lambdaserve drift dependencies: numpy, scipy ({config.architecture})",
+            config=config,
+            requirement_sets=["serving-base", "drift"],
+            function="drift",
+            description="drift dependencies: numpy, scipy",
         )
         self.function = lambda_.Function(
             self,

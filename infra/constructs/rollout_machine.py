@@ -18,9 +18,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.assets import layer_code, rollout_function_code
+from infra.assets import rollout_function_code
 from infra.config import StageConfig
 from infra.constructs.log_retention import retention
+from infra.constructs.python_function import (
+    dependency_layer,
+    function_log_group,
+    lambda_architecture,
+)
 
 HANDLER = "functions.rollout.handler.lambda_handler"
 STATE_PREFIX = "rollouts/"
@@ -59,24 +64,15 @@ class RolloutMachine(Construct):
         state_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        architecture = (
-            lambda_.Architecture.ARM_64
-            if config.architecture == "arm64"
-            else lambda_.Architecture.X86_64
-        )
-        log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        layer = lambda_.LayerVersion(
+        architecture = lambda_architecture(config)
+        log_group = function_log_group(self, "FunctionLogs", config)
+        layer = dependency_layer(
             self,
             "Layer",
-            code=layer_code(["serving-base"], config.architecture, function="rollout"),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
-            compatible_architectures=[architecture],
-            description=f"lambdaserve rollout dependencies ({config.architecture})",
+            config=config,
+            requirement_sets=["serving-base"],
+            function="rollout",
+            description="rollout dependencies",
         )
         self.function = lambda_.Function(
             self,

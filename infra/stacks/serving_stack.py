@@ -15,11 +15,15 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra.assets import layer_code, predict_function_code
+from infra.assets import predict_function_code
 from infra.config import StageConfig
-from infra.constructs.log_retention import retention
 from infra.constructs.predict_alarms import PredictAlarms
 from infra.constructs.predict_api import PredictApi
+from infra.constructs.python_function import (
+    dependency_layer,
+    function_log_group,
+    lambda_architecture,
+)
 from infra.constructs.rollout_machine import RolloutMachine
 
 LIVE_ALIAS = "live"
@@ -62,27 +66,18 @@ class ServingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        architecture = (
-            lambda_.Architecture.ARM_64
-            if config.architecture == "arm64"
-            else lambda_.Architecture.X86_64
-        )
-        log_group = logs.LogGroup(
-            self,
-            "PredictLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        architecture = lambda_architecture(config)
+        log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
         self.log_group: logs.ILogGroup = log_group
         role = self._role(log_group, artifact_bucket)
-        layer = lambda_.LayerVersion(
+        layer = dependency_layer(
             self,
             "ServingLayer",
-            code=layer_code(LAYER_SETS[config.runtime], config.architecture),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
-            compatible_architectures=[architecture],
-            description=f"lambdaserve {config.runtime} dependencies ({config.architecture})",
+            config=config,
+            requirement_sets=LAYER_SETS[config.runtime],
+            function="predict",
+            description=f"{config.runtime} dependencies",
         )
         self.function = lambda_.Function(
             self,
