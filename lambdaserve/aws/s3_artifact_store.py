@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.aws.s3_bundle_source import parse_s3_uri
+from lambdaserve.aws.s3_bundle_source import fetch_archive
 from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, bundle_key, version_order
 from lambdaserve.core.bundle import (
     VerifiedBundle,
@@ -274,22 +274,8 @@ class S3ArtifactStore:
 
     def _download(self, uri: str) -> Path:
         """The archive named by a pinned URI, from the cache or downloaded into it."""
-        bucket, key, version_id = parse_s3_uri(uri)
-        suffix = f"-{version_id}" if version_id else ""
-        target = self.cache_dir / f"{bucket}-{key.replace('/', '_')}{suffix}"
-        if target.is_file():
-            return target
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.partial")
-        extra = {"VersionId": version_id} if version_id else None
-        try:
-            with self._s3_errors(f"download {uri}"):
-                self._client.download_file(bucket, key, str(partial), ExtraArgs=extra)
-        except Exception:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.rename(target)
-        return target
+        with self._s3_errors(f"download {uri}"):
+            return fetch_archive(self._client, uri, self.cache_dir)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from lambdaserve.aws.clients import aws_client
@@ -17,24 +18,34 @@ def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
     return parsed.netloc, parsed.path.lstrip("/"), version
 
 
-def download_bundle(uri: str, cache_dir: Path, *, endpoint_url: str | None = None) -> Path:
-    """Download once per execution environment; the caller verifies hashes after download."""
-    from botocore.exceptions import BotoCoreError, ClientError
+def fetch_archive(client: Any, uri: str, cache_dir: Path) -> Path:
+    """The object a (version-pinned) S3 URI names, downloaded once into ``cache_dir``.
 
+    Raises botocore's errors (the caller maps them); a failed download leaves no partial file.
+    The caller verifies hashes after download.
+    """
     bucket, key, version = parse_s3_uri(uri)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     suffix = f"-{version}" if version else ""
     target = cache_dir / f"{bucket}-{key.replace('/', '_')}{suffix}"
     if target.is_file():
         return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
     extra = {"VersionId": version} if version else None
     partial = target.with_name(target.name + ".partial")
     try:
-        aws_client("s3", endpoint_url=endpoint_url).download_file(
-            bucket, key, str(partial), ExtraArgs=extra
-        )
-    except (BotoCoreError, ClientError) as exc:
+        client.download_file(bucket, key, str(partial), ExtraArgs=extra)
+    except BaseException:
         partial.unlink(missing_ok=True)
-        raise BundleError(f"could not download model bundle {uri}: {exc}") from exc
+        raise
     partial.rename(target)
     return target
+
+
+def download_bundle(uri: str, cache_dir: Path, *, endpoint_url: str | None = None) -> Path:
+    """Download once per execution environment; the caller verifies hashes after download."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fetch_archive(aws_client("s3", endpoint_url=endpoint_url), uri, cache_dir)
+    except (BotoCoreError, ClientError) as exc:
+        raise BundleError(f"could not download model bundle {uri}: {exc}") from exc
