@@ -15,6 +15,7 @@ from lambdaserve.core.rollout_controller import AliasPort
 from lambdaserve.core.rollout_guard import GuardPort
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, RolloutStateStore, VersionRef
+from lambdaserve.lifecycle.registration import promote_to_champion
 
 
 class RegistryRolloutHooks:
@@ -25,9 +26,7 @@ class RegistryRolloutHooks:
 
     def promoted(self, state: RolloutState) -> None:
         name, version = state.model_name, state.challenger.model_version
-        self.registry.set_alias(name, CHAMPION, version)
-        if CHALLENGER in self.registry.get(name, version).aliases:
-            self.registry.delete_alias(name, CHALLENGER)
+        promote_to_champion(self.registry, name, version)
         self.registry.set_tags(name, version, {"rollout": "promoted"})
 
     def rolled_back(self, state: RolloutState, reason: str) -> None:
