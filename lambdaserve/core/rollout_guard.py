@@ -14,9 +14,8 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdaserve.core.reference import SCORE_EDGES, bin_counts
 from lambdaserve.core.rollout_state import RolloutState
-
-SCORE_BINS = tuple(i / 10 for i in range(1, 10))
 
 
 class GuardPolicy(BaseModel):
@@ -63,9 +62,9 @@ class GuardPort(Protocol):
 
 def score_psi(expected: list[float], actual: list[float]) -> float:
     """Population stability index of two score samples on fixed bins (0.5 smoothing)."""
-    edges = np.asarray(SCORE_BINS)
-    e = np.bincount(np.searchsorted(edges, expected, side="left"), minlength=len(edges) + 1) + 0.5
-    a = np.bincount(np.searchsorted(edges, actual, side="left"), minlength=len(edges) + 1) + 0.5
+    # The same bins and binning as the drift baseline's score histogram.
+    e = np.asarray(bin_counts(np.asarray(expected, dtype=np.float64), SCORE_EDGES)[0]) + 0.5
+    a = np.asarray(bin_counts(np.asarray(actual, dtype=np.float64), SCORE_EDGES)[0]) + 0.5
     e, a = e / e.sum(), a / a.sum()
     return float(np.sum((a - e) * np.log(a / e)))
 
