@@ -12,7 +12,7 @@ from lambdaserve.cli.console import out
 from lambdaserve.cli.drift_commands import print_report
 from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.drift_stats import DriftResult
-from lambdaserve.core.schema import FeatureSchema, FeatureSpec
+from lambdaserve.core.schema import FeatureSchema
 from lambdaserve.datasets import churn
 from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
@@ -35,9 +35,7 @@ def _send_shifted(store: LocalArtifactStore, rows: int, seed: int) -> str:
     gateway = create_gateway(store.root, "predict", settings=ServingSettings())
     with serve_in_thread(gateway) as url, httpx.Client(base_url=url, timeout=60) as client:
         schema_source = client.get("/model").json()
-        schema = FeatureSchema(
-            features=tuple(FeatureSpec.model_validate(f) for f in schema_source["features"])
-        )
+        schema = FeatureSchema.model_validate({"features": schema_source["features"]})
         with path.open(newline="") as handle:
             instances = list(feature_rows(schema, csv.DictReader(handle)))
         for start in range(0, len(instances), 500):

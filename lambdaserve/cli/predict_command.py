@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from lambdaserve.cli.console import err, fail, out
 from lambdaserve.core.csv_rows import feature_rows
-from lambdaserve.core.schema import FeatureSchema, FeatureSpec
+from lambdaserve.core.schema import FeatureSchema
 
 
 def _refusal(response: httpx.Response, offset: int, shown: int = 5) -> str:
@@ -54,9 +54,7 @@ def predict(
                 fail(f"{url}/model answered {described.status_code}: {described.text[:300]}")
             description = described.json()
             positive_class = description["positive_class"]
-            schema = FeatureSchema(
-                features=tuple(FeatureSpec.model_validate(f) for f in description["features"])
-            )
+            schema = FeatureSchema.model_validate({"features": description["features"]})
             with data.open(newline="") as handle:
                 rows = list(feature_rows(schema, csv.DictReader(handle)))
             predictions: list[dict[str, object]] = []
