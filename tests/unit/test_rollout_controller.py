@@ -8,43 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import FunctionConflictError, RolloutError
+from lambdaserve.core.errors import RolloutError
 from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.rollout_guard import GuardReport
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
+from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHAMPION = VersionRef(model_version="1", function_version="1")
 CHALLENGER = VersionRef(model_version="2", function_version="2")
-
-
-class FakeAlias:
-    def __init__(self) -> None:
-        self.routing = AliasRouting("live", "1", {}, "r0")
-        self.writes = 0
-
-    def read(self) -> AliasRouting:
-        return self.routing
-
-    def route(
-        self, version: str, additional: dict[str, float], expected_revision: str
-    ) -> AliasRouting:
-        if expected_revision != self.routing.revision_id:
-            raise FunctionConflictError("changed")
-        self.writes += 1
-        self.routing = AliasRouting("live", version, dict(additional), f"r{self.writes}")
-        return self.routing
-
-
-@dataclass
-class FakeGuard:
-    alarms: tuple[str, ...] = ()
-    samples: int = 1000
-
-    def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
-        return GuardReport(self.alarms, self.samples)
 
 
 @dataclass

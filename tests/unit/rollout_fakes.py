@@ -1,0 +1,38 @@
+"""In-process fakes of the rollout controller's alias and guard ports, shared by unit tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lambdaserve.core.errors import FunctionConflictError
+from lambdaserve.core.functions import AliasRouting
+from lambdaserve.core.rollout_guard import GuardReport
+from lambdaserve.core.rollout_state import RolloutState
+
+
+class FakeAlias:
+    def __init__(self) -> None:
+        self.routing = AliasRouting("live", "1", {}, "r0")
+        self.writes = 0
+
+    def read(self) -> AliasRouting:
+        return self.routing
+
+    def route(
+        self, version: str, additional: dict[str, float], expected_revision: str
+    ) -> AliasRouting:
+        if expected_revision != self.routing.revision_id:
+            raise FunctionConflictError("changed")
+        self.writes += 1
+        self.routing = AliasRouting("live", version, dict(additional), f"r{self.writes}")
+        return self.routing
+
+
+@dataclass
+class FakeGuard:
+    alarms: tuple[str, ...] = ()
+    samples: int = 1000
+
+    def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
+        return GuardReport(self.alarms, self.samples)
