@@ -28,6 +28,7 @@ from infra.constructs.python_function import (
     dependency_layer,
     function_log_group,
     lambda_architecture,
+    logs_and_tracing,
 )
 
 HANDLER = "functions.drift.handler.lambda_handler"
@@ -211,13 +212,7 @@ class DriftMonitor(Construct):
             description="lambdaserve drift job: read captures and bundles, write drift reports",
         )
         statements = [
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
-            ),
-            iam.PolicyStatement(
-                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
-            ),
+            *logs_and_tracing(log_group),
             # Captures: list an hour's partition, then read its objects.
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

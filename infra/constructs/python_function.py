@@ -4,6 +4,7 @@ the stage's retention, and one dependency layer built without Docker for python3
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -46,3 +47,16 @@ def dependency_layer(
         compatible_architectures=[lambda_architecture(config)],
         description=f"lambdaserve {description} ({config.architecture})",
     )
+
+
+def logs_and_tracing(log_group: logs.ILogGroup) -> list[iam.PolicyStatement]:
+    """Every function's own log streams and X-Ray writes (X-Ray takes no resource ARN)."""
+    return [
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+        ),
+        iam.PolicyStatement(
+            actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+        ),
+    ]

@@ -25,6 +25,7 @@ from infra.constructs.python_function import (
     dependency_layer,
     function_log_group,
     lambda_architecture,
+    logs_and_tracing,
 )
 
 HANDLER = "functions.rollout.handler.lambda_handler"
@@ -180,13 +181,7 @@ class RolloutMachine(Construct):
             description="lambdaserve rollout step: route one function's alias under its alarms",
         )
         statements = [
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
-            ),
-            iam.PolicyStatement(
-                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
-            ),
+            *logs_and_tracing(log_group),
             # Lambda authorizes alias actions against the function's (unqualified) ARN, so
             # IAM cannot narrow them to one alias; the predict function has only `live`.
             # GetFunctionConfiguration tells a missing alias from a missing function.

@@ -23,6 +23,7 @@ from infra.constructs.python_function import (
     dependency_layer,
     function_log_group,
     lambda_architecture,
+    logs_and_tracing,
 )
 from infra.constructs.rollout_machine import RolloutMachine
 
@@ -179,18 +180,8 @@ class ServingStack(Stack):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="lambdaserve predict function",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-                resources=["*"],
-            )
-        )
+        for statement in logs_and_tracing(log_group):
+            role.add_to_policy(statement)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
