@@ -24,8 +24,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lambdaserve demo
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest
+# Every wheel the layer-building tests install, fetched once here, so the tests read no index.
+WHEELHOUSE := .wheelhouse
+$(WHEELHOUSE)/.complete: layers/requirements/*.txt pyproject.toml | $(STAMP)
+	$(BIN)/python -m layers.wheelhouse --out $(WHEELHOUSE)
+	touch $@
+
+test: $(STAMP) lint $(WHEELHOUSE)/.complete
+	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,8 +48,8 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
-infra: $(STAMP)
-	$(BIN)/python -m pytest tests/infra
+infra: $(STAMP) $(WHEELHOUSE)/.complete
+	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest tests/infra
 
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
@@ -59,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,6 +23,7 @@ predict function unless ``--function rollout`` (or ``drift``) names another func
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -82,11 +83,25 @@ def platform_tags(arch: Arch) -> list[str]:
     return tags + [f"manylinux_2_{minor}_{machine}" for minor in range(17, RUNTIME_GLIBC_MINOR + 1)]
 
 
-def pip_install(requirements: Path, site_dir: Path, arch: Arch) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:"]
-    command += ["--python-version", "3.13", "--implementation", "cp", "--abi", "cp313"]
+#: A directory of pre-fetched wheels (``python -m layers.wheelhouse``): when set, builds read no
+#: package index at all, which keeps the tests that build layers on loopback.
+WHEELHOUSE_ENV = "LAMBDASERVE_WHEELHOUSE"
+
+
+def pip_target_options(arch: Arch) -> list[str]:
+    """What selects the python3.13 runtime's wheels for ``arch``, for install and download."""
+    options = ["--no-deps", "--only-binary=:all:"]
+    options += ["--python-version", "3.13", "--implementation", "cp", "--abi", "cp313"]
     for tag in platform_tags(arch):
-        command += ["--platform", tag]
+        options += ["--platform", tag]
+    wheelhouse = os.environ.get(WHEELHOUSE_ENV)
+    if wheelhouse:
+        options += ["--no-index", "--find-links", wheelhouse]
+    return options
+
+
+def pip_install(requirements: Path, site_dir: Path, arch: Arch) -> None:
+    command = [sys.executable, "-m", "pip", "install", *pip_target_options(arch)]
     command += ["--target", str(site_dir), "--no-compile", "--quiet"]
     command += ["--disable-pip-version-check", "-r", str(requirements)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

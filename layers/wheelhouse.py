@@ -1,0 +1,70 @@
+"""Fetch every pinned wheel the layer builds use into one local directory.
+
+``make test`` runs this once (it is part of installing what the tests need); the tests then
+build layers with ``LAMBDASERVE_WHEELHOUSE`` set, so pip reads no package index and no test
+reaches beyond loopback. ``make synth`` builds from the index as usual.
+
+    python -m layers.wheelhouse --out .wheelhouse
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from layers.build_layer import LAYERS, WHEELHOUSE_ENV, Arch, pip_target_options
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARCHES: tuple[Arch, ...] = ("arm64", "x86_64")
+
+
+def _host_arch() -> Arch:
+    return "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+
+
+def _pandas_pin() -> str:
+    """The tests prove a layer with pandas is refused, so the host needs that wheel too."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return str(
+        next(p for p in project["optional-dependencies"]["training"] if p.startswith("pandas"))
+    )
+
+
+def _download(requirements: Path, arch: Arch, out: Path) -> None:
+    options = [o for o in pip_target_options(arch) if o not in ("--no-index",)]
+    if "--find-links" in options:  # fetching is what fills the wheelhouse: use the index
+        at = options.index("--find-links")
+        del options[at : at + 2]
+    command = [sys.executable, "-m", "pip", "download", *options, "--quiet"]
+    command += ["--disable-pip-version-check", "-r", str(requirements), "-d", str(out)]
+    subprocess.run(command, check=True)
+
+
+def fetch(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for arch in ARCHES:
+        for requirements in LAYERS.values():
+            _download(requirements, arch, out)
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp) / "test-extra.txt"
+        extra.write_text(_pandas_pin() + "\n")
+        _download(extra, _host_arch(), out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    out = parser.parse_args().out
+    fetch(out)
+    wheels = sorted(out.glob("*.whl"))
+    size = sum(w.stat().st_size for w in wheels) / 1024**2
+    print(f"{len(wheels)} wheels ({size:.0f} MB) in {out}; builds use them with {WHEELHOUSE_ENV}")
+
+
+if __name__ == "__main__":
+    main()
