@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lambdaserve demo
 
-# Every wheel the layer-building tests install, fetched once here, so the tests read no index.
+# Every wheel the layer-building and training-image tests install, fetched once here, so the
+# tests read no index.
 WHEELHOUSE := .wheelhouse
-$(WHEELHOUSE)/.complete: layers/requirements/*.txt pyproject.toml | $(STAMP)
+$(WHEELHOUSE)/.complete: layers/requirements/*.txt training/framework-image.txt pyproject.toml | $(STAMP)
 	$(BIN)/python -m layers.wheelhouse --out $(WHEELHOUSE)
 	touch $@
 

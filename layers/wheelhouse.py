@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 from layers.build_layer import LAYERS, WHEELHOUSE_ENV, Arch, pip_target_options
+from training import framework_image, source_bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARCHES: tuple[Arch, ...] = ("arm64", "x86_64")
@@ -54,6 +55,32 @@ def fetch(out: Path) -> None:
         extra = Path(tmp) / "test-extra.txt"
         extra.write_text(_pandas_pin() + "\n")
         _download(extra, _host_arch(), out)
+    fetch_training_image(out / framework_image.WHEELHOUSE_SUBDIR)
+
+
+def fetch_training_image(out: Path) -> None:
+    """Python 3.12 wheels for running the training job the way AWS's scikit-learn image does:
+    what the image pre-installs (built into wheels where PyPI has only a source archive, as for
+    the SageMaker training toolkit) and, resolved apart, the job's own requirements.txt."""
+    python = framework_image.find_python()
+    if python is None:
+        raise SystemExit(
+            f"no Python {framework_image.PYTHON} interpreter found (tried "
+            f"${framework_image.PYTHON_ENV}, python{framework_image.PYTHON}, pyenv): "
+            "the training-image test needs one"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    pip = [str(python), "-m", "pip"]
+    image = ["wheel", *quiet, "-r", str(framework_image.PREINSTALLED), "-w", str(out)]
+    subprocess.run([*pip, *image], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "requirements.txt"
+        job.write_text(source_bundle.requirements())
+        subprocess.run(
+            [*pip, "download", *quiet, "--only-binary=:all:", "-r", str(job), "-d", str(out)],
+            check=True,
+        )
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import typer
 from lambdaserve.cli import (
     demo_command,
     drift_commands,
+    import_command,
     predict_command,
     registry_commands,
     rollout_commands,
@@ -32,6 +33,7 @@ app.command("serve")(serve_command.serve)
 app.command("predict")(predict_command.predict)
 app.command("demo")(demo_command.demo)
 app.command("synth")(synth_command.synth)
+app.command("import")(import_command.import_)
 app.command("register")(registry_commands.register)
 app.add_typer(registry_commands.models_app, name="models")
 app.command("publish")(registry_commands.publish)

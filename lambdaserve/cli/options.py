@@ -16,6 +16,21 @@ StoreOption = Annotated[
     ),
 ]
 
+HoldoutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--holdout", help="CSV with the target; candidate and champion are both scored on it"
+    ),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--gate", help="JSON gate policy: minimums, maximums, compare, tolerance"),
+]
+RegisterOption = Annotated[
+    bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
+
 
 def open_store(store: Path | None) -> LocalArtifactStore:
     return LocalArtifactStore(store or default_store_root())

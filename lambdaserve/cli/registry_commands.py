@@ -18,7 +18,14 @@ from lambdaserve.cli.backends import (
     open_registry,
 )
 from lambdaserve.cli.console import fail, out
-from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
+from lambdaserve.cli.options import (
+    HoldoutOption,
+    JsonOption,
+    PolicyOption,
+    StoreOption,
+    open_store,
+    parse_model_ref,
+)
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.promotion_gate import GateDecision, GatePolicy
 from lambdaserve.core.registry import RegisteredVersion
@@ -28,17 +35,7 @@ from lambdaserve.lifecycle.publishing import publish_model_version
 from lambdaserve.lifecycle.registration import gate_challenger, promote_to_champion, register_bundle
 from lambdaserve.lifecycle.status import model_status
 
-HoldoutOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--holdout", help="CSV with the target; candidate and champion are both scored on it"
-    ),
-]
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
-PolicyOption = Annotated[
-    Path | None,
-    typer.Option("--gate", help="JSON gate policy: minimums, maximums, compare, tolerance"),
-]
 
 
 def load_policy(path: Path | None) -> GatePolicy:
@@ -86,7 +83,7 @@ def register(
     holdout: HoldoutOption = None,
     gate: PolicyOption = None,
     force: ForceOption = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Register a stored bundle in MLflow; it becomes challenger if it passes the gate."""
     name, bundle_version = parse_model_ref(model)

@@ -11,7 +11,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from lambdaserve.cli.console import err, fail, out
-from lambdaserve.cli.options import StoreOption, open_store
+from lambdaserve.cli.options import (
+    HoldoutOption,
+    JsonOption,
+    PolicyOption,
+    RegisterOption,
+    StoreOption,
+    open_store,
+)
 from lambdaserve.cli.registry_commands import load_policy, register_and_gate
 from lambdaserve.core.artifacts import StoredBundle
 from lambdaserve.core.errors import LambdaserveError
@@ -99,14 +106,10 @@ def train(
         list[str] | None, typer.Option("--hp", help="Extra hyperparameter KEY=VALUE (repeatable)")
     ] = None,
     store: StoreOption = None,
-    register: Annotated[
-        bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
-    ] = True,
-    holdout: Annotated[
-        Path | None, typer.Option("--holdout", help="CSV the gate scores candidate and champion on")
-    ] = None,
-    gate: Annotated[Path | None, typer.Option("--gate", help="JSON gate policy")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    register: RegisterOption = True,
+    holdout: HoldoutOption = None,
+    gate: PolicyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train under the SageMaker script-mode contract, store the verified bundle, register it."""
     hyperparameters: dict[str, object] = {
@@ -125,6 +128,25 @@ def train(
             hyperparameters[key] = value
     try:
         stored = train_model(open_store(store), data, hyperparameters, progress=not as_json)
+    except LambdaserveError as exc:
+        fail(str(exc))
+    register_and_report(
+        stored, store=store, register=register, holdout=holdout, gate=gate, as_json=as_json
+    )
+
+
+def register_and_report(
+    stored: StoredBundle,
+    *,
+    store: Path | None,
+    register: bool,
+    holdout: Path | None,
+    gate: Path | None,
+    as_json: bool,
+) -> None:
+    """Register a freshly stored bundle and run the gate (unless ``register`` is off), then print
+    the bundle's summary and the registry's answer."""
+    try:
         registration = (
             register_and_gate(
                 store,

@@ -41,11 +41,19 @@ class Synthesized:
         return sorted(self.outdir.glob("*.template.json"))
 
 
-def synthesize(outdir: Path, stage: str, overrides: dict[str, Any] | None = None) -> Synthesized:
+def synthesize(
+    outdir: Path,
+    stage: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    bundling_stacks: list[str] | None = None,
+) -> Synthesized:
+    """``bundling_stacks`` names the stacks whose assets are really built (default: none; asset
+    builds are tested on their own)."""
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     if overrides is not None:
         context["lambdaserve:stages"] = {stage: overrides}
-    context["aws:cdk:bundling-stacks"] = []  # asset builds are not what these tests check
+    context["aws:cdk:bundling-stacks"] = bundling_stacks or []
     context["stage"] = stage
     app = App(context=context, outdir=str(outdir))
     config = load_stage_config(app.node)
