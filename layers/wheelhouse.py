@@ -70,17 +70,24 @@ def fetch_training_image(out: Path) -> None:
             "the training-image test needs one"
         )
     out.mkdir(parents=True, exist_ok=True)
-    quiet = ["--quiet", "--disable-pip-version-check"]
     pip = [str(python), "-m", "pip"]
-    image = ["wheel", *quiet, "-r", str(framework_image.PREINSTALLED), "-w", str(out)]
-    subprocess.run([*pip, *image], check=True)
+    _pip([*pip, "wheel", "-r", str(framework_image.PREINSTALLED), "-w", str(out)])
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "requirements.txt"
         job.write_text(source_bundle.requirements())
-        subprocess.run(
-            [*pip, "download", *quiet, "--only-binary=:all:", "-r", str(job), "-d", str(out)],
-            check=True,
-        )
+        _pip([*pip, "download", "--only-binary=:all:", "-r", str(job), "-d", str(out)])
+
+
+def _pip(command: list[str]) -> None:
+    """Run pip quietly; on failure show what it said (its warnings otherwise flood the log)."""
+    done = subprocess.run(
+        [*command, "--quiet", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
 
 
 def main() -> None:
@@ -88,7 +95,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     out = parser.parse_args().out
     fetch(out)
-    wheels = sorted(out.glob("*.whl"))
+    wheels = sorted(out.rglob("*.whl"))  # py312/ included
     size = sum(w.stat().st_size for w in wheels) / 1024**2
     print(f"{len(wheels)} wheels ({size:.0f} MB) in {out}; builds use them with {WHEELHOUSE_ENV}")
 
