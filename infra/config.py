@@ -21,8 +21,6 @@ _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
 _MINUTES = {"minute": 1, "hour": 60, "day": 1440}
 #: Seconds Firehose buffers captures before writing them to S3 (infra/constructs/capture_pipeline).
 CAPTURE_BUFFER_SECONDS = 60
-#: Alarms on Metrics Insights queries evaluate only the latest 3 hours of data.
-METRICS_INSIGHTS_HOURS = 3
 
 
 class StageConfigError(ValueError):
@@ -101,8 +99,8 @@ class StageConfig(BaseModel):
     heartbeat_hours: int = Field(
         default=2,
         ge=1,
-        le=METRICS_INSIGHTS_HOURS,
-        description="hours without a drift run before the heartbeat alarm fires",
+        le=24,
+        description="hours without a completed drift run before the heartbeat alarm fires",
     )
     capture_mask: tuple[str, ...] = Field(
         default=(), description="features captured as null (the drift job skips them)"

@@ -3,11 +3,13 @@
 EventBridge Scheduler invokes it with the target input
 ``{"time": "<aws.scheduler.scheduled-time>"}``; the window is derived from that scheduled time
 (``lambdaserve.lifecycle.drift_job``), so a retry judges the same window and writes nothing
-twice. Per new report it emits EMF metrics (namespace ``lambdaserve``, dimensions ``model_name``
-and ``model_version``: ``DriftRuns`` 1 as a heartbeat, ``DriftedFeatures``, ``DatasetDrift`` 0/1,
-``PersistentDrift`` 0/1) and publishes an SNS alarm when the dataset drifted or drifts
-persistently. It answers a summary of the window and the reports it wrote. Any failure raises
-(so the scheduler retries, then dead-letters) with a message that says what went wrong.
+twice. Every run that completes emits ``DriftJobRuns`` 1 (namespace ``lambdaserve``, dimension
+``service`` only): the heartbeat, whether or not the window held traffic to judge. Per new report
+it emits EMF metrics (dimensions ``model_name`` and ``model_version``: ``DriftRuns`` 1,
+``DriftedFeatures``, ``DatasetDrift`` 0/1, ``PersistentDrift`` 0/1) and publishes an SNS alarm
+when the dataset drifted or drifts persistently. It answers a summary of the window and the
+reports it wrote. Any failure raises (so the scheduler retries, then dead-letters) with a message
+that says what went wrong.
 
 Configured by the environment, read once per execution environment (see DriftSettings).
 """
@@ -181,6 +183,13 @@ class EmfDriftMetrics:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         self.metrics.flush_metrics()
 
+    def heartbeat(self, reports: int) -> None:
+        """One document per completed run, without model dimensions, so one plain alarm reads it
+        (a run over a window without traffic writes no report but is still a run)."""
+        self.metrics.add_metric(name="DriftJobRuns", unit=MetricUnit.Count, value=1)
+        self.metrics.add_metric(name="DriftReportsWritten", unit=MetricUnit.Count, value=reports)
+        self.metrics.flush_metrics()
+
 
 def _summary(
     event: DriftEvent, settings: DriftSettings, written: list[DriftReport], invalid: int
@@ -251,6 +260,7 @@ def build_handler(
         except LambdaserveError as exc:
             logger.error("drift job failed", extra={"reason": str(exc)})
             raise
+        metrics.heartbeat(len(written))
         summary = _summary(request, settings, written, adapters.invalid_lines()).model_dump(
             mode="json"
         )

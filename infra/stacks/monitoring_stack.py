@@ -87,18 +87,23 @@ class MonitoringStack(Stack):
             comparison=GT,
             description="drift job runs that failed (retried, then dead-lettered)",
         )
-        # No run for heartbeat_hours: the schedule stopped, every run failed, or no traffic was
-        # captured to judge. Each way, nobody is watching for drift.
+        # No completed run for heartbeat_hours: the schedule stopped or every run failed. Each
+        # run emits DriftJobRuns whether or not its window held traffic, so a quiet hour is not
+        # mistaken for a stopped job. One series (no model dimensions): a plain metric alarm.
         self._alarm(
             "DriftHeartbeat",
-            cloudwatch.MathExpression(
-                expression=across_models("SUM", "DriftRuns"), period=HOUR, label="runs"
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="DriftJobRuns",
+                dimensions_map={"service": METRICS_SERVICE},
+                statistic="Sum",
+                period=HOUR,
             ),
             threshold=1,
             comparison=LT,
             periods=config.heartbeat_hours,
             missing=cloudwatch.TreatMissingData.BREACHING,
-            description=f"no drift run wrote a report in {config.heartbeat_hours} h",
+            description=f"no drift job run completed in {config.heartbeat_hours} h",
         )
         self._alarm(
             "DriftDeadLetters",

@@ -441,14 +441,42 @@ def test_handler_reads_the_scheduled_time_and_answers_a_summary(
     (written,) = summary["written"]
     assert written["dataset_verdict"] == "drift" and written["alarm"]
     assert [subject for subject, _ in topic.published] == ["lambdaserve drift: churn v1"]
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    (document,) = emf
+    document, heartbeat = emf_documents(capsys)
     assert document["model_name"] == "churn" and document["model_version"] == "1"
     assert document["DriftRuns"] == [1.0] and document["DatasetDrift"] == [1.0]
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "lambdaserve"
-    # A retry of the same schedule writes, measures and alarms nothing.
+    assert heartbeat["DriftJobRuns"] == [1.0] and heartbeat["DriftReportsWritten"] == [1.0]
+    # A retry of the same schedule writes and alarms nothing, but is a run: the heartbeat beats.
     again = handler({"time": "2026-11-27T12:05:00Z"}, Context())
     assert again["written"] == [] and len(topic.published) == 1
+    (heartbeat,) = emf_documents(capsys)
+    assert heartbeat["DriftJobRuns"] == [1.0] and heartbeat["DriftReportsWritten"] == [0.0]
+
+
+def emf_documents(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = capsys.readouterr().out.splitlines()
+    return [json.loads(line) for line in lines if '"_aws"' in line]
+
+
+def test_a_window_without_traffic_is_still_a_heartbeat(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = handler_with([], FakeTopic(), MemoryFiles())(
+        {"time": "2026-11-27T12:05:00Z"}, Context()
+    )
+    assert summary["written"] == []
+    (heartbeat,) = emf_documents(capsys)
+    assert heartbeat["DriftJobRuns"] == [1.0] and heartbeat["DriftReportsWritten"] == [0.0]
+    (directive,) = heartbeat["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "lambdaserve"
+    assert directive["Dimensions"] == [["service"]] and heartbeat["service"] == "drift"
+
+
+def test_a_failed_run_is_not_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = handler_with([], FakeTopic(), MemoryFiles())
+    with pytest.raises(DriftJobError):
+        handler({"detail": {}}, Context())
+    assert emf_documents(capsys) == []
 
 
 def test_handler_refuses_an_event_without_a_scheduled_time() -> None:
