@@ -24,6 +24,7 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         f"{config.prefix}-serving",
         config=config,
         artifact_bucket=storage.artifact_bucket,
+        capture_salt=storage.capture_salt,
         env=env,
     )
     training = TrainingStack(

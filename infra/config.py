@@ -106,7 +106,8 @@ class StageConfig(BaseModel):
         default=(), description="features captured as null (the drift job skips them)"
     )
     capture_hash: tuple[str, ...] = Field(
-        default=(), description="features captured as salted hashes (the drift job skips them)"
+        default=(),
+        description="salted-hash captured features (salt in Secrets Manager; drift skips them)",
     )
 
     @model_validator(mode="after")
@@ -136,12 +137,9 @@ class StageConfig(BaseModel):
         for name in (*self.capture_mask, *self.capture_hash):
             if not name.strip() or "," in name:
                 raise ValueError(f"capture_mask/capture_hash name feature names, got {name!r}")
-        if self.capture_hash:
-            raise ValueError(
-                "capture_hash needs a salt, which is a secret and must not travel in the "
-                "function's environment; until the stack reads it from a secret store, use "
-                "capture_mask for these features"
-            )
+        if set(self.capture_mask) & set(self.capture_hash):
+            both = ", ".join(sorted(set(self.capture_mask) & set(self.capture_hash)))
+            raise ValueError(f"a feature is either masked or hashed, not both: {both}")
         every = self.drift_interval_minutes
         if every is not None and every > self.drift_window_minutes:
             raise ValueError(

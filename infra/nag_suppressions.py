@@ -38,6 +38,14 @@ def _ids(*patterns: str) -> str:
 
 ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
     Acknowledgement(
+        r"{prefix}-storage/CaptureSalt/Resource",
+        r"AwsSolutions-SMG4",
+        "The capture salt keys the salted sha256 of capture_hash fields so equal values stay "
+        "equal across captures; rotating it would make every hashed value incomparable with "
+        "those captured before. It is retained, read only by the predict role (GetSecretValue on "
+        "this ARN) and never logged or put in an environment.",
+    ),
+    Acknowledgement(
         r"{prefix}-serving/Predict/Resource",
         r"AwsSolutions-L1",
         "DESIGN decision 1 pins python3.13 (the version tests and the layer build use); moving to "

@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -34,15 +35,16 @@ MAX_BATCH_ROWS = 5000
 LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "sklearn"]}
 
 
-def predict_environment(config: StageConfig) -> dict[str, str]:
+def predict_environment(config: StageConfig, salt_secret_arn: str = "") -> dict[str, str]:
     """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks
     it), plus Powertools' own variables, except ``CAPTURE_SALT``: a secret never travels in the
-    environment, so the stack refuses ``capture_hash`` until it reads the salt from a secret
-    store."""
+    environment; the function reads the salt of ``capture_hash`` fields from the Secrets Manager
+    secret ``CAPTURE_SALT_SECRET`` names, once per execution environment."""
     environment = {
         "CAPTURE_ENABLED": "true",
         "CAPTURE_MASK": ",".join(config.capture_mask),
-        "CAPTURE_HASH": "",
+        "CAPTURE_HASH": ",".join(config.capture_hash),
+        "CAPTURE_SALT_SECRET": salt_secret_arn,
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
         "BUNDLE_CACHE_DIR": "/tmp/lambdaserve-bundles",  # noqa: S108 - Lambda's only writable dir
@@ -64,14 +66,24 @@ class ServingStack(Stack):
         *,
         config: StageConfig,
         artifact_bucket: s3.IBucket,
+        capture_salt: secretsmanager.ISecret | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if bool(config.capture_hash) != (capture_salt is not None):
+            raise ValueError("capture_hash and the storage stack's capture salt go together")
         architecture = lambda_architecture(config)
         log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
         self.log_group: logs.ILogGroup = log_group
         role = self._role(log_group, artifact_bucket)
+        if capture_salt is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[capture_salt.secret_arn],
+                )
+            )
         layer = dependency_layer(
             self,
             "ServingLayer",
@@ -95,7 +107,9 @@ class ServingStack(Stack):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,
-            environment=predict_environment(config),
+            environment=predict_environment(
+                config, capture_salt.secret_arn if capture_salt is not None else ""
+            ),
             description="lambdaserve prediction API (FastAPI + Mangum); versions pin one bundle",
         )
         # The `live` alias is created ONCE and then belongs to the rollout controller.

@@ -1,4 +1,5 @@
-"""Stateful storage, retained on deletion: model artifacts, prediction captures, access logs."""
+"""Stateful storage, retained on deletion: model artifacts, prediction captures, access logs, and
+the salt of hashed capture fields."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -38,5 +40,20 @@ class StorageStack(Stack):
             access_logs_prefix="captures/",
             noncurrent_days=30,
         )
+        #: The salt of ``capture_hash`` fields, only when a stage hashes any. State, not config:
+        #: a new salt makes every hashed value incomparable with the ones captured before, so
+        #: the secret is retained and never rotated, and it never travels in an environment.
+        self.capture_salt: secretsmanager.ISecret | None = None
+        if config.capture_hash:
+            salt = secretsmanager.Secret(
+                self,
+                "CaptureSalt",
+                description="salt of the predict function's hashed capture fields",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=48, exclude_punctuation=True
+                ),
+            )
+            salt.apply_removal_policy(RemovalPolicy.RETAIN)
+            self.capture_salt = salt
         CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
         CfnOutput(self, "CaptureBucketName", value=self.capture_bucket.bucket_name)

@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from mangum import Mangum
 
+from lambdaserve.core.capture import CapturePolicy
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.capture_sinks import LogLineSink
@@ -85,10 +86,29 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
     return model, None
 
 
+def _capture_policy(settings: ServingSettings, logger: Logger) -> tuple[CapturePolicy, str | None]:
+    """The capture policy, its salt read from Secrets Manager when the stack names a secret.
+    Without the salt nothing is served: hashed fields must never be captured unsalted."""
+    if not (settings.capture_enabled and settings.capture_hash and settings.capture_salt_secret):
+        return settings.capture_policy(), None
+    from lambdaserve.aws.secrets import read_secret_string
+
+    try:
+        salt = read_secret_string(settings.capture_salt_secret)
+    except LambdaserveError as exc:
+        logger.error(
+            "capture salt unavailable",
+            extra={"secret": settings.capture_salt_secret, "reason": str(exc)},
+        )
+        return settings.capture_policy(), f"capture salt unavailable: {exc}"
+    return settings.capture_policy(salt), None
+
+
 def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandler:
     settings = settings or ServingSettings()
     logger = Logger(service="lambdaserve-predict")
-    model, error = _load(settings, logger)
+    capture_policy, salt_error = _capture_policy(settings, logger)
+    model, error = _load(settings, logger) if salt_error is None else (None, salt_error)
     dimensions = {"model_name": model.name, "model_version": model.version} if model else {}
     # Powertools' Metrics keeps its sets on the class; a provider of our own keeps them per handler.
     provider = AmazonCloudWatchEMFProvider(
@@ -106,6 +126,7 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         observer=EmfObserver(metrics),
         load_error=error,
         capture=LogLineSink() if settings.capture_enabled else None,
+        capture_policy=capture_policy,
         # A reserved variable of the Lambda runtime, not configuration: not in ServingSettings.
         function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
     )

@@ -40,7 +40,11 @@ class ServingSettings(BaseSettings):
         default=frozenset(), description="features captured as a salted sha256 (comma-separated)"
     )
     capture_salt: SecretStr = Field(
-        default=SecretStr(""), description="salt of the hashed features; required with hashing"
+        default=SecretStr(""), description="salt of the hashed features (local use)"
+    )
+    capture_salt_secret: str = Field(
+        default="",
+        description="Secrets Manager secret (ARN or name) holding the salt; how Lambda gets it",
     )
 
     @field_validator("capture_mask", "capture_hash", mode="before")
@@ -55,15 +59,20 @@ class ServingSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _hashing_is_salted(self) -> Self:
-        if self.capture_hash and not self.capture_salt.get_secret_value():
+        salted = self.capture_salt.get_secret_value() or self.capture_salt_secret
+        if self.capture_hash and not salted:
             # Unsalted sha256 of an e-mail or a customer id is reversed by trying candidates.
-            raise ValueError("CAPTURE_HASH needs CAPTURE_SALT: unsalted hashes can be reversed")
+            raise ValueError(
+                "CAPTURE_HASH needs CAPTURE_SALT or CAPTURE_SALT_SECRET: unsalted hashes can be "
+                "reversed"
+            )
         return self
 
-    def capture_policy(self) -> CapturePolicy:
+    def capture_policy(self, salt: str | None = None) -> CapturePolicy:
+        """The capture policy; ``salt`` is the one read from ``capture_salt_secret``."""
         return CapturePolicy(
             enabled=self.capture_enabled,
             mask=self.capture_mask,
             hash=self.capture_hash,
-            salt=self.capture_salt.get_secret_value(),
+            salt=salt if salt is not None else self.capture_salt.get_secret_value(),
         )

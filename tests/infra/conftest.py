@@ -83,6 +83,7 @@ def cognito(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
                 "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc"
             ),
             "cors_allowed_origins": ["https://app.example.com"],
+            "capture_hash": ["customer_id"],
             "alarm_email": "ml@example.com",
             "model_uri": "s3://bucket/models/churn/3/bundle.tar.gz",
             "model_sha256": "a" * 64,

@@ -48,9 +48,10 @@ def test_unknown_stage_lists_the_known_ones() -> None:
         load_stage_config(_context({}), stage="prod")
 
 
-def test_hashing_captures_is_refused_until_the_salt_has_a_secret_store() -> None:
-    with pytest.raises(StageConfigError, match="capture_hash needs a salt"):
-        load_stage_config(_context({"capture_hash": ["region"]}))
+def test_a_feature_is_masked_or_hashed_not_both() -> None:
+    assert load_stage_config(_context({"capture_hash": ["region"]})).capture_hash == ("region",)
+    with pytest.raises(StageConfigError, match="either masked or hashed, not both: region"):
+        load_stage_config(_context({"capture_hash": ["region"], "capture_mask": ["region"]}))
 
 
 def test_cognito_needs_its_pool() -> None:

@@ -85,6 +85,31 @@ def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
     assert all(s["Effect"] == "Allow" for s in statements)
 
 
+def test_only_the_predict_role_reads_the_capture_salt_and_only_it(cognito: Synthesized) -> None:
+    _, policy = _one(cognito, "AWS::IAM::Policy", "PredictRole")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (salt,) = [s for s in statements if "secretsmanager" in json.dumps(s["Action"])]
+    assert salt["Action"] == "secretsmanager:GetSecretValue"
+    assert salt["Resource"] == {"Fn::ImportValue": _salt_export(cognito)}
+    others = _resources(cognito, "serving", "AWS::IAM::Policy")
+    readers = [k for k, v in others.items() if "secretsmanager" in json.dumps(v)]
+    assert len(readers) == 1 and readers[0].startswith("PredictRole")
+    _, function = _one(cognito, "AWS::Lambda::Function", "Predict")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["CAPTURE_SALT_SECRET"] == {"Fn::ImportValue": _salt_export(cognito)}
+    assert variables["CAPTURE_HASH"] == "customer_id"
+    assert "CAPTURE_SALT" not in variables
+
+
+def _salt_export(synth: Synthesized) -> str:
+    (name,) = [
+        output["Export"]["Name"]
+        for output in synth.template_json("storage").get("Outputs", {}).values()
+        if "CaptureSalt" in json.dumps(output["Value"])
+    ]
+    return str(name)
+
+
 def test_live_alias_is_created_once_on_a_fixed_bootstrap_version(dev: Synthesized) -> None:
     aliases = _resources(dev, "serving", "AWS::Lambda::Alias")
     assert len(aliases) == 1

@@ -21,8 +21,10 @@ def _environment(synth: Synthesized) -> dict[str, str]:
     return function["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
 
 
-#: A secret never travels in a function's environment; the stack refuses capture_hash instead.
+#: A secret never travels in a function's environment: the function reads the salt of hashed
+#: capture fields from the Secrets Manager secret CAPTURE_SALT_SECRET names.
 SECRETS = {"CAPTURE_SALT"}
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:CaptureSalt-AbCdEf"
 
 
 def test_with_a_model_every_settings_field_is_set_and_nothing_else(cognito: Synthesized) -> None:
@@ -45,8 +47,12 @@ def test_the_settings_model_accepts_the_synthesized_values(
     for key in {n.upper() for n in ServingSettings.model_fields}:
         monkeypatch.delenv(key, raising=False)
     for key, value in _environment(synth).items():
-        monkeypatch.setenv(key, value)
+        # The salt secret's ARN is a cross-stack import; at runtime it is the ARN itself.
+        monkeypatch.setenv(key, value if isinstance(value, str) else SECRET_ARN)
     settings = ServingSettings()
     assert settings.max_body_bytes == int(_environment(synth)["MAX_BODY_BYTES"])
     assert settings.preferred_runtime == synth.config.runtime
     assert settings.model_uri == synth.config.model_uri
+    assert settings.capture_hash == frozenset(synth.config.capture_hash)
+    assert settings.capture_salt_secret == (SECRET_ARN if synth.config.capture_hash else "")
+    assert not settings.capture_salt.get_secret_value()  # the salt itself never travels

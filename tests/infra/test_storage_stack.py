@@ -57,3 +57,21 @@ def test_every_bucket_refuses_plain_http(dev: Synthesized) -> None:
 
 def test_storage_stack_is_protected(dev: Synthesized) -> None:
     assert dev.stacks["storage"].termination_protection is True  # type: ignore[attr-defined]
+
+
+def test_the_capture_salt_is_a_retained_secret_only_where_fields_are_hashed(
+    dev: Synthesized, cognito: Synthesized
+) -> None:
+    def secrets(synth: Synthesized) -> list[dict[str, Any]]:
+        resources = synth.template_json("storage")["Resources"]
+        return [v for v in resources.values() if v["Type"] == "AWS::SecretsManager::Secret"]
+
+    assert not dev.config.capture_hash and secrets(dev) == []
+    assert cognito.config.capture_hash
+    (salt,) = secrets(cognito)
+    assert salt["DeletionPolicy"] == salt["UpdateReplacePolicy"] == "Retain"
+    generated = salt["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32 and generated["ExcludePunctuation"] is True
+    assert "SecretString" not in salt["Properties"]  # generated in AWS, never in the template
+    rotations = cognito.template_json("storage")["Resources"].values()
+    assert not [r for r in rotations if r["Type"] == "AWS::SecretsManager::RotationSchedule"]

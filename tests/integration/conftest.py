@@ -11,7 +11,7 @@ import copy
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lambdaserve.core.schema import FeatureSpec
 from lambdaserve.datasets import churn
 from lambdaserve.serving.lambda_entry import LambdaHandler, build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
+from tests.integration.moto_server import running_moto_server
 
 EVENTS_DIR = Path(__file__).parents[1] / "events"
 
@@ -73,6 +74,13 @@ def with_body(event: Event, body: str | bytes, *, declare_length: bool = False) 
         else:
             filled["headers"]["content-length"] = str(len(raw))
     return filled
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on 127.0.0.1, one per test module."""
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

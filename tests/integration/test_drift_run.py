@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, capture_line
-from tests.integration.moto_server import new_bucket, object_versions, running_moto_server
+from tests.integration.moto_server import new_bucket, object_versions
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -207,12 +206,6 @@ def test_dataset_drift_exits_7_and_skipped_fields_are_noted(
 
 
 # --- AWS: S3 partitions, S3 artifact store, create-only reports, SNS on moto -------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
 
 
 def upload_captures(s3: Any, bucket: str, records: list[CaptureRecord]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,17 +16,10 @@ from typer.testing import CliRunner
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.cli.main import app
 from lambdaserve.core.bundle import VerifiedBundle, seal_bundle
-from tests.integration.moto_server import running_moto_server
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "lambdaserve-dev-artifacts-123456789012"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
 
 
 Upload = Callable[[Path, str], str]

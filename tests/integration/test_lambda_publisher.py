@@ -26,7 +26,6 @@ from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
 from lambdaserve.core.errors import FunctionConflictError, FunctionError
 from lambdaserve.core.functions import AliasRouting, PublishedVersion
-from tests.integration.moto_server import running_moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +44,6 @@ ROLE_POLICY = {
     ],
 }
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(scope="module")

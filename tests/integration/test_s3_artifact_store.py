@@ -6,7 +6,6 @@ import base64
 import hashlib
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from tests.integration.moto_server import (
     closed_loopback_port,
     new_bucket,
     object_versions,
-    running_moto_server,
 )
 
 pytestmark = pytest.mark.integration
@@ -43,12 +41,6 @@ pytestmark = pytest.mark.integration
 PREFIX = "team-a"
 ARCHIVE_KEY = f"{PREFIX}/models/churn/1/bundle.tar.gz"
 MANIFEST_KEY = f"{PREFIX}/models/churn/1/manifest.json"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

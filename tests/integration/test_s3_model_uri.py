@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,6 @@ from lambdaserve.aws.clients import aws_client
 from lambdaserve.core.bundle import VerifiedBundle, pack_bundle, seal_bundle
 from lambdaserve.serving.lambda_entry import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
-from tests.integration.moto_server import running_moto_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -44,12 +43,6 @@ class Published:
     first_digest: str
     latest_version_id: str
     latest_digest: str
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
