@@ -20,6 +20,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "model": ("GET",),
     "predict": ("POST",),
     "predict/batch": ("POST",),
+    "feedback": ("POST",),
     "docs": ("GET",),
     "openapi.json": ("GET",),
 }

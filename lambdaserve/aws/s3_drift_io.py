@@ -21,7 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.capture import CaptureRecord, parse_capture_line, partition
+from lambdaserve.core.capture import (
+    CaptureRecord,
+    FeedbackRecord,
+    parse_stream_line,
+    partition,
+)
 from lambdaserve.core.errors import LambdaserveError
 
 log = logging.getLogger(__name__)
@@ -92,13 +97,24 @@ class S3CaptureReader:
         self._client = client if client is not None else aws_client("s3")
 
     def __call__(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+        for record in self.stream(start, end):
+            if isinstance(record, CaptureRecord):
+                yield record
+
+    def feedback(self, start: datetime, end: datetime) -> Iterator[FeedbackRecord]:
+        """Feedback records of the partitions of [start, end + 1 h) (the caller filters by time)."""
+        for record in self.stream(start, end):
+            if isinstance(record, FeedbackRecord):
+                yield record
+
+    def stream(self, start: datetime, end: datetime) -> Iterator[CaptureRecord | FeedbackRecord]:
         # Firehose partitions by ARRIVAL time (after its buffer), so a record captured at 10:59:58
         # can sit under hour=11: read one hour past the window; the job filters by capture time.
         for hour in hour_partitions(start, end + _HOUR):
             for key in _list_keys(self._client, self.bucket, f"{self.prefix}{hour}/"):
                 yield from self._records(key)
 
-    def _records(self, key: str) -> Iterator[CaptureRecord]:
+    def _records(self, key: str) -> Iterator[CaptureRecord | FeedbackRecord]:
         action = f"read s3://{self.bucket}/{key}"
         with _aws_errors(action):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
@@ -109,7 +125,7 @@ class S3CaptureReader:
                 if not line.strip():
                     continue
                 try:
-                    yield parse_capture_line(line)
+                    yield parse_stream_line(line)
                 except ValueError:  # json and pydantic errors alike
                     invalid += 1
         if invalid:

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lambdaserve.cli.console import fail, out
-from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
+from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref, parse_time
 from lambdaserve.core.artifacts import version_order
 from lambdaserve.core.drift_stats import SCORE_FEATURE
 from lambdaserve.core.errors import LambdaserveError
@@ -45,13 +45,7 @@ _VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data":
 
 
 def _scheduled(at: str | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return datetime.now(UTC) if at is None else parse_time(at, "--at")
 
 
 def _verdict(verdict: str) -> str:

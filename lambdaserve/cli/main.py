@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from lambdaserve.cli import (
+    ab_report_command,
     demo_command,
     drift_commands,
     import_command,
@@ -39,6 +40,7 @@ app.add_typer(registry_commands.models_app, name="models")
 app.command("publish")(registry_commands.publish)
 app.command("status")(registry_commands.status)
 app.add_typer(rollout_commands.rollout_app, name="rollout")
+rollout_commands.ab_app.command("report")(ab_report_command.report)
 app.add_typer(rollout_commands.ab_app, name="ab")
 app.add_typer(drift_commands.drift_app, name="drift")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -42,3 +43,12 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
     if not name:
         raise typer.BadParameter("expected NAME or NAME:VERSION", param_hint="--model")
     return name, version or None
+
+
+def parse_time(value: str, hint: str) -> datetime:
+    """An ISO 8601 time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=hint) from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -2,6 +2,10 @@
 fields, written to a sink (JSONL partitions locally; a structured log line that a CloudWatch
 Logs subscription forwards to Firehose and S3 on AWS).
 
+Ground-truth feedback travels the same way: a ``FeedbackRecord`` (``"kind": "feedback"``) names
+the ``prediction_id`` it labels and the observed class, in the same stream and partitions
+(by the time it was received), so the capture pipeline carries both without another stream.
+
 Partitions, the same locally and in S3 (Firehose prefix
 ``captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/``)::
 
@@ -45,6 +49,23 @@ class CaptureRecord(BaseModel):
     flags: tuple[str, ...] = ()
 
 
+#: A prediction id as ``prediction_ids`` makes it (ULID layout, Crockford base32).
+PREDICTION_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+
+
+class FeedbackRecord(BaseModel):
+    """The observed outcome of one earlier prediction (its ground truth)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["feedback"] = "feedback"
+    received_at: datetime
+    prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN)
+    model_name: str = Field(description="the model the feedback was sent to")
+    label: ClassLabel = Field(description="the class that was actually observed")
+
+
 class CapturePolicy(BaseModel):
     """Which fields never leave the function as they came: masked (dropped to null) or hashed
     (salted sha256, so equal values stay equal without being readable)."""
@@ -83,10 +104,35 @@ class CaptureSink(Protocol):
         """Persist the records; must not raise into the request path (log and count instead)."""
         ...
 
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Persist feedback records; raising is allowed (the feedback request then fails)."""
+        ...
 
-def parse_capture_line(line: str | bytes) -> CaptureRecord:
-    """A capture line, ``{"lambdaserve_capture":1,...}``, as the predict function writes it."""
+
+def parse_stream_line(line: str | bytes) -> CaptureRecord | FeedbackRecord:
+    """A line of the capture stream, ``{"lambdaserve_capture":1,...}``: a prediction's capture
+    record, or a feedback record (``"kind": "feedback"``)."""
     payload = json.loads(line)
     if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
         raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
+    if payload.get("kind") == "feedback":
+        return FeedbackRecord.model_validate(payload)
     return CaptureRecord.model_validate(payload)
+
+
+def parse_capture_line(line: str | bytes) -> CaptureRecord:
+    """A capture line, ``{"lambdaserve_capture":1,...}``, as the predict function writes it."""
+    record = parse_stream_line(line)
+    if not isinstance(record, CaptureRecord):
+        raise ValueError("a feedback line, not a capture record")
+    return record
+
+
+def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
+    """One compact JSON line (newline included), the marker first."""
+    body = record.model_dump_json()
+    return f'{{"{LOG_MARKER}":1,{body[1:]}\n'
+
+
+def record_time(record: CaptureRecord | FeedbackRecord) -> datetime:
+    return record.received_at if isinstance(record, FeedbackRecord) else record.captured_at

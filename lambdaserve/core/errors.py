@@ -21,6 +21,10 @@ class ModelNotLoadedError(LambdaserveError):
     """No verified model is loaded, so no prediction can be made."""
 
 
+class FeedbackUnavailableError(LambdaserveError):
+    """Feedback cannot be stored right now (capture is off, or the sink failed)."""
+
+
 class InvalidInputError(LambdaserveError):
     """Request or training data does not fit the expected schema."""
 

@@ -26,8 +26,11 @@ from lambdaserve.core.capture import (
     LOG_MARKER,
     CaptureRecord,
     FeatureValue,
-    parse_capture_line,
+    FeedbackRecord,
+    parse_stream_line,
     partition,
+    record_time,
+    stream_line,
 )
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.manifest import ClassLabel
@@ -114,11 +117,20 @@ class CaptureLog:
     def write(self, records: Sequence[CaptureRecord]) -> None:
         with self._lock:
             for captured_at, text in _by_captured_at(records).items():
-                descriptor = self._descriptor(_utc(captured_at))
-                data = text.encode()
-                written = os.write(descriptor, data)
-                while written < len(data):  # regular files take it all at once; be safe anyway
-                    written += os.write(descriptor, data[written:])
+                self._append(captured_at, text)
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Feedback lines go to the partition of the hour they were received in."""
+        with self._lock:
+            for record in records:
+                self._append(record.received_at, stream_line(record))
+
+    def _append(self, moment: datetime, text: str) -> None:
+        descriptor = self._descriptor(_utc(moment))
+        data = text.encode()
+        written = os.write(descriptor, data)
+        while written < len(data):  # regular files take it all at once; be safe anyway
+            written += os.write(descriptor, data[written:])
 
     def close(self) -> None:
         with self._lock:
@@ -174,11 +186,14 @@ def _part_files(directory: Path, start: datetime, end: datetime) -> Iterator[Pat
                 yield from sorted(hour.glob("*.jsonl"))
 
 
-def read_captures(root_or_dir: Path, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
-    """Records captured in [start, end), partition by partition (each part file in write order).
+def read_stream(
+    root_or_dir: Path, start: datetime, end: datetime
+) -> Iterator[CaptureRecord | FeedbackRecord]:
+    """Capture and feedback records of [start, end) (capture or receipt time), partition by
+    partition (each part file in write order).
 
-    A last line cut short by a crash is skipped; any other line that is not a capture record is
-    an error naming the file and line.
+    A last line cut short by a crash is skipped; any other line that is not a record of the
+    stream is an error naming the file and line.
     """
     start, end = _utc(start), _utc(end)
     for part in _part_files(captures_dir(root_or_dir), start, end):
@@ -187,10 +202,24 @@ def read_captures(root_or_dir: Path, start: datetime, end: datetime) -> Iterator
                 if not line.endswith(b"\n"):
                     continue  # a write cut short by a crash
                 try:
-                    record = parse_capture_line(line)
+                    record = parse_stream_line(line)
                 except ValueError as exc:  # json and pydantic errors alike
                     raise LambdaserveError(
                         f"{part}:{number} is not a capture record ({type(exc).__name__})"
                     ) from exc
-                if start <= _utc(record.captured_at) < end:
+                if start <= _utc(record_time(record)) < end:
                     yield record
+
+
+def read_captures(root_or_dir: Path, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+    """Prediction records captured in [start, end) (feedback lines are passed over)."""
+    for record in read_stream(root_or_dir, start, end):
+        if isinstance(record, CaptureRecord):
+            yield record
+
+
+def read_feedback(root_or_dir: Path, start: datetime, end: datetime) -> Iterator[FeedbackRecord]:
+    """Feedback records received in [start, end)."""
+    for record in read_stream(root_or_dir, start, end):
+        if isinstance(record, FeedbackRecord):
+            yield record

@@ -7,7 +7,9 @@ request_models); their schemas are published in the OpenAPI document so /docs sh
 from __future__ import annotations
 
 import json
+import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -16,8 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
-from lambdaserve.core.capture import CapturePolicy, CaptureSink
-from lambdaserve.core.errors import ModelNotLoadedError
+from lambdaserve.core.capture import CapturePolicy, CaptureSink, FeedbackRecord
+from lambdaserve.core.errors import FeedbackUnavailableError, ModelNotLoadedError
 from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
 from lambdaserve.serving.model_loader import LoadedModel
@@ -26,6 +28,7 @@ from lambdaserve.serving.request_models import build_request_validators
 from lambdaserve.serving.responses import (
     BatchPredictions,
     ErrorBody,
+    FeedbackAccepted,
     Health,
     ModelDescription,
     ModelRef,
@@ -33,6 +36,7 @@ from lambdaserve.serving.responses import (
 )
 from lambdaserve.serving.settings import ServingSettings
 
+log = logging.getLogger(__name__)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "body over the size cap"},
     422: {"model": ErrorBody, "description": "per-field validation errors (values never echoed)"},
@@ -115,6 +119,10 @@ def create_app(
         async def batch_unavailable(_: Request) -> None:
             raise ModelNotLoadedError(unavailable)
 
+        @app.post("/feedback", responses=ERROR_RESPONSES)
+        async def feedback_unavailable(_: Request) -> None:
+            raise ModelNotLoadedError(unavailable)
+
         return app
 
     service = PredictionService(
@@ -124,8 +132,9 @@ def create_app(
         capture_policy=capture_policy or settings.capture_policy(),
         function_version=function_version,
     )
+    manifest = model.bundle.manifest
     validators = build_request_validators(
-        model.bundle.manifest.features, max_batch_rows=settings.max_batch_rows
+        manifest.features, classes=manifest.classes, max_batch_rows=settings.max_batch_rows
     )
     headers = {"x-model-name": model.name, "x-model-version": model.version}
 
@@ -168,6 +177,45 @@ def create_app(
         received_at = time.perf_counter()
         body = await parse(request, validators.batch)
         return answer({"predictions": service.predict(body["instances"], received_at=received_at)})
+
+    @app.post(
+        "/feedback",
+        status_code=202,
+        response_model=FeedbackAccepted,
+        responses=ERROR_RESPONSES,
+        summary="Report the observed class of earlier predictions (ground truth)",
+        openapi_extra=_body("FeedbackRequest"),
+    )
+    async def feedback(request: Request) -> Response:
+        body = await parse(request, validators.feedback)
+        if service.capture is None:
+            raise FeedbackUnavailableError(
+                "feedback is stored with the prediction captures, and capture is off here "
+                "(CAPTURE_ENABLED=false)"
+            )
+        now = datetime.now(UTC)
+        records = [
+            FeedbackRecord(
+                received_at=now,
+                prediction_id=item["prediction_id"],
+                model_name=model.name,
+                label=item["label"],
+            )
+            for item in body["feedback"]
+        ]
+        try:
+            service.capture.write_feedback(records)
+        except Exception as exc:
+            log.exception("feedback could not be stored")
+            raise FeedbackUnavailableError(
+                "feedback could not be stored; nothing was kept, send it again"
+            ) from exc
+        return Response(
+            FeedbackAccepted(accepted=len(records), model=model.name).model_dump_json(),
+            status_code=202,
+            headers=headers,
+            media_type="application/json",
+        )
 
     _publish_request_schemas(app, validators.openapi_components())
     return app

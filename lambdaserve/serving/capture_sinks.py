@@ -7,6 +7,8 @@ The function's stdout goes to CloudWatch Logs through the Lambda service, outsid
 CloudWatch Logs subscription filter ``{ $.lambdaserve_capture = 1 }`` forwards the lines to
 Firehose, which writes them to S3 under ``captures/dt=YYYY-MM-DD/hour=HH/``. The request pays
 only for serializing (~2-3 us per record) and one write of all its lines to the stdout pipe.
+Feedback records (``POST /feedback``) are printed the same way, with the same marker, so they
+ride the same pipeline into the same partitions (``"kind": "feedback"`` tells them apart).
 
 Calling Firehose from the function instead (``PutRecordBatch``) would cost a network round trip
 inside every request, or a buffer flushed later that is lost when the execution environment is
@@ -21,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from lambdaserve.core.capture import CaptureRecord
+from lambdaserve.core.capture import CaptureRecord, FeedbackRecord, stream_line
 from lambdaserve.local.capture_log import CaptureBatch, capture_line
 
 
@@ -39,6 +41,14 @@ class LogLineSink:
             text = records.text()
         else:
             text = "".join(capture_line(record) for record in records)
+        self._print(text)
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """The same stream and marker: the log subscription ships feedback with captures."""
+        if records:
+            self._print("".join(stream_line(record) for record in records))
+
+    def _print(self, text: str) -> None:
         stream = self._stream or sys.stdout
         with self._lock:  # lines of concurrent requests never interleave
             stream.write(text)
@@ -50,8 +60,13 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.records: list[CaptureRecord] = []
+        self.feedback: list[FeedbackRecord] = []
         self._lock = threading.Lock()
 
     def write(self, records: Sequence[CaptureRecord]) -> None:
         with self._lock:
             self.records.extend(records)
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        with self._lock:
+            self.feedback.extend(records)

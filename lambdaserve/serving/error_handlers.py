@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from lambdaserve.core.errors import (
     BundleError,
+    FeedbackUnavailableError,
     InvalidInputError,
     LambdaserveError,
     ModelNotLoadedError,
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: tuple[tuple[type[LambdaserveError], int], ...] = (
     (ModelNotLoadedError, 503),
+    (FeedbackUnavailableError, 503),
     (BundleError, 503),
     (InvalidInputError, 422),
 )

@@ -12,10 +12,12 @@ as plain dicts keyed by column name, ready for the predictor.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from lambdaserve.core.capture import PREDICTION_ID_PATTERN
+from lambdaserve.core.manifest import ClassLabel
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
 MAX_CATEGORY_LENGTH = 256
@@ -43,11 +45,12 @@ def _annotation(spec: FeatureSpec) -> Any:
 class RequestValidators:
     predict: TypeAdapter[Any]
     batch: TypeAdapter[Any]
+    feedback: TypeAdapter[Any]
 
     def openapi_components(self) -> dict[str, Any]:
-        """JSON schemas of both request bodies and the features object, for /docs."""
+        """JSON schemas of the request bodies and the objects they hold, for /docs."""
         components: dict[str, Any] = {}
-        for adapter in (self.predict, self.batch):
+        for adapter in (self.predict, self.batch, self.feedback):
             schema = adapter.json_schema(ref_template=REF_TEMPLATE)
             components.update(schema.pop("$defs", {}))
             components[schema["title"]] = schema
@@ -62,7 +65,9 @@ def _typed_dict(name: str, fields: dict[str, Any], config: ConfigDict) -> Any:
     return typed
 
 
-def build_request_validators(schema: FeatureSchema, *, max_batch_rows: int) -> RequestValidators:
+def build_request_validators(
+    schema: FeatureSchema, *, classes: tuple[ClassLabel, ClassLabel], max_batch_rows: int
+) -> RequestValidators:
     strict = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     features = _typed_dict(
         "Features", {spec.name: _annotation(spec) for spec in schema.features}, strict
@@ -73,4 +78,30 @@ def build_request_validators(schema: FeatureSchema, *, max_batch_rows: int) -> R
     ]
     predict = _typed_dict("PredictRequest", {"features": features}, strict)
     batch = _typed_dict("BatchPredictRequest", {"instances": rows}, strict)
-    return RequestValidators(predict=TypeAdapter(predict), batch=TypeAdapter(batch))
+    outcome = _typed_dict(
+        "Feedback",
+        {
+            "prediction_id": Annotated[
+                str,
+                Field(pattern=PREDICTION_ID_PATTERN, description="as a prediction answered it"),
+            ],
+            "label": Annotated[
+                Literal[classes],
+                Field(description=f"the observed class: one of {list(classes)}"),
+            ],
+        },
+        strict,
+    )
+    feedback = _typed_dict(
+        "FeedbackRequest",
+        {
+            "feedback": Annotated[
+                list[outcome],  # type: ignore[valid-type]
+                Field(min_length=1, max_length=max_batch_rows),
+            ]
+        },
+        strict,
+    )
+    return RequestValidators(
+        predict=TypeAdapter(predict), batch=TypeAdapter(batch), feedback=TypeAdapter(feedback)
+    )

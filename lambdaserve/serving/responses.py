@@ -29,6 +29,11 @@ class BatchPredictions(BaseModel):
     predictions: list[Prediction]
 
 
+class FeedbackAccepted(BaseModel):
+    accepted: int = Field(description="feedback records stored")
+    model: str = Field(description="the model name they were stored for")
+
+
 class Health(BaseModel):
     status: str
     model: ModelRef | None = None

@@ -7,11 +7,18 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from infra.constructs.predict_api import ROUTES
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.model_loader import LoadedModel
 from tests.infra.conftest import Synthesized, synthesize
 
 pytestmark = pytest.mark.infra
+#: Pages the app serves locally that the REST API leaves out on purpose.
+UNPUBLISHED = {"/redoc", "/docs/oauth2-redirect"}
 
 
 def _resources(synth: Synthesized, kind: str, type_: str) -> dict[str, dict[str, Any]]:
@@ -146,6 +153,19 @@ def test_a_redeploy_with_new_code_and_config_leaves_the_alias_alone(
     assert after["BootstrapVersion"] == before["BootstrapVersion"]
     function_id, _ = _one(dev, "AWS::Lambda::Function", "Predict")
     assert after[function_id] != before[function_id]  # the change is real
+
+
+def test_the_api_routes_are_the_apps_routes(churn_bundle: VerifiedBundle) -> None:
+    """Every route the FastAPI app serves is a route of the REST API (and no more), except
+    the alternative documentation pages."""
+    app = create_app(LoadedModel.from_bundle(churn_bundle))
+    served = {
+        (route.path.lstrip("/"), method)
+        for route in app.routes
+        if isinstance(route, APIRoute | Route) and route.path not in UNPUBLISHED
+        for method in (route.methods or ()) - {"HEAD"}
+    }
+    assert served == {(path, method) for path, methods in ROUTES.items() for method in methods}
 
 
 def test_every_api_method_is_authorized_and_validated(dev: Synthesized) -> None:

@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import LOG_MARKER, CaptureRecord, parse_capture_line
+from lambdaserve.core.capture import (
+    LOG_MARKER,
+    CaptureRecord,
+    FeedbackRecord,
+    parse_capture_line,
+    parse_stream_line,
+)
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, read_captures
 from lambdaserve.local.function_versions import LocalFunctionVersions
@@ -275,3 +281,31 @@ def test_capture_latency_on_and_off(
                 f"added {added * 1000:7.1f} us ({added / p50['off']:+.1%})"
             )
     capture.close()
+
+
+def test_lambda_prints_feedback_into_the_capture_stream(
+    churn_bundle: VerifiedBundle,
+    traffic_rows: list[Row],
+    tmp_path: Path,
+    make_event: Any,
+    lambda_context: Any,
+    build_handler: Callable[[ServingSettings], LambdaHandler],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = build_handler(
+        ServingSettings(model_uri=str(churn_bundle.path), bundle_cache_dir=tmp_path)
+    )
+    prediction = invoke(
+        handler, make_event("rest_api_post_predict", {"features": traffic_rows[0]}), lambda_context
+    )
+    capsys.readouterr()
+    body = {"feedback": [{"prediction_id": prediction["prediction_id"], "label": 1}]}
+    response = handler(make_event("rest_api_post_feedback", body), lambda_context)
+    assert response["statusCode"] == 202, response["body"]
+    assert json.loads(response["body"]) == {"accepted": 1, "model": "churn"}
+    lines = [line for line in capsys.readouterr().out.splitlines() if LOG_MARKER in line]
+    (record,) = [parse_stream_line(line) for line in lines]
+    assert isinstance(record, FeedbackRecord)
+    assert (record.prediction_id, record.label) == (prediction["prediction_id"], 1)
+    # The log subscription selects lines by the marker: feedback rides the capture pipeline.
+    assert lines[0].startswith(f'{{"{LOG_MARKER}":1,')

@@ -21,9 +21,10 @@ from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 from lambdaserve.aws.s3_drift_io import S3CaptureReader, S3ReportFiles
 from lambdaserve.cli.main import app
 from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import CaptureRecord, partition
+from lambdaserve.core.capture import CaptureRecord, FeedbackRecord, partition, stream_line
 from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.encoding import rows_to_columns
+from lambdaserve.core.prediction_ids import new_prediction_id
 from lambdaserve.core.predictors import load_predictor
 from lambdaserve.datasets import churn
 from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
@@ -209,10 +210,20 @@ def test_dataset_drift_exits_7_and_skipped_fields_are_noted(
 
 
 def upload_captures(s3: Any, bucket: str, records: list[CaptureRecord]) -> None:
-    """One object per hour partition, the first gzipped, with one line that is not a record."""
+    """One object per hour partition, the first gzipped, with one line that is not a record,
+    and one feedback line (feedback travels in the same stream)."""
     parts: dict[str, list[str]] = {}
     for record in records:
-        parts.setdefault(partition(record.captured_at), []).append(capture_line(record))
+        lines = parts.setdefault(partition(record.captured_at), [])
+        if not lines:
+            outcome = FeedbackRecord(
+                received_at=record.captured_at,
+                prediction_id=new_prediction_id(),  # these captures carry test ids
+                model_name=record.model_name,
+                label=record.label,
+            )
+            lines.append(stream_line(outcome))
+        lines.append(capture_line(record))
     for index, (prefix, lines) in enumerate(sorted(parts.items())):
         body = ("".join(lines) + '{"not": "a capture"}\n').encode()
         if index == 0:
@@ -244,6 +255,7 @@ def test_s3_path_writes_the_report_once(
         )
 
     (report,) = judge()
+    # Feedback lines are neither captures nor invalid lines to the drift job.
     assert report.rows == ROWS and reader.invalid_lines == 1
     flagged = {r.feature for r in report.features if r.drifted}
     assert flagged == {"monthly_charges", "num_support_tickets", "contract"}
@@ -252,6 +264,9 @@ def test_s3_path_writes_the_report_once(
         "drift-reports/churn/1/2026-11-27T1200.html",
         "drift-reports/churn/1/2026-11-27T1200.json",
     ]
+    start = min(r.captured_at for r in traffic["shifted"])
+    feedback = list(reader.feedback(start, max(r.captured_at for r in traffic["shifted"])))
+    assert feedback and all(f.model_name == "churn" for f in feedback)
     assert judge() == []
     assert [v for v in object_versions(s3, artifacts) if v[0].startswith("drift-reports/")] == (
         reports
