@@ -18,14 +18,18 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import LOG_MARKER, CapturePolicy, CaptureRecord
+from lambdaserve.core.capture import (
+    LOG_MARKER,
+    CapturePolicy,
+    CaptureRecord,
+    parse_capture_line,
+)
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.datasets import churn
 from lambdaserve.local.capture_log import (
     CaptureBatch,
     CaptureLog,
     capture_line,
-    parse_capture_line,
     read_captures,
 )
 from lambdaserve.serving.app import create_app
