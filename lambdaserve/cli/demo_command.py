@@ -22,6 +22,7 @@ from lambdaserve.cli.train_command import print_summary, train_model
 from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.datasets import churn
+from lambdaserve.lifecycle.ab_report import ABReport
 from lambdaserve.local.capture_log import CaptureLog
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
@@ -44,6 +45,18 @@ def _traffic_table(report: TrafficReport) -> Table:
             f"{report.percentile(endpoint, 99):.1f}",
         )
     return table
+
+
+def _ab_summary(report: ABReport) -> str:
+    if not report.comparisons:
+        return "not compared"
+    (comparison, *_) = report.comparisons
+    labelled = {arm.version: arm.labelled for arm in report.arms}
+    return (
+        f"log loss {comparison.log_loss_difference:+.3f} (p = {comparison.log_loss_p_value:.2g})"
+        f" on {labelled[comparison.version]} + {labelled[comparison.baseline]} outcomes: "
+        f"{comparison.verdict}"
+    )
 
 
 def demo(
@@ -87,7 +100,11 @@ def demo(
     settings = ServingSettings()
     schema = loaded.bundle.manifest.features
     with traffic_csv.open(newline="") as handle:
-        traffic = list(feature_rows(schema, csv.DictReader(handle)))
+        records = list(csv.DictReader(handle))
+    traffic = list(feature_rows(schema, records))
+    # The traffic file holds the true outcome too: the rollout chapter reports it as feedback.
+    classes = {str(c): c for c in loaded.bundle.manifest.classes}
+    outcomes = [classes[record[churn.TARGET]] for record in records]
     unseen_column = schema.categorical[0].name if schema.categorical else None
     app = create_app(loaded, settings=settings, capture=CaptureLog(artifact_store.root))
     with serve_in_thread(app) as base_url:
@@ -103,7 +120,8 @@ def demo(
         )
     out.print(_traffic_table(report))
     out.rule("5. canary under load → promoted; bad v3 → rolled back by the guard")
-    good, bad = run_rollout_chapter(artifact_store, train_csv, holdout_csv, traffic)
+    rollout = run_rollout_chapter(artifact_store, train_csv, holdout_csv, traffic, outcomes)
+    good, bad = rollout.good, rollout.bad
     out.rule("6. shifted traffic → the drift report flags the shifted features, not the others")
     drift_reports = run_drift_chapter(artifact_store, seed=seed + 3)
     drifted = {f"v{r.model_version}": sorted(flagged(r)) for r in drift_reports}
@@ -121,6 +139,7 @@ def demo(
     summary.add_row("request expectations failed", str(len(report.failed_expectations)))
     summary.add_row("v2 canary", f"{good.status} ({len(good.history)} events)")
     summary.add_row("bad v3 canary", f"{bad.status}: {bad.history[-1].reason}")
+    summary.add_row("v2 vs v1 on ground truth", _ab_summary(rollout.ab))
     summary.add_row(
         "drift flagged",
         "; ".join(
@@ -134,6 +153,8 @@ def demo(
         problems.append(f"the v2 canary ended {good.status}, expected promoted")
     if bad.status != "rolled_back":
         problems.append(f"the bad v3 canary ended {bad.status}, expected rolled_back")
+    if not rollout.ab.comparisons:
+        problems.append(f"the A/B report compared nothing: {'; '.join(rollout.ab.notes)}")
     allowed = set(churn.SHIFTED_FEATURES) | {SCORE}
     champion_flags = drifted.get(f"v{good.challenger.model_version}", [])
     if not {"monthly_charges", "num_support_tickets"} <= set(champion_flags):

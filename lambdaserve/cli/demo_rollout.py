@@ -1,6 +1,8 @@
 """The demo's rollout chapter: a canary of the v2 challenger under load that the guard lets
 through and promotes, then a deliberately bad v3 (it requires a feature the traffic never sends)
-that the guard rolls back. Prints both timelines."""
+that the guard rolls back. Prints both timelines. The load also reports each prediction's true
+outcome (POST /feedback, in batches), so the chapter ends with the A/B report of v2 against v1
+on ground truth."""
 
 from __future__ import annotations
 
@@ -10,27 +12,32 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 
+from lambdaserve.cli.ab_report_command import print_ab_report
 from lambdaserve.cli.console import out
 from lambdaserve.cli.rollout_commands import timeline_table
 from lambdaserve.cli.train_command import train_model
+from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
+from lambdaserve.core.manifest import ClassLabel
 from lambdaserve.core.promotion_gate import GatePolicy
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState
 from lambdaserve.datasets import churn
 from lambdaserve.lifecycle import rollouts
+from lambdaserve.lifecycle.ab_report import ABReport, ab_report
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
 from lambdaserve.lifecycle.publishing import publish_model_version
 from lambdaserve.lifecycle.registration import gate_challenger, register_bundle
 from lambdaserve.lifecycle.rollouts import RolloutContext
 from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.local.capture_log import read_stream
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.local.local_alias import LocalAlias
 from lambdaserve.local.local_guard import LocalGuard
@@ -42,29 +49,47 @@ from lambdaserve.serving.settings import ServingSettings
 
 FUNCTION = "predict"
 BAD_FEATURE = "loyalty_points"
+FEEDBACK_BATCH = 50
 
 
 @dataclass
 class Load:
-    """Background traffic through the gateway, counted by the version that served it."""
+    """Background traffic through the gateway, counted by the version that served it; every
+    successful prediction's true outcome is sent back through POST /feedback in batches."""
 
     url: str
     rows: list[dict[str, object]]
+    outcomes: list[ClassLabel]
     served: Counter[str] = field(default_factory=Counter)
+    feedback_sent: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         rng = random.Random(7)  # noqa: S311 - demo traffic, not security
+        pending: list[dict[str, object]] = []
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self.stop.is_set():
-                row = rng.choice(self.rows)
+                index = rng.randrange(len(self.rows))
                 response = client.post(
                     "/predict",
-                    json={"features": row},
+                    json={"features": self.rows[index]},
                     headers={"X-Unit-Id": f"customer-{rng.randrange(10**6)}"},
                 )
                 version = response.headers.get("x-function-version", "?")
                 self.served[f"{version} {response.status_code}"] += 1
+                if response.status_code == 200:
+                    prediction_id = response.json()["prediction_id"]
+                    pending.append({"prediction_id": prediction_id, "label": self.outcomes[index]})
+                if len(pending) >= FEEDBACK_BATCH:
+                    self._send_feedback(client, pending)
+            self._send_feedback(client, pending)
+
+    def _send_feedback(self, client: httpx.Client, pending: list[dict[str, object]]) -> None:
+        if pending:
+            response = client.post("/feedback", json={"feedback": pending})
+            if response.status_code == 202:
+                self.feedback_sent += len(pending)
+            pending.clear()
 
 
 def _context(store: LocalArtifactStore, registry: MlflowRegistry) -> RolloutContext:
@@ -127,20 +152,29 @@ def _bad_v3(
     return version.version
 
 
+@dataclass(frozen=True)
+class RolloutChapter:
+    good: RolloutState
+    bad: RolloutState
+    ab: ABReport
+
+
 def run_rollout_chapter(
     store: LocalArtifactStore,
     train_csv: Path,
     holdout_csv: Path,
     traffic: list[dict[str, object]],
+    outcomes: list[ClassLabel],
     *,
     interval: float = 2.0,
     min_samples: int = 40,
-) -> tuple[RolloutState, RolloutState]:
+) -> RolloutChapter:
     registry = MlflowRegistry.for_store(store.root)
     context = _context(store, registry)
     settings = ServingSettings()
+    started = datetime.now(UTC)
     with serve_in_thread(create_gateway(store.root, FUNCTION, settings=settings)) as url:
-        load = Load(url, traffic)
+        load = Load(url, traffic, outcomes)
         worker = threading.Thread(target=load.run, daemon=True)
         worker.start()
         try:
@@ -160,7 +194,17 @@ def run_rollout_chapter(
             worker.join(timeout=10)
     out.print(
         "requests served by function version and status: "
-        + json.dumps(dict(sorted(load.served.items()))),
+        + json.dumps(dict(sorted(load.served.items())))
+        + f"; {load.feedback_sent} outcomes sent to POST /feedback",
         highlight=False,
     )
-    return good, bad
+    stream = list(read_stream(store.root, started, datetime.now(UTC) + timedelta(seconds=1)))
+    report = ab_report(
+        "churn",
+        [r for r in stream if isinstance(r, CaptureRecord)],
+        [r for r in stream if isinstance(r, FeedbackRecord)],
+        positive_class=store.get("churn").manifest.positive_class,
+        baseline=good.champion.bundle_version or None,
+    )
+    print_ab_report(report)
+    return RolloutChapter(good, bad, report)
