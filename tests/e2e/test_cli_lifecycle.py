@@ -160,9 +160,11 @@ def test_train_failure_is_a_clear_message(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "models").exists()
 
 
-@pytest.mark.parametrize("command", ["train", "serve", "predict", "demo", "synth"])
+@pytest.mark.parametrize(
+    "command", ["train", "serve", "predict", "demo", "synth", "import", "ab report"]
+)
 def test_every_command_has_help(command: str) -> None:
-    result = run_cli(command, "--help", timeout=60)
+    result = run_cli(*command.split(), "--help", timeout=60)
     assert result.returncode == 0
     assert "Usage" in result.stdout
 
@@ -175,3 +177,5 @@ def test_demo_runs_the_lifecycle(tmp_path: Path) -> None:
     assert "request expectations failed" in result.stdout
     assert "demo finished: every request answered as expected" in result.stdout
     assert "v2 promoted, v3 rolled back" in result.stdout
+    assert "A/B report: churn (baseline v1)" in result.stdout
+    assert "v2 vs v1 on ground truth" in result.stdout
