@@ -30,6 +30,7 @@ from lambdaserve.serving.model_loader import LoadedModel, load_model
 from lambdaserve.serving.settings import ServingSettings
 
 NAMESPACE = "lambdaserve"
+PREDICTION_PATHS = ("/predict", "/predict/batch")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -104,6 +105,13 @@ def _capture_policy(settings: ServingSettings, logger: Logger) -> tuple[CaptureP
     return settings.capture_policy(salt), None
 
 
+def _is_prediction(event: dict[str, Any]) -> bool:
+    """POST /predict or /predict/batch, in a REST (``path``) or HTTP API (``rawPath``) event;
+    the HTTP API's path may carry the stage name first."""
+    path = str(event.get("rawPath") or event.get("path") or "").rstrip("/")
+    return path.endswith(PREDICTION_PATHS)
+
+
 def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandler:
     settings = settings or ServingSettings()
     logger = Logger(service="lambdaserve-predict")
@@ -144,7 +152,12 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
             value=(time.perf_counter() - started) * 1000,
         )
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-        if status >= 500:
+        if not _is_prediction(event):
+            # The rollout guard's ServerErrors/ClientErrors alarms judge predictions only: a
+            # client sending bad feedback to the challenger must not roll it back.
+            if status >= 400:
+                metrics.add_metric(name="OtherRequestErrors", unit=MetricUnit.Count, value=1)
+        elif status >= 500:
             metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         elif status >= 400:
             metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)

@@ -531,6 +531,12 @@ def test_emf_metrics_on_stdout(
         lambda_context,
     )
     (refused,) = _emf_blobs(capsys.readouterr().out)
+    invoke(
+        handler,
+        make_event("rest_api_post_feedback", {"feedback": [{"prediction_id": "x", "label": 9}]}),
+        lambda_context,
+    )
+    (bad_feedback,) = _emf_blobs(capsys.readouterr().out)
 
     (directive,) = single["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "lambdaserve"
@@ -545,6 +551,8 @@ def test_emf_metrics_on_stdout(
     assert refused["ClientErrors"] == [1.0]
     assert "Predictions" not in refused
     assert SECRET not in json.dumps(refused)
+    # The rollout guard alarms on ClientErrors: bad feedback must not count as bad predictions.
+    assert "ClientErrors" not in bad_feedback and bad_feedback["OtherRequestErrors"] == [1.0]
 
 
 def test_handlers_in_one_process_keep_their_own_model_dimensions(
