@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from lambdaserve.core.manifest import ClassLabel
 
@@ -28,6 +29,8 @@ CAPTURE_SCHEMA_VERSION = 1
 CAPTURE_PREFIX = "captures"
 #: The marker a CloudWatch Logs subscription filter selects capture lines by.
 LOG_MARKER = "lambdaserve_capture"
+#: How every line of the stream starts: the marker first.
+LINE_HEAD = f'{{"{LOG_MARKER}":1,'
 
 FeatureValue = float | int | str | bool | None
 
@@ -129,9 +132,12 @@ def parse_capture_line(line: str | bytes) -> CaptureRecord:
 
 
 def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
-    """One compact JSON line (newline included), the marker first."""
-    body = record.model_dump_json()
-    return f'{{"{LOG_MARKER}":1,{body[1:]}\n'
+    """One compact JSON line (newline included) with the marker the log subscription selects.
+
+    The fields are serialized by type inference from the record's ``__dict__``: the same JSON as
+    ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost.
+    """
+    return LINE_HEAD + to_json(record.__dict__).decode()[1:] + "\n"
 
 
 def record_time(record: CaptureRecord | FeedbackRecord) -> datetime:

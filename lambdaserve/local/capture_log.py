@@ -23,7 +23,7 @@ from pydantic_core import to_json
 
 from lambdaserve.core.capture import (
     CAPTURE_PREFIX,
-    LOG_MARKER,
+    LINE_HEAD,
     CaptureRecord,
     FeatureValue,
     FeedbackRecord,
@@ -35,20 +35,14 @@ from lambdaserve.core.capture import (
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.manifest import ClassLabel
 
-_LINE_HEAD = f'{{"{LOG_MARKER}":1,'
 _HOUR = timedelta(hours=1)
 #: A row's own values in a ``CaptureBatch``: prediction id, features, probability, label, flags.
 CaptureRow = tuple[str, dict[str, FeatureValue], float, ClassLabel, tuple[str, ...]]
 _ROW_FIELDS = frozenset({"prediction_id", "features", "probability", "label", "flags"})
 
 
-def capture_line(record: CaptureRecord) -> str:
-    """One compact JSON line (newline included) with the marker the log subscription selects.
-
-    The fields are serialized by type inference from the record's ``__dict__``: the same JSON as
-    ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost.
-    """
-    return _LINE_HEAD + to_json(record.__dict__).decode()[1:] + "\n"
+#: A capture record's line (``stream_line``, under the name the capture side knows it by).
+capture_line = stream_line
 
 
 class CaptureBatch(Sequence[CaptureRecord]):
@@ -84,7 +78,7 @@ class CaptureBatch(Sequence[CaptureRecord]):
     def text(self) -> str:
         """Every record's capture line, in order (the same JSON as ``capture_line`` gives)."""
         shared = {k: v for k, v in self.shared.__dict__.items() if k not in _ROW_FIELDS}
-        head = _LINE_HEAD + to_json(shared).decode()[1:-1] + ","
+        head = LINE_HEAD + to_json(shared).decode()[1:-1] + ","
         return "".join(head + to_json(_own_fields(row)).decode()[1:] + "\n" for row in self._rows)
 
 
@@ -115,22 +109,20 @@ class CaptureLog:
         self._open: tuple[tuple[int, ...], int] | None = None  # (hour and pid, descriptor)
 
     def write(self, records: Sequence[CaptureRecord]) -> None:
-        with self._lock:
-            for captured_at, text in _by_captured_at(records).items():
-                self._append(captured_at, text)
+        self._write(records)
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
         """Feedback lines go to the partition of the hour they were received in."""
-        with self._lock:
-            for record in records:
-                self._append(record.received_at, stream_line(record))
+        self._write(records)
 
-    def _append(self, moment: datetime, text: str) -> None:
-        descriptor = self._descriptor(_utc(moment))
-        data = text.encode()
-        written = os.write(descriptor, data)
-        while written < len(data):  # regular files take it all at once; be safe anyway
-            written += os.write(descriptor, data[written:])
+    def _write(self, records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> None:
+        with self._lock:
+            for moment, text in _by_time(records).items():
+                descriptor = self._descriptor(_utc(moment))
+                data = text.encode()
+                written = os.write(descriptor, data)
+                while written < len(data):  # regular files take it all at once; be safe anyway
+                    written += os.write(descriptor, data[written:])
 
     def close(self) -> None:
         with self._lock:
@@ -155,14 +147,21 @@ class CaptureLog:
         return descriptor
 
 
-def _by_captured_at(records: Sequence[CaptureRecord]) -> dict[datetime, str]:
-    """The lines to write, by capture time (a request's records share theirs)."""
+def stream_text(records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> str:
+    """The records' lines, in order (a ``CaptureBatch`` straight from its columns)."""
+    if isinstance(records, CaptureBatch):
+        return records.text()
+    return "".join(stream_line(record) for record in records)
+
+
+def _by_time(records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> dict[datetime, str]:
+    """The lines to write, by capture or receipt time (a request's records share theirs)."""
     if isinstance(records, CaptureBatch):
         return {records.shared.captured_at: records.text()} if records else {}
     lines: dict[datetime, list[str]] = {}
     for record in records:
-        lines.setdefault(record.captured_at, []).append(capture_line(record))
-    return {captured_at: "".join(chunk) for captured_at, chunk in lines.items()}
+        lines.setdefault(record_time(record), []).append(stream_line(record))
+    return {moment: "".join(chunk) for moment, chunk in lines.items()}
 
 
 def captures_dir(root_or_dir: Path) -> Path:

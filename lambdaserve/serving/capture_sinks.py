@@ -23,8 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord, stream_line
-from lambdaserve.local.capture_log import CaptureBatch, capture_line
+from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
+from lambdaserve.local.capture_log import stream_text
 
 
 class LogLineSink:
@@ -35,20 +35,16 @@ class LogLineSink:
         self._lock = threading.Lock()
 
     def write(self, records: Sequence[CaptureRecord]) -> None:
-        if not records:
-            return
-        if isinstance(records, CaptureBatch):
-            text = records.text()
-        else:
-            text = "".join(capture_line(record) for record in records)
-        self._print(text)
+        self._print(records)
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
         """The same stream and marker: the log subscription ships feedback with captures."""
-        if records:
-            self._print("".join(stream_line(record) for record in records))
+        self._print(records)
 
-    def _print(self, text: str) -> None:
+    def _print(self, records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> None:
+        if not records:
+            return
+        text = stream_text(records)
         stream = self._stream or sys.stdout
         with self._lock:  # lines of concurrent requests never interleave
             stream.write(text)
