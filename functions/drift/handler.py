@@ -16,7 +16,6 @@ Configured by the environment, read once per execution environment (see DriftSet
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,7 +38,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lambdaserve.core.capture import CapturePolicy
+from lambdaserve.core.capture import CapturePolicy, parse_field_names
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.lifecycle.drift_job import (
     BaselineSource,
@@ -78,15 +77,7 @@ class DriftSettings(BaseSettings):
         default=frozenset(), description="the predict function's CAPTURE_HASH: never compared"
     )
 
-    @field_validator("capture_mask", "capture_hash", mode="before")
-    @classmethod
-    def _field_names(cls, value: object) -> object:
-        """``a,b`` or a JSON list, as the predict function reads the same variables."""
-        if isinstance(value, str):
-            text = value.strip()
-            names = json.loads(text) if text.startswith("[") else text.split(",")
-            return frozenset(str(name).strip() for name in names if str(name).strip())
-        return value
+    _field_names = field_validator("capture_mask", "capture_hash", mode="before")(parse_field_names)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -98,6 +98,16 @@ class CapturePolicy(BaseModel):
         return self.mask | self.hash
 
 
+def parse_field_names(value: object) -> object:
+    """``CAPTURE_MASK``/``CAPTURE_HASH`` as the environment spells them: ``a,b`` or a JSON list
+    ``["a", "b"]``, blanks ignored (a pydantic before-validator; other values pass through)."""
+    if isinstance(value, str):
+        text = value.strip()
+        names = json.loads(text) if text.startswith("[") else text.split(",")
+        return frozenset(str(name).strip() for name in names if str(name).strip())
+    return value
+
+
 def partition(captured_at: datetime) -> str:
     return f"{CAPTURE_PREFIX}/dt={captured_at:%Y-%m-%d}/hour={captured_at:%H}"
 

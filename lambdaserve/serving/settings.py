@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -10,7 +9,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lambdaserve.core.capture import CapturePolicy
+from lambdaserve.core.capture import CapturePolicy, parse_field_names
 
 #: Lambda's synchronous payload limit is 6 MB; stay under it with room for the event envelope.
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -47,15 +46,7 @@ class ServingSettings(BaseSettings):
         description="Secrets Manager secret (ARN or name) holding the salt; how Lambda gets it",
     )
 
-    @field_validator("capture_mask", "capture_hash", mode="before")
-    @classmethod
-    def _field_names(cls, value: object) -> object:
-        """``a,b`` or a JSON list ``["a", "b"]``; blanks are ignored."""
-        if isinstance(value, str):
-            text = value.strip()
-            names = json.loads(text) if text.startswith("[") else text.split(",")
-            return frozenset(str(name).strip() for name in names if str(name).strip())
-        return value
+    _field_names = field_validator("capture_mask", "capture_hash", mode="before")(parse_field_names)
 
     @model_validator(mode="after")
     def _hashing_is_salted(self) -> Self:
