@@ -28,3 +28,13 @@ def aws_client(service: str, *, endpoint_url: str | None = None, region: str | N
     """A cached boto3 client; ``endpoint_url`` defaults to ``$AWS_ENDPOINT_URL`` when set."""
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     return _client(service, endpoint, region or os.environ.get("AWS_REGION") or None)
+
+
+#: Lambda's answers to a call that lost a race (a RevisionId that no longer matches).
+LAMBDA_CONFLICT_CODES = frozenset({"PreconditionFailedException", "ResourceConflictException"})
+LAMBDA_NOT_FOUND = "ResourceNotFoundException"
+
+
+def error_code(exc: Any) -> str:
+    """The service's error code of a botocore ``ClientError`` ("" when it names none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -13,13 +13,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.clients import (
+    LAMBDA_CONFLICT_CODES,
+    LAMBDA_NOT_FOUND,
+    aws_client,
+    error_code,
+)
 from lambdaserve.core.errors import FunctionConflictError, FunctionError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 
 LATEST = "$LATEST"
-_CONFLICT_CODES = frozenset({"PreconditionFailedException", "ResourceConflictException"})
-_NOT_FOUND = "ResourceNotFoundException"
 
 
 class LambdaAlias:
@@ -109,13 +112,13 @@ class LambdaAlias:
         try:
             yield
         except ClientError as exc:
-            code = _error_code(exc)
-            if code in _CONFLICT_CODES:
+            code = error_code(exc)
+            if code in LAMBDA_CONFLICT_CODES:
                 raise FunctionConflictError(
                     f"someone else changed {self._where} since the controller read it ({code}); "
                     "the controller changed nothing. Check the alias, then resume or roll back."
                 ) from exc
-            if code == _NOT_FOUND:
+            if code == LAMBDA_NOT_FOUND:
                 raise FunctionError(missing()) from exc
             raise FunctionError(f"could not {action}: {exc}") from exc
         except BotoCoreError as exc:
@@ -124,7 +127,3 @@ class LambdaAlias:
 
 def _number(version: str) -> int:
     return int(version) if version.isdigit() else -1
-
-
-def _error_code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -17,15 +17,18 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.clients import (
+    LAMBDA_CONFLICT_CODES,
+    LAMBDA_NOT_FOUND,
+    aws_client,
+    error_code,
+)
 from lambdaserve.core.errors import FunctionConflictError, FunctionError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting, PublishedVersion
 
 MODEL_URI = "MODEL_URI"
 MODEL_SHA256 = "MODEL_SHA256"
 LATEST = "$LATEST"
-_CONFLICT_CODES = frozenset({"PreconditionFailedException", "ResourceConflictException"})
-_NOT_FOUND = "ResourceNotFoundException"
 
 Configuration = dict[str, Any]
 
@@ -73,7 +76,7 @@ class LambdaPublisher:
             try:
                 response = self._client.get_alias(FunctionName=self.function_name, Name=name)
             except ClientError as exc:
-                if _error_code(exc) != _NOT_FOUND:
+                if error_code(exc) != LAMBDA_NOT_FOUND:
                     raise
                 self._configuration()  # a missing function is an error, not a missing alias
                 return None
@@ -148,13 +151,13 @@ class LambdaPublisher:
         try:
             yield
         except ClientError as exc:
-            code = _error_code(exc)
-            if code in _CONFLICT_CODES:
+            code = error_code(exc)
+            if code in LAMBDA_CONFLICT_CODES:
                 raise FunctionConflictError(
                     f"Lambda function {self.function_name} was changed by someone else while "
                     f"this call ran ({code}); nothing was published. Rerun the publish."
                 ) from exc
-            if code == _NOT_FOUND:
+            if code == LAMBDA_NOT_FOUND:
                 raise FunctionError(
                     f"Lambda function {self.function_name} was not found (could not {action} "
                     "it): check the function name and region, or deploy the serving stack."
@@ -166,10 +169,6 @@ class LambdaPublisher:
             raise FunctionError(
                 f"could not {action} Lambda function {self.function_name}: {exc}"
             ) from exc
-
-
-def _error_code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _variables(configuration: Configuration) -> dict[str, str]:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.clients import aws_client, error_code
 from lambdaserve.core.capture import (
     CaptureRecord,
     FeedbackRecord,
@@ -55,7 +55,7 @@ def _aws_errors(action: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in _MISSING_CODES:
             raise _Missing(f"could not {action}: it does not exist") from exc
         if code in _TAKEN_CODES:

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.clients import aws_client, error_code
 from lambdaserve.core.errors import RolloutError
 from lambdaserve.core.rollout_state import RolloutState
 
@@ -50,7 +50,9 @@ class S3RolloutState:
             try:
                 response = self._client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _code(exc) not in _MISSING_KEY or "BucketName" in exc.response.get("Error", {}):
+                if error_code(exc) not in _MISSING_KEY or "BucketName" in exc.response.get(
+                    "Error", {}
+                ):
                     raise
                 self._etags[model_name] = None
                 return None
@@ -78,7 +80,7 @@ class S3RolloutState:
                     **condition,
                 )
             except ClientError as exc:
-                if _code(exc) in _LOST_RACE or (etag and _code(exc) in _MISSING_KEY):
+                if error_code(exc) in _LOST_RACE or (etag and error_code(exc) in _MISSING_KEY):
                     raise RolloutError(
                         f"another controller advanced this rollout of {state.model_name} (or "
                         f"removed its state) since it was loaded from s3://{self.bucket}/{key}; "
@@ -95,7 +97,3 @@ class S3RolloutState:
             raise RolloutError(f"could not {action}: {exc}") from exc
         except BotoCoreError as exc:
             raise RolloutError(f"could not {action}: {exc}") from exc
-
-
-def _code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdaserve.aws.clients import aws_client
+from lambdaserve.aws.clients import aws_client, error_code
 from lambdaserve.core.errors import LambdaserveError
 
 
@@ -18,7 +18,7 @@ def read_secret_string(secret_id: str) -> str:
     try:
         response = aws_client("secretsmanager").get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
+        code = error_code(exc) or "error"
         raise SecretUnavailableError(f"the secret could not be read ({code})") from exc
     except BotoCoreError as exc:
         raise SecretUnavailableError(f"the secret could not be read ({exc})") from exc
