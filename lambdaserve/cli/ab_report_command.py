@@ -14,10 +14,9 @@ from rich.table import Table
 from lambdaserve.cli.backends import open_registry
 from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.options import JsonOption, StoreOption, open_store, parse_time
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord, record_time
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.registry import CHAMPION
-from lambdaserve.lifecycle.ab_report import ABReport, Interval, ab_report
+from lambdaserve.lifecycle.ab_report import ABReport, Interval, ab_report, split_stream
 from lambdaserve.local.capture_log import read_stream
 from lambdaserve.local.rollout_state_file import RolloutStateFile
 
@@ -146,13 +145,10 @@ def report(
         if capture_bucket:
             from lambdaserve.aws.s3_drift_io import S3CaptureReader
 
-            stream = list(S3CaptureReader(capture_bucket).stream(start, feedback_end))
+            stream = S3CaptureReader(capture_bucket).stream(start, feedback_end)
         else:
-            stream = list(read_stream(local.root, start, feedback_end))
-        captures = [
-            r for r in stream if isinstance(r, CaptureRecord) and start <= record_time(r) < end
-        ]
-        feedback = [r for r in stream if isinstance(r, FeedbackRecord)]
+            stream = read_stream(local.root, start, feedback_end)
+        captures, feedback = split_stream(stream, start, end)
         result = ab_report(
             name,
             captures,

@@ -23,14 +23,13 @@ from lambdaserve.cli.ab_report_command import print_ab_report
 from lambdaserve.cli.console import out
 from lambdaserve.cli.rollout_commands import timeline_table
 from lambdaserve.cli.train_command import train_model
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.core.manifest import ClassLabel
 from lambdaserve.core.promotion_gate import GatePolicy
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState
 from lambdaserve.datasets import churn
 from lambdaserve.lifecycle import rollouts
-from lambdaserve.lifecycle.ab_report import ABReport, ab_report
+from lambdaserve.lifecycle.ab_report import ABReport, ab_report, split_stream
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
 from lambdaserve.lifecycle.publishing import publish_model_version
@@ -198,11 +197,12 @@ def run_rollout_chapter(
         + f"; {load.feedback_sent} outcomes sent to POST /feedback",
         highlight=False,
     )
-    stream = list(read_stream(store.root, started, datetime.now(UTC) + timedelta(seconds=1)))
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    captures, feedback = split_stream(read_stream(store.root, started, until), started, until)
     report = ab_report(
         "churn",
-        [r for r in stream if isinstance(r, CaptureRecord)],
-        [r for r in stream if isinstance(r, FeedbackRecord)],
+        captures,
+        feedback,
         positive_class=store.get("churn").manifest.positive_class,
         baseline=good.champion.bundle_version or None,
     )

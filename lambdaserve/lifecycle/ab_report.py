@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from scipy import stats
@@ -191,6 +192,21 @@ def _sample_ratio(served: dict[str, int], expected: dict[str, float]) -> SampleR
         p_value=p_value,
         mismatch=p_value < SRM_ALPHA,
     )
+
+
+def split_stream(
+    records: Iterable[CaptureRecord | FeedbackRecord], start: datetime, end: datetime
+) -> tuple[list[CaptureRecord], list[FeedbackRecord]]:
+    """The captures of [start, end) and every feedback record of a capture stream (feedback may
+    arrive after the window it labels)."""
+    captures: list[CaptureRecord] = []
+    feedback: list[FeedbackRecord] = []
+    for record in records:
+        if isinstance(record, FeedbackRecord):
+            feedback.append(record)
+        elif start <= record.captured_at < end:
+            captures.append(record)
+    return captures, feedback
 
 
 def ab_report(
