@@ -1,13 +1,16 @@
-"""moto's server on 127.0.0.1 with an ephemeral port, and the S3 bits integration tests share.
-
+"""moto's server on 127.0.0.1 with an ephemeral port, and the S3 and Lambda bits integration tests
+share.
 Import with ``from tests.integration.moto_server import ...`` and wrap ``running_moto_server`` in a
 fixture of the scope the test module needs.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,3 +52,29 @@ def closed_loopback_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+LAMBDA_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def lambda_role(iam: Any, name: str) -> str:
+    """A role Lambda may assume (moto checks that a function's role exists); its ARN."""
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
+    return str(role["Role"]["Arn"])
+
+
+def handler_zip() -> bytes:
+    """A minimal function package (moto stores code; it never runs it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return event\n")
+    return buffer.getvalue()

@@ -19,10 +19,7 @@ What moto does and Lambda/CloudWatch/S3 do differently, as found here:
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +40,13 @@ from lambdaserve.core.errors import FunctionConflictError, FunctionError, Rollou
 from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from tests.integration.moto_server import new_bucket, object_versions, running_moto_server
+from tests.integration.moto_server import (
+    handler_zip,
+    lambda_role,
+    new_bucket,
+    object_versions,
+    running_moto_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +54,6 @@ MODEL = "churn"
 CHAMPION = VersionRef(model_version="3", function_version="1")
 CHALLENGER = VersionRef(model_version="4", function_version="2")
 BUNDLE_VERSIONS = {"3": "1", "4": "2"}  # registry version -> bundle manifest version
-ROLE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 # CloudWatch refuses datapoints far in the future: the fake clock starts half an hour ago.
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 
@@ -92,18 +85,7 @@ def s3(endpoint: str) -> Any:
 
 @pytest.fixture(scope="module")
 def role_arn(endpoint: str) -> str:
-    iam = aws_client("iam", endpoint_url=endpoint)
-    role = iam.create_role(
-        RoleName="lambdaserve-rollout", AssumeRolePolicyDocument=json.dumps(ROLE_POLICY)
-    )
-    return str(role["Role"]["Arn"])
-
-
-def handler_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return event\n")
-    return buffer.getvalue()
+    return lambda_role(aws_client("iam", endpoint_url=endpoint), "lambdaserve-rollout")
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ cases moto can show (another writer between our update and our publish) through 
 
 from __future__ import annotations
 
-import io
-import json
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +23,7 @@ from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
 from lambdaserve.core.errors import FunctionConflictError, FunctionError
 from lambdaserve.core.functions import AliasRouting, PublishedVersion
+from tests.integration.moto_server import handler_zip, lambda_role
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +31,6 @@ SHA_A = "a" * 64
 SHA_B = "b" * 64
 URI_A = "s3://lambdaserve-artifacts-123456789012/models/churn/1/bundle.tar.gz?versionId=v1"
 URI_B = "s3://lambdaserve-artifacts-123456789012/models/churn/2/bundle.tar.gz?versionId=v2"
-ROLE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 
@@ -54,18 +42,7 @@ def lambda_client(moto_endpoint: str) -> Any:
 @pytest.fixture(scope="module")
 def role_arn(moto_endpoint: str) -> str:
     """moto checks that a function's role exists."""
-    iam = aws_client("iam", endpoint_url=moto_endpoint)
-    role = iam.create_role(
-        RoleName="lambdaserve-predict", AssumeRolePolicyDocument=json.dumps(ROLE_POLICY)
-    )
-    return str(role["Role"]["Arn"])
-
-
-def handler_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", "def lambda_handler(event, context):\n    return event\n")
-    return buffer.getvalue()
+    return lambda_role(aws_client("iam", endpoint_url=moto_endpoint), "lambdaserve-predict")
 
 
 @pytest.fixture
