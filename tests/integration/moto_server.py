@@ -1,5 +1,6 @@
 """moto's server on 127.0.0.1 with an ephemeral port, and the S3 and Lambda bits integration tests
 share.
+
 Import with ``from tests.integration.moto_server import ...`` and wrap ``running_moto_server`` in a
 fixture of the scope the test module needs.
 """
