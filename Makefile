@@ -1,15 +1,42 @@
-# The README promises two commands: `make demo` and `make test`. Both create .venv when missing.
+# The README promises two commands: `make demo` and `make test`. Both create .venv when missing,
+# from uv.lock: one lock for the dev venv, CI, the demo, the Lambda layers and the training job.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || command -v python3 2>/dev/null)
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) 2>/dev/null || command -v python3 2>/dev/null)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# uv itself, pinned, installed from the package index by the interpreter's own pip.
+UV_VERSION := 0.13.8
+UV_DIR := .uv
+UV := $(CURDIR)/$(UV_DIR)/bin/uv
+export UV
+# uv uses the interpreter named below, never one it would download; the venv is .venv.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test lint typecheck unit integration e2e infra bench synth clean
+.PHONY: demo test lint lock typecheck unit integration e2e infra bench synth clean python
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+python:
+	@[ -n "$(PYTHON)" ] && "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(PYTHON_VERSION)".split("."))))' 2>/dev/null \
+	  || { echo "error: Python $(PYTHON_VERSION) is needed (.python-version), found '$(PYTHON)': install it (e.g. 'pyenv install $(PYTHON_VERSION)') or run 'make PYTHON=/path/to/python$(PYTHON_VERSION) ...'" >&2; exit 1; }
+
+$(UV): | python
+	@"$(PYTHON)" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	    --target $(UV_DIR) uv==$(UV_VERSION) 2>/dev/null \
+	  || { echo "error: could not install uv $(UV_VERSION) with '$(PYTHON) -m pip' (is pip there, and the package index reachable?)" >&2; exit 1; }
+
+# A lock that no longer matches pyproject.toml stops here with what to run.
+$(STAMP): pyproject.toml uv.lock | $(UV) python
+	@said=$$($(UV) lock --check 2>&1) \
+	  || { echo "error: uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock and the exported files ($$(tail -1 <<<"$$said"))" >&2; exit 1; }
+	$(UV) sync --frozen --quiet --extra dev --python "$(PYTHON)"
+	touch $(STAMP)
+
+# Re-resolve after editing pyproject.toml, then export the layers' and the job's pins.
+lock: $(UV) | python
+	$(UV) lock
+	"$(PYTHON)" -m layers.lock_export
 
 # CDK runs jsii on the machine's Node; keep it quiet and offline.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -17,17 +44,13 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 STAGE ?= dev
 CDK := node_modules/.bin/cdk
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
-
 demo: $(STAMP)
 	$(BIN)/lambdaserve demo
 
 # Every wheel the layer-building and training-image tests install, fetched once here, so the
 # tests read no index.
 WHEELHOUSE := .wheelhouse
-$(WHEELHOUSE)/.complete: layers/requirements/*.txt training/framework-image.txt pyproject.toml | $(STAMP)
+$(WHEELHOUSE)/.complete: layers/requirements/*.txt training/requirements.txt training/framework-image.txt | $(STAMP)
 	$(BIN)/python -m layers.wheelhouse --out $(WHEELHOUSE)
 	touch $@
 
@@ -35,6 +58,8 @@ test: $(STAMP) lint $(WHEELHOUSE)/.complete
 	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest
 
 lint: $(STAMP)
+	$(UV) lock --check
+	$(BIN)/python -m layers.lock_export --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -66,4 +91,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(UV_DIR) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

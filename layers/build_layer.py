@@ -37,7 +37,15 @@ from layers.bytecode import compile_bytecode
 from layers.elf import ELF_MACHINES, elf_machine
 from layers.errors import LayerBudgetError, LayerBuildError
 from layers.function_asset import FUNCTION_ASSETS, build_function_asset
-from layers.pins import installed_dists, read_pins, refuse_forbidden, verify_closure, verify_pins
+from layers.lock_export import LAYER_BASES, layer_requirements
+from layers.pins import (
+    installed_dists,
+    read_pins,
+    refuse_forbidden,
+    target_requirements,
+    verify_closure,
+    verify_pins,
+)
 from layers.pruning import prune, strip_shared_objects
 from layers.report import LayerReport, format_report, measure
 
@@ -54,21 +62,9 @@ __all__ = [
 ]
 
 Arch = Literal["arm64", "x86_64"]
-REQUIREMENTS_DIR = Path(__file__).resolve().parent / "requirements"
-#: Layer name -> pinned requirement file. boto3 is in none: the python3.13 runtime provides it.
-LAYERS: dict[str, Path] = {
-    "serving-base": REQUIREMENTS_DIR / "serving-base.txt",
-    "onnx": REQUIREMENTS_DIR / "onnx.txt",
-    "sklearn": REQUIREMENTS_DIR / "sklearn.txt",
-    "drift": REQUIREMENTS_DIR / "drift.txt",
-}
-#: The layers a layer is deployed on top of (their pins complete its dependency closure).
-LAYER_BASES: dict[str, tuple[str, ...]] = {
-    "serving-base": (),
-    "onnx": ("serving-base",),
-    "sklearn": ("serving-base",),
-    "drift": ("serving-base",),
-}
+#: Layer name -> its requirement file, exported from uv.lock (layers.lock_export). boto3 is in
+#: none: the python3.13 runtime provides it.
+LAYERS: dict[str, Path] = {name: layer_requirements(name) for name in LAYER_BASES}
 #: glibc of the python3.13 runtime (Amazon Linux 2023).
 RUNTIME_GLIBC_MINOR = 34
 _MACHINES: dict[Arch, str] = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -101,10 +97,14 @@ def pip_target_options(arch: Arch) -> list[str]:
 
 
 def pip_install(requirements: Path, site_dir: Path, arch: Arch) -> None:
-    command = [sys.executable, "-m", "pip", "install", *pip_target_options(arch)]
-    command += ["--target", str(site_dir), "--no-compile", "--quiet"]
-    command += ["--disable-pip-version-check", "-r", str(requirements)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    """Install the entries of ``requirements`` that apply on ``arch``, each checked against the
+    sha256 the lock recorded for it."""
+    with tempfile.TemporaryDirectory(prefix="lambdaserve-pins-") as tmp:
+        pinned = target_requirements(requirements, arch, Path(tmp) / requirements.name)
+        command = [sys.executable, "-m", "pip", "install", *pip_target_options(arch)]
+        command += ["--target", str(site_dir), "--no-compile", "--quiet", "--require-hashes"]
+        command += ["--disable-pip-version-check", "-r", str(pinned)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
         detail = "\n".join(errors) or done.stderr[-3000:]
@@ -134,10 +134,10 @@ def build_layer(name: str, *, arch: Arch, output_dir: Path, strip: bool = True) 
     site_dir = output_dir / "python"
     if site_dir.exists() and any(site_dir.iterdir()):
         raise LayerBuildError(f"refusing to build layer {name!r} into non-empty {site_dir}")
-    pins = read_pins(LAYERS[name])
+    pins = read_pins(LAYERS[name], arch)
     available = dict(pins)
     for base in LAYER_BASES[name]:
-        available.update(read_pins(LAYERS[base]))
+        available.update(read_pins(LAYERS[base], arch))
 
     pip_install(LAYERS[name], site_dir, arch)
     dists = installed_dists(site_dir)

@@ -14,11 +14,13 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Literal
 
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 
 from layers.errors import ForbiddenDistributionError, LayerBuildError, PinMismatchError
 
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)$")
+_HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
 
 #: Distributions the Lambda python3.13 runtime itself provides: requirements on them are met
 #: without a layer (boto3 is deliberately in no layer).
@@ -41,18 +43,85 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_pins(path: Path) -> dict[str, str]:
-    """``{normalized name: version}`` of a requirement file holding only ``name==version`` lines."""
-    pins: dict[str, str] = {}
+@dataclass(frozen=True)
+class Pin:
+    """One entry of a requirement file exported from uv.lock: ``name==version ; marker`` and the
+    sha256 of every artifact the lock knows for it."""
+
+    name: str
+    version: str
+    marker: Marker | None
+    hashes: tuple[str, ...]
+
+    def applies(self, arch: Literal["arm64", "x86_64"]) -> bool:
+        """Whether the Lambda python3.13 runtime on ``arch`` installs this entry."""
+        return self.marker is None or self.marker.evaluate(_target_environment(arch))
+
+    @property
+    def line(self) -> str:
+        """The entry as pip reads it in hash-checking mode, marker already decided."""
+        return " ".join([f"{self.name}=={self.version}", *self.hashes])
+
+
+def _entries(path: Path) -> list[tuple[int, str]]:
+    """``(first line number, text)`` of each entry, backslash continuations joined, comments
+    dropped."""
+    entries: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line and not pending:
             continue
-        match = _PIN.match(line)
+        if not pending:
+            start = number
+        continued = line.endswith("\\")
+        pending.append(line.removesuffix("\\").strip())
+        if not continued:
+            entries.append((start, " ".join(part for part in pending if part)))
+            pending = []
+    if pending:
+        entries.append((start, " ".join(pending)))
+    return entries
+
+
+def read_requirements(path: Path) -> list[Pin]:
+    """Every entry of an exported requirement file; anything but an exact pin carrying its
+    hashes is refused (the file was edited by hand, or not exported with hashes)."""
+    pins: list[Pin] = []
+    for number, text in _entries(path):
+        requirement, *options = text.split(" --hash=")
+        hashes = tuple(f"--hash={option.strip()}" for option in options)
+        spec, _, marker_text = requirement.partition(";")
+        match = _PIN.match(spec.strip())
         if match is None:
-            raise LayerBuildError(f"{path}:{number}: {line!r} is not an exact name==version pin")
-        pins[normalize(match["name"])] = match["version"]
+            raise LayerBuildError(
+                f"{path}:{number}: {spec.strip()!r} is not an exact name==version pin"
+            )
+        if not hashes or not all(_HASH.match(h) for h in hashes):
+            raise LayerBuildError(
+                f"{path}:{number}: {spec.strip()!r} carries no sha256 --hash: export the file "
+                "from uv.lock (`make lock`)"
+            )
+        try:
+            marker = Marker(marker_text.strip()) if marker_text.strip() else None
+        except InvalidMarker as exc:
+            raise LayerBuildError(f"{path}:{number}: unreadable marker {marker_text!r}") from exc
+        pins.append(Pin(normalize(match["name"]), match["version"], marker, hashes))
     return pins
+
+
+def read_pins(path: Path, arch: Literal["arm64", "x86_64"] = "arm64") -> dict[str, str]:
+    """``{normalized name: version}`` of what an exported requirement file installs on ``arch``."""
+    return {pin.name: pin.version for pin in read_requirements(path) if pin.applies(arch)}
+
+
+def target_requirements(path: Path, arch: Literal["arm64", "x86_64"], out: Path) -> Path:
+    """Write the entries of ``path`` that apply on ``arch`` with their hashes and no markers
+    (pip evaluates markers against the interpreter that runs it, not the ``--platform`` it
+    installs for) into ``out``, for ``pip --require-hashes``."""
+    out.write_text("".join(f"{p.line}\n" for p in read_requirements(path) if p.applies(arch)))
+    return out
 
 
 def installed_dists(site_dir: Path) -> dict[str, InstalledDist]:

@@ -14,11 +14,12 @@ import platform
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 from layers.build_layer import LAYERS, WHEELHOUSE_ENV, Arch, pip_target_options
-from training import framework_image, source_bundle
+from layers.lock_export import TRAINING_REQUIREMENTS
+from layers.pins import Pin, read_requirements, target_requirements
+from training import framework_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARCHES: tuple[Arch, ...] = ("arm64", "x86_64")
@@ -28,12 +29,10 @@ def _host_arch() -> Arch:
     return "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 
 
-def _pandas_pin() -> str:
-    """The tests prove a layer with pandas is refused, so the host needs that wheel too."""
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return str(
-        next(p for p in project["optional-dependencies"]["training"] if p.startswith("pandas"))
-    )
+def _pandas_pin() -> Pin:
+    """The tests prove a layer with pandas is refused, so the host needs that wheel too: the
+    lock's pandas, as the training job's requirements carry it."""
+    return next(p for p in read_requirements(TRAINING_REQUIREMENTS) if p.name == "pandas")
 
 
 def _download(requirements: Path, arch: Arch, out: Path) -> None:
@@ -41,9 +40,11 @@ def _download(requirements: Path, arch: Arch, out: Path) -> None:
     if "--find-links" in options:  # fetching is what fills the wheelhouse: use the index
         at = options.index("--find-links")
         del options[at : at + 2]
-    command = [sys.executable, "-m", "pip", "download", *options, "--quiet"]
-    command += ["--disable-pip-version-check", "-r", str(requirements), "-d", str(out)]
-    subprocess.run(command, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pinned = target_requirements(requirements, arch, Path(tmp) / requirements.name)
+        command = [sys.executable, "-m", "pip", "download", *options, "--require-hashes"]
+        command += ["-r", str(pinned), "-d", str(out)]
+        _pip(command)
 
 
 def fetch(out: Path) -> None:
@@ -53,7 +54,7 @@ def fetch(out: Path) -> None:
             _download(requirements, arch, out)
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "test-extra.txt"
-        extra.write_text(_pandas_pin() + "\n")
+        extra.write_text(_pandas_pin().line + "\n")
         _download(extra, _host_arch(), out)
     fetch_training_image(out / framework_image.WHEELHOUSE_SUBDIR)
 
@@ -72,10 +73,9 @@ def fetch_training_image(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     pip = [str(python), "-m", "pip"]
     _pip([*pip, "wheel", "-r", str(framework_image.PREINSTALLED), "-w", str(out)])
-    with tempfile.TemporaryDirectory() as tmp:
-        job = Path(tmp) / "requirements.txt"
-        job.write_text(source_bundle.requirements())
-        _pip([*pip, "download", "--only-binary=:all:", "-r", str(job), "-d", str(out)])
+    job = TRAINING_REQUIREMENTS  # exported from uv.lock with hashes, markers for Python 3.12
+    download = [*pip, "download", "--only-binary=:all:", "--require-hashes", "-r", str(job)]
+    _pip([*download, "-d", str(out)])
 
 
 def _pip(command: list[str]) -> None:

@@ -1,5 +1,5 @@
 """Build ``sourcedir.tar.gz`` for SageMaker script mode: ``train.py`` at the root, the parts of
-``lambdaserve`` the job imports, and ``requirements.txt`` pinned from pyproject's training extra.
+``lambdaserve`` the job imports, and ``requirements.txt`` exported from ``uv.lock``.
 
 Run by the CDK app's local bundling: ``python -m training.source_bundle --out DIR``.
 """
@@ -10,7 +10,6 @@ import argparse
 import gzip
 import io
 import tarfile
-import tomllib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,10 +18,12 @@ ARCHIVE = "sourcedir.tar.gz"
 PACKAGES = ("lambdaserve/__init__.py", "lambdaserve/core", "lambdaserve/training")
 
 
+#: Exported from uv.lock (``make lock``): exact pins with hashes, the closure of the training extra.
+REQUIREMENTS = REPO_ROOT / "training" / "requirements.txt"
+
+
 def requirements() -> str:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    pins = [*project["dependencies"], *project["optional-dependencies"]["training"]]
-    return "".join(f"{pin}\n" for pin in sorted(set(pins)))
+    return REQUIREMENTS.read_text()
 
 
 def _files() -> list[tuple[str, bytes]]:

@@ -20,7 +20,6 @@ import os
 import platform
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +38,8 @@ from layers.errors import (
     PinMismatchError,
 )
 from layers.function_asset import build_function_asset
-from layers.pins import InstalledDist, normalize, read_pins, verify_closure, verify_pins
+from layers.lock_export import TRAINING_REQUIREMENTS
+from layers.pins import InstalledDist, normalize, read_pins, read_requirements, verify_pins
 
 pytestmark = pytest.mark.infra
 
@@ -205,7 +205,7 @@ def test_sklearn_layers_serve_a_prediction_with_vendored_openblas(
 
 
 def _check_layer(site_dir: Path, layer: str, arch: Arch) -> None:
-    pins = read_pins(build.LAYERS[layer])
+    pins = read_pins(build.LAYERS[layer], arch)
     installed = {
         normalize(dist.metadata["Name"]): dist.version
         for dist in importlib.metadata.distributions(path=[str(site_dir)])
@@ -242,36 +242,6 @@ def test_arm64_layer_is_aarch64_at_the_pinned_versions(
     _check_layer(arm64_layers[layer], layer, "arm64")
 
 
-def test_pins_equal_the_project_venv_and_the_serving_extra() -> None:
-    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    serving = dict(
-        requirement.split("==")
-        for requirement in pyproject["project"]["optional-dependencies"]["serving"]
-    )
-    pins = {layer: read_pins(path) for layer, path in build.LAYERS.items()}
-    merged = {name: v for layer_pins in pins.values() for name, v in layer_pins.items()}
-    for name, version in merged.items():
-        assert importlib.metadata.version(name) == version, name
-    for name, version in serving.items():
-        if normalize(name) == "boto3":
-            assert "boto3" not in merged, "the python3.13 runtime provides boto3"
-        else:
-            assert merged[normalize(name)] == version
-    base = pins["serving-base"]
-    for layer in ("onnx", "sklearn"):
-        assert not base.keys() & pins[layer].keys(), f"{layer} repeats a serving-base pin"
-        verify_closure(_venv_dists(pins[layer]), {**base, **pins[layer]}, arch="arm64", layer=layer)
-    verify_closure(_venv_dists(base), base, arch="arm64", layer="serving-base")
-
-
-def _venv_dists(pins: dict[str, str]) -> dict[str, InstalledDist]:
-    dists = {name: importlib.metadata.distribution(name) for name in pins}
-    return {
-        name: InstalledDist(name, dist.version, tuple(dist.requires or ()))
-        for name, dist in dists.items()
-    }
-
-
 def test_verify_pins_names_every_difference() -> None:
     installed = {
         "numpy": InstalledDist("numpy", "2.2.6", ()),
@@ -287,12 +257,38 @@ def test_verify_pins_names_every_difference() -> None:
     assert "extra: installed 1.0, not pinned" in message
 
 
+HASH = "--hash=sha256:" + "ab" * 32
+
+
 def test_a_requirement_that_is_not_an_exact_pin_is_refused(tmp_path: Path) -> None:
     requirements = tmp_path / "loose.txt"
-    requirements.write_text("# comment\nnumpy==2.5.5\nscipy>=1.10\n")
+    requirements.write_text(f"# comment\nnumpy==2.5.5 \\\n    {HASH}\nscipy>=1.10 {HASH}\n")
 
-    with pytest.raises(LayerBuildError, match=r"loose.txt:3: 'scipy>=1.10' is not an exact"):
+    with pytest.raises(LayerBuildError, match=r"loose.txt:4: 'scipy>=1.10' is not an exact"):
         read_pins(requirements)
+
+
+def test_a_pin_without_its_hash_is_refused(tmp_path: Path) -> None:
+    requirements = tmp_path / "by-hand.txt"
+    requirements.write_text(f"numpy==2.5.5 {HASH}\nscipy==1.18.1 ; sys_platform == 'linux'\n")
+
+    with pytest.raises(LayerBuildError, match=r"by-hand.txt:2: 'scipy==1.18.1' carries no sha256"):
+        read_pins(requirements)
+
+
+def test_markers_are_decided_for_the_lambda_runtime_not_the_host(tmp_path: Path) -> None:
+    requirements = tmp_path / "exported.txt"
+    requirements.write_text(
+        f"numpy==2.5.5 ; sys_platform == 'linux' \\\n    {HASH}\n"
+        f"only-x86==1.0 ; platform_machine == 'x86_64' {HASH}\n"
+        f"old-python==1.0 ; python_full_version < '3.13' {HASH}\n"
+        f"windows==1.0 ; sys_platform == 'win32' {HASH}\n"
+    )
+
+    assert read_pins(requirements, "arm64") == {"numpy": "2.5.5"}
+    assert read_pins(requirements, "x86_64") == {"numpy": "2.5.5", "only-x86": "1.0"}
+    pinned = build.target_requirements(requirements, "arm64", tmp_path / "arm64.txt")
+    assert pinned.read_text() == f"numpy==2.5.5 {HASH}\n"
 
 
 @needs_linux_host
@@ -300,8 +296,10 @@ def test_a_layer_with_pandas_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert HOST_ARCH is not None
+    pandas = next(p for p in read_requirements(TRAINING_REQUIREMENTS) if p.name == "pandas")
+    assert pandas.version == importlib.metadata.version("pandas")
     requirements = tmp_path / "dataframes.txt"
-    requirements.write_text(f"pandas=={importlib.metadata.version('pandas')}\n")
+    requirements.write_text(pandas.line + "\n")
     monkeypatch.setitem(build.LAYERS, "dataframes", requirements)
     monkeypatch.setitem(build.LAYER_BASES, "dataframes", ("serving-base",))
 

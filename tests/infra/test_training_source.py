@@ -14,6 +14,8 @@ import pytest
 
 from lambdaserve.core.bundle import verify_bundle
 from lambdaserve.datasets import churn
+from layers.lock_export import TRAINING_REQUIREMENTS
+from layers.pins import read_requirements
 from training.source_bundle import build
 
 pytestmark = pytest.mark.infra
@@ -36,7 +38,8 @@ def test_archive_contents_and_reproducibility(tmp_path: Path) -> None:
         n.startswith(("lambdaserve/cli", "lambdaserve/serving", "lambdaserve/aws")) for n in names
     )
     assert "scikit-learn==" in requirements and "skl2onnx==" in requirements
-    assert all("==" in line for line in requirements.splitlines())
+    assert requirements == TRAINING_REQUIREMENTS.read_text()  # exact pins with hashes
+    assert read_requirements(TRAINING_REQUIREMENTS)
 
 
 def test_train_py_runs_from_the_extracted_archive(tmp_path: Path) -> None:
