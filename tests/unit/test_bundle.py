@@ -3,6 +3,7 @@ pickle-bearing bundles refused with a message that says what is wrong."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from lambdaserve.core.bundle import (
+    MAX_BUNDLE_BYTES,
+    MAX_BUNDLE_FILES,
     VerifiedBundle,
     open_bundle,
     pack_bundle,
@@ -149,3 +152,49 @@ def test_archive_entries_cannot_escape(
     with pytest.raises(UnsafeArtifactError, match=message):
         unpack_bundle(_archive_with(tmp_path, name, symlink=symlink), tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def _many_entries(tmp_path: Path, count: int) -> Path:
+    """A small archive of ``count`` empty files: ~1.4 MB compressed for 300,000 entries."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for number in range(count):
+            tar.addfile(tarfile.TarInfo(f"f{number}"), io.BytesIO(b""))
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(gzip.compress(buffer.getvalue(), compresslevel=9))
+    return archive
+
+
+def test_an_archive_of_many_entries_is_refused_after_reading_a_few(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _many_entries(tmp_path, 300_000)
+    headers_read = []
+    original_next = tarfile.TarFile.next
+
+    def counting_next(self: tarfile.TarFile) -> tarfile.TarInfo | None:
+        headers_read.append(1)
+        return original_next(self)
+
+    monkeypatch.setattr(tarfile.TarFile, "next", counting_next)
+
+    with pytest.raises(UnsafeArtifactError, match=f"more than {MAX_BUNDLE_FILES} entries"):
+        unpack_bundle(archive, tmp_path / "out")
+
+    assert len(headers_read) <= MAX_BUNDLE_FILES + 2  # not 300,000
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob("out.partial-*")), "the partial extraction is removed"
+
+
+def test_an_entry_claiming_more_than_the_size_limit_is_refused_before_its_data(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "huge.tar.gz"
+    info = tarfile.TarInfo("model.skops")
+    info.size = MAX_BUNDLE_BYTES + 1
+    header = info.tobuf(format=tarfile.PAX_FORMAT)
+    archive.write_bytes(gzip.compress(header + b"\0" * 4096))  # the data is never there
+
+    with pytest.raises(UnsafeArtifactError, match=f"more than {MAX_BUNDLE_BYTES} bytes"):
+        unpack_bundle(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
