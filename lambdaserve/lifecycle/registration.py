@@ -83,6 +83,18 @@ def gate_challenger(
         holdout=source,
         force=force,
     )
+    if holdout is None and champion is not None and not decision.forced:
+        # Only --force let two models be compared on different rows: the decision is forced
+        # even when the numbers happen to pass, and says so.
+        decision = decision.model_copy(
+            update={
+                "forced": True,
+                "reasons": (
+                    *decision.reasons,
+                    "forced: without --holdout the two models were not scored on the same rows",
+                ),
+            }
+        )
     registry.set_tags(
         candidate.name,
         candidate.version,
