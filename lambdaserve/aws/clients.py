@@ -10,18 +10,27 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from lambdaserve.core.errors import AwsConfigurationError
+
 
 @lru_cache(maxsize=32)
 def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
     config = Config(
         retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
     )
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    try:
+        return boto3.session.Session().client(
+            service, endpoint_url=endpoint_url, region_name=region, config=config
+        )
+    except NoRegionError as exc:
+        raise AwsConfigurationError(
+            f"no AWS region is set for {service}: export AWS_REGION (or AWS_DEFAULT_REGION), or "
+            "set `region` in ~/.aws/config"
+        ) from exc
 
 
 def aws_client(service: str, *, endpoint_url: str | None = None, region: str | None = None) -> Any:

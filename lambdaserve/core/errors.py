@@ -63,3 +63,7 @@ class FunctionConflictError(FunctionError):
 
 class RolloutError(LambdaserveError):
     """A rollout cannot start or continue; the message says why."""
+
+
+class AwsConfigurationError(LambdaserveError):
+    """The AWS backend cannot be used as configured (no region, for example)."""
