@@ -65,7 +65,6 @@ def open_backends(
         return Backends(
             local, registry, local, LocalFunctionVersions(local.root, local_name), local_name
         )
-    from lambdaserve.aws.lambda_publisher import LambdaPublisher
     from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 
     name = function or os.environ.get(FUNCTION_ENV)
@@ -76,5 +75,36 @@ def open_backends(
         )
     bucket_uri = uri if uri.startswith("s3://") else f"s3://{uri}"
     return Backends(
-        local, registry, S3ArtifactStore.from_uri(bucket_uri), LambdaPublisher(name), name
+        local, registry, S3ArtifactStore.from_uri(bucket_uri), _aws_publisher(name), name
     )
+
+
+@dataclass(frozen=True)
+class FunctionBackend:
+    """What reads a deployed function needs: the registry and the function, no bundle bucket."""
+
+    registry: ModelRegistry
+    publisher: FunctionPublisher
+    function_name: str
+
+
+def open_function(
+    store: Path | None, backend: Backend, *, function: str | None = None
+) -> FunctionBackend:
+    local = LocalArtifactStore(store or default_store_root())
+    registry = open_registry(local.root)
+    if backend is Backend.local:
+        from lambdaserve.local.function_versions import LocalFunctionVersions
+
+        local_name = function or DEFAULT_FUNCTION
+        return FunctionBackend(registry, LocalFunctionVersions(local.root, local_name), local_name)
+    name = function or os.environ.get(FUNCTION_ENV)
+    if not name:
+        raise typer.BadParameter(f"--backend aws needs --function (or ${FUNCTION_ENV})")
+    return FunctionBackend(registry, _aws_publisher(name), name)
+
+
+def _aws_publisher(function_name: str) -> FunctionPublisher:
+    from lambdaserve.aws.lambda_publisher import LambdaPublisher
+
+    return LambdaPublisher(function_name)

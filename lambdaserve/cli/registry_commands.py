@@ -15,6 +15,7 @@ from lambdaserve.cli.backends import (
     BucketOption,
     FunctionOption,
     open_backends,
+    open_function,
     open_registry,
 )
 from lambdaserve.cli.console import fail, out
@@ -237,11 +238,10 @@ def status(
     store: StoreOption = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
-    bucket: BucketOption = None,
 ) -> None:
     """Registry aliases next to the live alias's routing; exit 4 when they disagree."""
     try:
-        wired = open_backends(store, backend, function=function, bucket=bucket)
+        wired = open_function(store, backend, function=function)
         report = model_status(wired.registry, wired.publisher, name)
     except LambdaserveError as exc:
         fail(str(exc))
