@@ -187,9 +187,17 @@ class MlflowRegistry:
         return None
 
     def get(self, name: str, version: str) -> RegisteredVersion:
-        mv = self._call(
-            f"model {name} version {version}", self._client.get_model_version, name, version
-        )
+        try:
+            mv = self._call(
+                f"model {name} version {version}", self._client.get_model_version, name, version
+            )
+        except ModelNotFoundError as exc:
+            known = [v.version for v in self.versions(name)]
+            raise ModelNotFoundError(
+                f"{name} v{version} is not in the registry (registered versions: "
+                f"{', '.join(known) or 'none'}); a bundle stored with --no-register is registered "
+                f"with `lambdaserve register {name}:BUNDLE_VERSION`"
+            ) from exc
         return self._to_version(mv)
 
     def by_alias(self, name: str, alias: str) -> RegisteredVersion | None:

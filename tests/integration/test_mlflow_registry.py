@@ -72,8 +72,12 @@ def test_sqlite_registry_logs_the_run_and_dedupes(
 
 def test_missing_versions_and_aliases(store: LocalArtifactStore) -> None:
     registry = MlflowRegistry.for_store(store.root)
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError) as missing:
         registry.get("churn", "9")
+    assert str(missing.value) == (
+        "churn v9 is not in the registry (registered versions: none); a bundle stored with "
+        "--no-register is registered with `lambdaserve register churn:BUNDLE_VERSION`"
+    )
     assert registry.by_alias("churn", CHAMPION) is None
     assert registry.versions("nothing") == []
 
