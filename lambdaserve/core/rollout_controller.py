@@ -179,7 +179,7 @@ def _decide(
         )
     plan = state.plan
     if state.step == -1:
-        if not plan.weights:
+        if not plan.weights and plan.min_samples == 0:
             return promote(
                 state,
                 alias=alias,
@@ -187,6 +187,20 @@ def _decide(
                 now=now,
                 revision=current.revision_id,
                 reason="all-at-once: guards clear",
+            )
+        if not plan.weights:
+            # All traffic moves now, but the challenger is crowned only once it has served
+            # min_samples requests under the guards (which can still roll it back).
+            return _write(
+                state,
+                alias,
+                current.revision_id,
+                1.0,
+                now,
+                "shift",
+                f"all-at-once: 100% to the challenger; promoted after {plan.min_samples} "
+                "requests with guards clear",
+                step=0,
             )
         return _write(
             state,

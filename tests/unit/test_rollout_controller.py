@@ -145,6 +145,31 @@ def test_all_at_once_promotes_on_the_first_clear_tick() -> None:
     assert state.status == "promoted" and alias.routing.shares() == {"2": 1.0}
 
 
+def test_all_at_once_with_min_samples_moves_traffic_but_waits_for_them_to_promote() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(samples=0), FakeHooks()
+    state = _run(RolloutPlan.all_at_once(min_samples=50), alias, guard, hooks, [timedelta(0)])
+    assert state.status == "running" and alias.routing.shares() == {"2": 1.0}
+    assert hooks.events == []
+
+    state = controller.tick(state, alias=alias, guard=guard, hooks=hooks, now=T0)
+    assert state.status == "running" and "0 of 50 challenger requests" in state.history[-1].reason
+
+    guard.samples = 50
+    state = controller.tick(state, alias=alias, guard=guard, hooks=hooks, now=T0)
+    assert state.status == "promoted" and hooks.events == ["promoted"]
+    assert alias.routing.shares() == {"2": 1.0}
+
+
+def test_all_at_once_still_rolls_back_on_an_alarm_before_promotion() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(samples=0), FakeHooks()
+    state = _run(RolloutPlan.all_at_once(min_samples=50), alias, guard, hooks, [timedelta(0)])
+    guard.alarms = ("challenger 5XX rate",)
+
+    state = controller.tick(state, alias=alias, guard=guard, hooks=hooks, now=T0)
+
+    assert state.status == "rolled_back" and alias.routing.shares() == {"1": 1.0}
+
+
 def test_start_refuses_what_cannot_be_rolled_out() -> None:
     alias = FakeAlias()
     with pytest.raises(RolloutError, match="not published"):
