@@ -204,15 +204,15 @@ def status(
     function: FunctionOption = None,
     bucket: BucketOption = None,
 ) -> None:
-    """The rollout's plan, step and timeline (and the registry caught up if it finished
-    unattended)."""
+    """The rollout's plan, step and timeline. Read-only: it changes neither the alias nor the
+    registry (``rollout resume`` brings the registry up to a rollout promoted unattended)."""
     try:
         context = rollout_context(store, backend, function, bucket)
         state = context.states.load(name)
-        if state is not None and rollouts.reconcile_registry(context, state):
+        if state is not None and rollouts.registry_behind(context, state):
             out.print(
-                f"registry: {name} v{state.challenger.model_version} is now champion "
-                "(the rollout finished unattended)"
+                f"registry: {name} v{state.challenger.model_version} was promoted by the rollout "
+                f"but is not the champion yet: run `lambdaserve rollout resume {name}`"
             )
     except LambdaserveError as exc:
         fail(str(exc))

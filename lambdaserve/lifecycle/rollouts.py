@@ -127,14 +127,26 @@ def advance(context: RolloutContext, name: str) -> RolloutState:
 
 def reconcile_registry(context: RolloutContext, state: RolloutState) -> bool:
     """A rollout finished unattended (the AWS state machine cannot reach the registry): move
-    the MLflow champion to match what the alias now serves. True when something changed."""
+    the MLflow champion to match what the alias now serves, and only when the alias really
+    serves the promoted version at 100% (after an incident rollback by hand it does not, and
+    the registry stays as it is). True when something changed."""
     if state.status != "promoted":
         return False
     champion = context.registry.by_alias(state.model_name, CHAMPION)
     if champion is not None and champion.version == state.challenger.model_version:
         return False
+    if controller.shares(context.alias.read()) != {state.challenger.function_version: 1.0}:
+        return False
     context.hooks.promoted(state)
     return True
+
+
+def registry_behind(context: RolloutContext, state: RolloutState) -> bool:
+    """Read-only: a promoted rollout whose challenger is not yet the registry's champion."""
+    if state.status != "promoted":
+        return False
+    champion = context.registry.by_alias(state.model_name, CHAMPION)
+    return champion is None or champion.version != state.challenger.model_version
 
 
 def promote_rollout(context: RolloutContext, name: str) -> RolloutState:

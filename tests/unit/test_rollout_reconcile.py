@@ -1,5 +1,6 @@
-"""A rollout promoted unattended on AWS moves the MLflow champion the next time anyone with
-registry access looks (``rollout status``/``resume``)."""
+"""A rollout promoted unattended on AWS moves the MLflow champion the next time someone with
+registry access resumes it, and only while the alias serves that version; ``rollout status``
+only reports it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.registry import CHALLENGER, CHAMPION, RegisteredVersion
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.lifecycle.rollouts import RolloutContext, reconcile_registry
+from lambdaserve.lifecycle.rollouts import RolloutContext, reconcile_registry, registry_behind
+from tests.unit.rollout_fakes import FakeAlias
 
 pytestmark = pytest.mark.unit
 
@@ -56,11 +59,13 @@ def _state(status: str) -> RolloutState:
     )
 
 
-def _context(registry: FakeRegistry) -> RolloutContext:
+def _context(registry: FakeRegistry, serving: str = "2") -> RolloutContext:
     unused: Any = None
+    alias = FakeAlias()
+    alias.routing = AliasRouting("live", serving, {}, "r1")
     return RolloutContext(
         registry=registry,
-        alias=unused,
+        alias=alias,
         guard=unused,
         states=unused,  # type: ignore[arg-type]
         function_name="predict",
@@ -81,4 +86,13 @@ def test_a_promotion_done_unattended_moves_the_champion_once() -> None:
 def test_nothing_moves_unless_promoted(status: str) -> None:
     registry = FakeRegistry()
     assert not reconcile_registry(_context(registry), _state(status))
+    assert registry.aliases == {CHAMPION: "1", CHALLENGER: "2"}
+
+
+def test_after_a_rollback_by_hand_the_champion_is_not_re_crowned() -> None:
+    registry = FakeRegistry()
+    state = _state("promoted")  # promoted unattended, then the alias was put back on v1
+
+    assert registry_behind(_context(registry, serving="1"), state)
+    assert not reconcile_registry(_context(registry, serving="1"), state)
     assert registry.aliases == {CHAMPION: "1", CHALLENGER: "2"}
