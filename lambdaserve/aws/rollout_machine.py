@@ -9,6 +9,20 @@ from lambdaserve.aws.clients import aws_client
 from lambdaserve.core.errors import RolloutError
 
 
+def check_state_machine(state_machine_arn: str, *, client: Any | None = None) -> None:
+    """Fail before anything moves when the state machine is missing or cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sfn = client or aws_client("stepfunctions")
+    try:
+        sfn.describe_state_machine(stateMachineArn=state_machine_arn)
+    except (BotoCoreError, ClientError) as exc:
+        raise RolloutError(
+            f"the rollout state machine {state_machine_arn} cannot be used ({exc}); "
+            "nothing was changed"
+        ) from exc
+
+
 def start_unattended(state_machine_arn: str, model_name: str, *, client: Any | None = None) -> str:
     """Start an execution named after the model; returns its ARN."""
     from botocore.exceptions import BotoCoreError, ClientError

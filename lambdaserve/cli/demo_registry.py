@@ -14,7 +14,7 @@ from lambdaserve.core.artifacts import StoredBundle
 from lambdaserve.core.errors import PromotionRefusedError
 from lambdaserve.core.functions import LIVE_ALIAS
 from lambdaserve.core.promotion_gate import GatePolicy
-from lambdaserve.core.registry import ModelRegistry, RegisteredVersion
+from lambdaserve.core.registry import TAG_GATE_RESULT, ModelRegistry, RegisteredVersion
 from lambdaserve.datasets import churn
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
@@ -129,6 +129,6 @@ def status_table(status: Status, registry: ModelRegistry) -> Table:
             version.lambda_version or "-",
             f"{shares.get(version.lambda_version or '', 0.0):.0%}",
             f"{version.metrics.get('roc_auc', float('nan')):.4f}",
-            version.tags.get("promotion_gate_result", "-"),
+            version.tags.get(TAG_GATE_RESULT, "-"),
         )
     return table

@@ -29,7 +29,7 @@ from lambdaserve.cli.options import (
 )
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.promotion_gate import GateDecision, GatePolicy
-from lambdaserve.core.registry import RegisteredVersion
+from lambdaserve.core.registry import TAG_GATE_RESULT, RegisteredVersion
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
 from lambdaserve.lifecycle.publishing import publish_model_version
@@ -147,7 +147,7 @@ def models(
                     v.bundle_version or "?",
                     v.lambda_version or "-",
                     f"{v.metrics.get('roc_auc', float('nan')):.4f}",
-                    v.tags.get("promotion_gate_result", "-"),
+                    v.tags.get(TAG_GATE_RESULT, "-"),
                 )
     except LambdaserveError as exc:
         fail(str(exc))

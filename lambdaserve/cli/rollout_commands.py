@@ -128,6 +128,31 @@ PollOption = Annotated[float, typer.Option("--poll", min=0.0, help="Seconds betw
 TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.0, help="Give up watching")]
 
 
+ForceGateOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Roll out a --challenger the promotion gate did not pass (recorded)"
+    ),
+]
+
+
+def _hand_over(context: RolloutContext, state: RolloutState, name: str, arn: str) -> RolloutState:
+    """Start the state machine; if that fails after the first shift, put the traffic back."""
+    from lambdaserve.aws.rollout_machine import start_unattended
+
+    try:
+        execution = start_unattended(arn, name)
+    except LambdaserveError as exc:
+        if state.finished:
+            raise
+        rollouts.rollback_rollout(context, name, reason=f"unattended start failed: {exc}")
+        raise LambdaserveError(
+            f"{exc}; the live alias was returned to 100% champion and the rollout rolled back"
+        ) from exc
+    out.print(f"the state machine runs the rest: {execution}", highlight=False)
+    return state
+
+
 @rollout_app.command("start")
 def start(
     name: NameArg,
@@ -146,6 +171,7 @@ def start(
         str | None,
         typer.Option("--unattended", help="AWS: hand the rollout to this state machine ARN"),
     ] = None,
+    force: ForceGateOption = False,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -158,15 +184,16 @@ def start(
             PlanKind.linear: lambda: RolloutPlan.linear(step, interval, min_samples),
             PlanKind.all_at_once: lambda: RolloutPlan.all_at_once(min_samples),
         }[plan]()
+        if unattended and backend is not Backend.aws:
+            fail("--unattended needs --backend aws", code=2)
         context = rollout_context(store, backend, function, bucket)
-        state = rollouts.start_rollout(context, name, chosen, challenger)
         if unattended:
-            if backend is not Backend.aws:
-                fail("--unattended needs --backend aws", code=2)
-            from lambdaserve.aws.rollout_machine import start_unattended
+            from lambdaserve.aws.rollout_machine import check_state_machine
 
-            execution = start_unattended(unattended, name)
-            out.print(f"the state machine runs the rest: {execution}", highlight=False)
+            check_state_machine(unattended)  # before any traffic moves
+        state = rollouts.start_rollout(context, name, chosen, challenger, force=force)
+        if unattended:
+            state = _hand_over(context, state, name, unattended)
         elif watch:
             state = _watch(context, state, name, poll, timeout)
     except (LambdaserveError, ValueError) as exc:
@@ -262,6 +289,7 @@ def ab_start(
     weight: Annotated[float, typer.Option(help="Share of traffic for the challenger")] = 0.5,
     challenger: Annotated[str | None, typer.Option(help="Registry version")] = None,
     min_samples: Annotated[int, typer.Option()] = 100,
+    force: ForceGateOption = False,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -271,7 +299,7 @@ def ab_start(
     try:
         context = rollout_context(store, backend, function, bucket)
         state = rollouts.start_rollout(
-            context, name, RolloutPlan.ab(weight, min_samples), challenger
+            context, name, RolloutPlan.ab(weight, min_samples), challenger, force=force
         )
     except (LambdaserveError, ValueError) as exc:
         fail(str(exc))

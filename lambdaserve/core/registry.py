@@ -21,6 +21,8 @@ TAG_BUNDLE_VERSION = "bundle_version"
 TAG_LAMBDA_VERSION = "lambda_version"
 TAG_LAMBDA_FUNCTION = "lambda_function"
 TAG_GATE = "promotion_gate"
+#: The gate's outcome on a version: "passed", "failed" or "forced".
+TAG_GATE_RESULT = "promotion_gate_result"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from lambdaserve.core.registry import (
     CHALLENGER,
     CHAMPION,
     TAG_GATE,
+    TAG_GATE_RESULT,
     ModelRegistry,
     RegisteredVersion,
 )
@@ -100,7 +101,7 @@ def gate_challenger(
         candidate.version,
         {
             TAG_GATE: json.dumps(decision.model_dump(mode="json"), sort_keys=True)[:4900],
-            "promotion_gate_result": "forced"
+            TAG_GATE_RESULT: "forced"
             if decision.forced
             else ("passed" if decision.passed else "failed"),
         },

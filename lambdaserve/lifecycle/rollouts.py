@@ -10,7 +10,13 @@ from datetime import datetime
 
 from lambdaserve.core import rollout_controller as controller
 from lambdaserve.core.errors import RolloutError
-from lambdaserve.core.registry import CHALLENGER, CHAMPION, ModelRegistry, RegisteredVersion
+from lambdaserve.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_GATE_RESULT,
+    ModelRegistry,
+    RegisteredVersion,
+)
 from lambdaserve.core.rollout_controller import AliasPort
 from lambdaserve.core.rollout_guard import GuardPort
 from lambdaserve.core.rollout_plan import RolloutPlan
@@ -68,10 +74,25 @@ def _ref(version: RegisteredVersion, role: str) -> VersionRef:
     )
 
 
+def _gate_passed(version: RegisteredVersion) -> bool:
+    return CHALLENGER in version.aliases or version.tags.get(TAG_GATE_RESULT) in {
+        "passed",
+        "forced",
+    }
+
+
 def start_rollout(
-    context: RolloutContext, name: str, plan: RolloutPlan, challenger_version: str | None = None
+    context: RolloutContext,
+    name: str,
+    plan: RolloutPlan,
+    challenger_version: str | None = None,
+    *,
+    force: bool = False,
 ) -> RolloutState:
-    """Start (or, when one is running for the same challenger, resume) a rollout."""
+    """Start (or, when one is running for the same challenger, resume) a rollout.
+
+    The target must be the ``challenger`` alias or a version with a recorded gate pass; any
+    other version only with ``force``, which is recorded on it."""
     existing = context.states.load(name)
     champion = context.registry.by_alias(name, CHAMPION)
     if champion is None:
@@ -83,6 +104,15 @@ def start_rollout(
     )
     if challenger is None:
         raise RolloutError(f"{name} has no challenger: register one that passes the gate")
+    if not _gate_passed(challenger):
+        result = challenger.tags.get(TAG_GATE_RESULT, "never run")
+        if not force:
+            raise RolloutError(
+                f"{name} v{challenger.version} has not passed the promotion gate (result: "
+                f"{result}): `lambdaserve register {name}:BUNDLE_VERSION --holdout CSV` runs it; "
+                "--force rolls it out anyway and records that"
+            )
+        context.registry.set_tags(name, challenger.version, {"rollout_forced_past_gate": result})
     if existing is not None and not existing.finished:
         if existing.challenger.model_version == challenger.version and existing.plan == plan:
             return advance(context, name)  # a rerun resumes

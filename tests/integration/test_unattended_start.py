@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.aws.rollout_machine import start_unattended
+from lambdaserve.aws.rollout_machine import check_state_machine, start_unattended
 from lambdaserve.core.errors import RolloutError
 from tests.integration.moto_server import running_moto_server
 
@@ -39,3 +39,15 @@ def test_a_missing_state_machine_is_a_clear_error(endpoint: str) -> None:
         start_unattended(
             "arn:aws:states:us-east-1:123456789012:stateMachine:nope", "churn", client=sfn
         )
+
+
+def test_a_missing_state_machine_is_found_before_anything_moves(endpoint: str) -> None:
+    sfn = aws_client("stepfunctions", endpoint_url=endpoint)
+    with pytest.raises(RolloutError, match=r"cannot be used .* nothing was changed"):
+        check_state_machine("arn:aws:states:us-east-1:123456789012:stateMachine:nope", client=sfn)
+    machine = sfn.create_state_machine(
+        name="lambdaserve-dev-rollout-checked",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/rollout",
+    )["stateMachineArn"]
+    check_state_machine(machine, client=sfn)  # an existing one passes
