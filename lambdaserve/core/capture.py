@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -96,6 +96,23 @@ class CapturePolicy(BaseModel):
     def altered(self) -> frozenset[str]:
         """Fields whose captured values cannot be compared with the training reference."""
         return self.mask | self.hash
+
+    def unknown_fields(self, features: Iterable[str]) -> str | None:
+        """Why this policy cannot guard a model with these ``features`` (names are compared
+        exactly, case included), or ``None``: a name that matches no feature would let the
+        feature it meant be captured raw."""
+        known = set(features)
+        problems = [
+            f"{variable} names {', '.join(sorted(names - known))}"
+            for variable, names in (("CAPTURE_MASK", self.mask), ("CAPTURE_HASH", self.hash))
+            if names - known
+        ]
+        if not problems:
+            return None
+        return (
+            f"capture policy refused: {'; '.join(problems)}, which match no feature of the model "
+            "(names are case-sensitive); nothing is served or captured until the policy is fixed"
+        )
 
 
 def parse_field_names(value: object) -> object:

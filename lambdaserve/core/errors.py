@@ -29,6 +29,14 @@ class InvalidInputError(LambdaserveError):
     """Request or training data does not fit the expected schema."""
 
 
+class NonFiniteScoreError(InvalidInputError):
+    """The model answered NaN or infinity for a row; nothing is answered or captured."""
+
+
+class CapturePolicyError(LambdaserveError):
+    """The capture policy names a field the model does not have: raw values would be captured."""
+
+
 class TrainingError(LambdaserveError):
     """Training cannot go on; the message says why in words a user can act on."""
 

@@ -237,12 +237,16 @@ def ab_report(
         received += 1
         duplicates += item.prediction_id in outcomes
         outcomes[item.prediction_id] = item.label  # the latest word on a prediction counts
-    unmatched = 0
+    unmatched = unscored = 0
     for prediction_id, observed in outcomes.items():
         if prediction_id not in predictions:
             unmatched += 1
             continue
         version, probability, predicted = predictions[prediction_id]
+        if not math.isfinite(probability):
+            # One NaN makes an arm's mean log loss NaN and its test "no difference" (as drift).
+            unscored += 1
+            continue
         arm = arms[version]
         arm.y.append(int(observed == positive_class))
         arm.scores.append(probability)
@@ -253,6 +257,8 @@ def ab_report(
     base = baseline if baseline in arms else busiest
     scored = {version: _arm_quality(version, arm) for version, arm in sorted(arms.items())}
     notes: list[str] = []
+    if unscored:
+        notes.append(f"{unscored} labelled predictions without a finite score were left out")
     if baseline is not None and baseline not in arms:
         notes.append(f"baseline {baseline} served nothing in the window; using {base}")
     comparisons = []

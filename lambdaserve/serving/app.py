@@ -19,7 +19,11 @@ from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
 from lambdaserve.core.capture import CapturePolicy, CaptureSink, FeedbackRecord
-from lambdaserve.core.errors import FeedbackUnavailableError, ModelNotLoadedError
+from lambdaserve.core.errors import (
+    CapturePolicyError,
+    FeedbackUnavailableError,
+    ModelNotLoadedError,
+)
 from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
 from lambdaserve.serving.model_loader import LoadedModel
@@ -89,6 +93,20 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     unavailable = load_error or "no verified model is loaded"
+    service: PredictionService | None = None
+    if model is not None:
+        try:
+            service = PredictionService(
+                model,
+                observer,
+                capture=capture,
+                capture_policy=capture_policy or settings.capture_policy(),
+                function_version=function_version,
+            )
+        except CapturePolicyError as exc:
+            # Fail closed: serving without the mask would capture the values it should hide.
+            log.error("model %s:%s not served: %s", model.name, model.version, exc)
+            model, unavailable = None, str(exc)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Any:
@@ -109,7 +127,7 @@ def create_app(
             raise ModelNotLoadedError(unavailable)
         return describe(model)
 
-    if model is None:
+    if model is None or service is None:
 
         @app.post("/predict", responses=ERROR_RESPONSES)
         async def predict_unavailable(_: Request) -> None:
@@ -125,13 +143,6 @@ def create_app(
 
         return app
 
-    service = PredictionService(
-        model,
-        observer,
-        capture=capture,
-        capture_policy=capture_policy or settings.capture_policy(),
-        function_version=function_version,
-    )
     manifest = model.bundle.manifest
     validators = build_request_validators(
         manifest.features, classes=manifest.classes, max_batch_rows=settings.max_batch_rows
@@ -149,7 +160,8 @@ def create_app(
 
     def answer(payload: Any) -> Response:
         return Response(
-            json.dumps(payload, separators=(",", ":")),
+            # allow_nan=False: a NaN or infinity is not JSON, and is refused before this point.
+            json.dumps(payload, separators=(",", ":"), allow_nan=False),
             headers=headers,
             media_type="application/json",
         )

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from lambdaserve.core.errors import (
     BundleError,
+    CapturePolicyError,
     FeedbackUnavailableError,
     InvalidInputError,
     LambdaserveError,
@@ -24,6 +25,7 @@ STATUS_BY_ERROR: tuple[tuple[type[LambdaserveError], int], ...] = (
     (ModelNotLoadedError, 503),
     (FeedbackUnavailableError, 503),
     (BundleError, 503),
+    (CapturePolicyError, 503),
     (InvalidInputError, 422),
 )
 

@@ -23,7 +23,11 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 from mangum import Mangum
 
 from lambdaserve.core.capture import CapturePolicy
-from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.errors import (
+    BundleIntegrityError,
+    LambdaserveError,
+    UnsafeArtifactError,
+)
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.capture_sinks import LogLineSink
 from lambdaserve.serving.model_loader import LoadedModel, load_model
@@ -70,10 +74,17 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
             prefer=settings.preferred_runtime,
         )
     except LambdaserveError as exc:
-        logger.error(
+        # The full reason (URIs, botocore text) goes to the logs only; callers get a short one.
+        logger.exception(
             "model bundle refused", extra={"model_uri": settings.model_uri, "reason": str(exc)}
         )
-        return None, f"model bundle refused: {exc}"
+        return None, _short_reason(exc)
+    except Exception as exc:  # a failed download must be a 503 with a reason, not a dead init
+        logger.exception(
+            "model bundle could not be loaded",
+            extra={"model_uri": settings.model_uri, "reason": str(exc)},
+        )
+        return None, _short_reason(exc)
     logger.info(
         "model loaded",
         extra={
@@ -87,6 +98,18 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
     return model, None
 
 
+def _short_reason(exc: Exception) -> str:
+    """What API clients are told about a failed load: no URI, digest or exception text (those
+    are in the function's logs)."""
+    if isinstance(exc, BundleIntegrityError):
+        reason = "model bundle refused: it failed its sha256 verification"
+    elif isinstance(exc, UnsafeArtifactError):
+        reason = "model bundle refused: it holds a file type that is never loaded"
+    else:
+        reason = "model bundle could not be loaded"
+    return f"{reason}; see the function logs"
+
+
 def _capture_policy(settings: ServingSettings, logger: Logger) -> tuple[CapturePolicy, str | None]:
     """The capture policy, its salt read from Secrets Manager when the stack names a secret.
     Without the salt nothing is served: hashed fields must never be captured unsalted."""
@@ -97,11 +120,11 @@ def _capture_policy(settings: ServingSettings, logger: Logger) -> tuple[CaptureP
     try:
         salt = read_secret_string(settings.capture_salt_secret)
     except LambdaserveError as exc:
-        logger.error(
+        logger.exception(
             "capture salt unavailable",
             extra={"secret": settings.capture_salt_secret, "reason": str(exc)},
         )
-        return settings.capture_policy(), f"capture salt unavailable: {exc}"
+        return settings.capture_policy(), "capture salt unavailable; see the function logs"
     return settings.capture_policy(salt), None
 
 

@@ -140,7 +140,7 @@ class LocalGateway:
             )
         except Exception as exc:  # any failure becomes this version's 503, never a trace
             log.warning("function version %s cannot load its bundle: %s", version, exc)
-            reason = f"function version {version} could not load its bundle: {exc}"
+            reason = f"function version {version} could not load its bundle; see the log"
             return VersionApp(create_app(None, settings=self.settings, load_error=reason))
         app = create_app(
             model, settings=self.settings, capture=self.capture, function_version=version

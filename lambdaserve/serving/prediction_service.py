@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
+import numpy as np
+
 from lambdaserve.core.capture import CapturePolicy, CaptureRecord, CaptureSink, FeatureValue
 from lambdaserve.core.encoding import Row, rows_to_columns
+from lambdaserve.core.errors import CapturePolicyError, NonFiniteScoreError
 from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.core.schema import MISSING_CATEGORY
 from lambdaserve.local.capture_log import CaptureBatch
@@ -64,14 +67,9 @@ class PredictionService:
         self.capture_errors = 0
         self._policy_alters = bool(self.capture_policy.altered)
         self.function_version = function_version
-        unknown = self.capture_policy.altered - set(self._schema.names)
-        if self.capture is not None and unknown:
-            log.warning(
-                "capture policy names fields model %s:%s does not have (typo?): %s",
-                manifest.name,
-                manifest.version,
-                ", ".join(sorted(unknown)),
-            )
+        problem = self.capture_policy.unknown_fields(self._schema.names)
+        if self.capture is not None and problem is not None:
+            raise CapturePolicyError(problem)
 
     def _unseen(self, columns: dict[str, Any], n_rows: int) -> list[list[str]]:
         unseen: list[list[str]] = [[] for _ in range(n_rows)]
@@ -88,7 +86,14 @@ class PredictionService:
         request arrived) makes the captured latency cover reading and validating the body too."""
         started = time.perf_counter()
         columns = rows_to_columns(self._schema, rows)
-        probabilities = self.model.predictor.predict_proba(columns).tolist()
+        scores = self.model.predictor.predict_proba(columns)
+        if not np.isfinite(scores).all():
+            # Never answered (NaN is not JSON) nor captured (it poisons the A/B report).
+            raise NonFiniteScoreError(
+                f"the model produced no finite score for {int((~np.isfinite(scores)).sum())} of "
+                f"{len(rows)} row(s); nothing was answered or captured (extreme numeric values?)"
+            )
+        probabilities = scores.tolist()
         unseen = self._unseen(columns, len(rows))
         threshold, labels, ref = self._threshold, self._labels, self._ref
         predictions = [

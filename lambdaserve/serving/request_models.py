@@ -1,8 +1,9 @@
 """Request validators generated from the manifest's feature schema.
 
-Strict JSON types (no numbers in strings), finite numbers only, every column present (``null`` only
-where the training data had missing values), unknown fields rejected. Categorical values outside the
-training set are accepted and flagged in the response, as the model's encoder ignores them.
+Strict JSON types (no numbers in strings), finite numbers in float32 range only, every column
+present (``null`` only where the training data had missing values), unknown fields rejected.
+Categorical values outside the training set are accepted and flagged in the response, as the
+model's encoder ignores them.
 
 The validators are pydantic ``TypeAdapter``s over ``TypedDict``s: the raw body is parsed and
 validated in one pass by pydantic-core (no ``json.loads`` then model building), and rows come out
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
+import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from lambdaserve.core.capture import PREDICTION_ID_PATTERN
@@ -21,6 +23,10 @@ from lambdaserve.core.manifest import ClassLabel
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
 MAX_CATEGORY_LENGTH = 256
+#: Models compute in float32 (ONNX Runtime, most encoders): a larger finite value overflows to
+#: infinity there and the model answers NaN, so requests stay inside float32's range.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+Float32 = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
@@ -28,9 +34,9 @@ def _annotation(spec: FeatureSpec) -> Any:
     if spec.kind == "categorical":
         base: Any = Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)]
     elif spec.dtype == "bool":
-        base = bool | float
+        base = bool | Float32
     else:
-        base = float
+        base = Float32
     description = (
         f"categorical; training categories: {', '.join(spec.categories[:20])}"
         if spec.kind == "categorical"

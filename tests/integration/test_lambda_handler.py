@@ -432,9 +432,9 @@ def _flip_a_byte(path: Path) -> None:
     ("case", "reason"),
     [
         ("no-model-uri", "MODEL_URI is not set"),
-        ("tampered-onnx", "'model.onnx' does not match its sha256 (tampered)"),
-        ("wrong-sha256", "bundle digest mismatch"),
-        ("missing-bundle", "does not exist"),
+        ("tampered-onnx", "failed its sha256 verification"),
+        ("wrong-sha256", "failed its sha256 verification"),
+        ("missing-bundle", "model bundle could not be loaded"),
     ],
 )
 def test_no_verified_model_is_503_saying_why(

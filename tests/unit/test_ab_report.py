@@ -142,3 +142,26 @@ def test_sample_ratio_mismatch_by_hand() -> None:
 def test_no_captures_is_a_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="no captured predictions of churn"):
         ab_report("churn", [], [], positive_class=1)
+
+
+def test_a_non_finite_score_is_left_out_not_a_verdict() -> None:
+    rng = np.random.default_rng(7)
+    truth = rng.uniform(0.05, 0.95, 6000)
+    labels = (rng.uniform(size=6000) < truth).astype(int).tolist()
+    sharp = np.clip(truth, 0.01, 0.99).tolist()
+    blurred = np.clip(0.5 + 0.3 * (truth - 0.5), 0.01, 0.99).tolist()
+    champion = arm("1", blurred[:3000], labels[:3000])
+    better = arm("2", [math.nan, *sharp[3001:]], labels[3000:])  # one captured NaN
+    report = ab_report(
+        "churn",
+        [*champion[0], *better[0]],
+        [*champion[1], *better[1]],
+        positive_class=1,
+        baseline="1",
+    )
+    (comparison,) = report.comparisons
+    assert comparison.verdict == "better than the baseline"
+    assert math.isfinite(comparison.log_loss_difference)
+    challenger = next(a for a in report.arms if a.version == "2")
+    assert challenger.served == 3000 and challenger.labelled == 2999
+    assert any("1 labelled predictions without a finite score" in n for n in report.notes)

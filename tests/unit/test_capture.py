@@ -362,11 +362,18 @@ def test_capture_can_be_turned_off(model: LoadedModel, rows: list[Row]) -> None:
         assert client.post("/predict", json={"features": rows[0]}).status_code == 200
 
 
-def test_policy_naming_unknown_fields_is_logged(
-    model: LoadedModel, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "policy",
+    [CapturePolicy(mask=frozenset({"emial"})), CapturePolicy(hash=frozenset({"Region"}), salt="s")],
+)
+def test_policy_naming_unknown_fields_stops_serving(
+    model: LoadedModel, rows: list[Row], policy: CapturePolicy
 ) -> None:
-    with caplog.at_level(logging.WARNING):
-        create_app(
-            model, capture=MemorySink(), capture_policy=CapturePolicy(mask=frozenset({"emial"}))
-        )
-    assert "emial" in caplog.text
+    sink = MemorySink()
+    client = TestClient(create_app(model, capture=sink, capture_policy=policy))
+    (name,) = policy.altered
+    response = client.post("/predict", json={"features": rows[0]})
+    assert response.status_code == 503
+    assert name in response.json()["detail"]
+    assert client.get("/health").status_code == 503
+    assert sink.records == []

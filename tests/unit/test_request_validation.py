@@ -134,6 +134,64 @@ def test_non_finite_numbers_are_refused(
     assert response.json()["detail"][0]["type"] == "finite_number"
 
 
+@pytest.mark.parametrize("literal", ["1e308", "-1e308", "3.5e38"])
+def test_numbers_beyond_float32_are_refused_per_field_without_echo(
+    client: TestClient, row: dict[str, Any], model: LoadedModel, literal: str
+) -> None:
+    numeric = [s.name for s in model.bundle.manifest.features.numeric][:4]
+    features = {**row, **dict.fromkeys(numeric, 0.123456)}
+    body = json.dumps({"features": features}).replace("0.123456", literal)
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert sorted(e["loc"][-1] for e in errors) == sorted(numeric)
+    assert {e["type"] for e in errors} <= {"less_than_equal", "greater_than_equal"}
+    assert literal.lstrip("-") not in response.text
+
+
+def test_the_largest_float32_is_still_accepted(
+    client: TestClient, row: dict[str, Any], model: LoadedModel
+) -> None:
+    numeric = _spec(model, kind="numeric", nullable=False)
+    response = client.post("/predict", json={"features": {**row, numeric: 3.4e38}})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:  # the model overflowed: said so, never a NaN answer
+        assert "no finite score" in response.json()["detail"]
+
+
+class _NanPredictor:
+    runtime = "onnx"
+
+    def predict_proba(self, columns: Any) -> Any:
+        import numpy as np
+
+        n_rows = len(next(iter(columns.values())))
+        scores = np.full(n_rows, 0.5)
+        scores[-1] = np.nan
+        return scores
+
+
+def test_a_non_finite_score_is_never_answered_nor_captured(
+    model: LoadedModel, row: dict[str, Any]
+) -> None:
+    from dataclasses import replace
+
+    from lambdaserve.serving.capture_sinks import MemorySink
+
+    sink = MemorySink()
+    broken = replace(model, predictor=_NanPredictor())
+    client = TestClient(create_app(broken, capture=sink))
+    for path, body in (
+        ("/predict", {"features": row}),
+        ("/predict/batch", {"instances": [row, row]}),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        assert "no finite score" in response.json()["detail"]
+        assert "NaN" not in response.text
+    assert sink.records == []
+
+
 def test_null_allowed_where_training_had_missing_values(
     client: TestClient, row: dict[str, Any], model: LoadedModel
 ) -> None:
