@@ -25,7 +25,7 @@ def test_no_region_is_one_line_that_names_the_fix(tmp_path: Path) -> None:
         "COLUMNS": "200",
     }
     command = [sys.executable, "-m", "lambdaserve.cli", "status", "churn", "--backend", "aws"]
-    command += ["--function", "lambdaserve-predict", "--bucket", "artifacts"]
+    command += ["--function", "lambdaserve-predict"]
 
     done = subprocess.run(
         [*command, "--store", str(tmp_path / "store")],
