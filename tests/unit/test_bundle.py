@@ -168,7 +168,7 @@ def _many_entries(tmp_path: Path, count: int) -> Path:
 def test_an_archive_of_many_entries_is_refused_after_reading_a_few(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive = _many_entries(tmp_path, 300_000)
+    archive = _many_entries(tmp_path, 5_000)
     headers_read = []
     original_next = tarfile.TarFile.next
 
@@ -181,7 +181,7 @@ def test_an_archive_of_many_entries_is_refused_after_reading_a_few(
     with pytest.raises(UnsafeArtifactError, match=f"more than {MAX_BUNDLE_FILES} entries"):
         unpack_bundle(archive, tmp_path / "out")
 
-    assert len(headers_read) <= MAX_BUNDLE_FILES + 2  # not 300,000
+    assert len(headers_read) <= MAX_BUNDLE_FILES + 2  # not 5,000
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob("out.partial-*")), "the partial extraction is removed"
 
