@@ -98,13 +98,13 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
             re.escape("AwsSolutions-IAM5[Resource::*]"),
             r"AwsSolutions-IAM5\[Resource::<RolloutFunctionLogs[0-9A-F]+\.Arn>:\*\]",
             rf"AwsSolutions-IAM5\[Resource::arn:{_PARTITION}:cloudwatch:[a-z0-9-]+:{_ACCOUNT}:"
-            r"alarm:lambdaserve-<Predict[0-9A-F]+>-\*\]",
+            r"alarm:<Predict[0-9A-F]+>-v\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/rollouts/\*\]",
         ),
         "X-Ray trace writes and cloudwatch:GetMetricStatistics accept no resource ARN, and "
         "cloudwatch:DescribeAlarms (read-only) returns composite guard alarms only when granted "
         "on Resource::*; log streams are created in the function's own log group; the guard "
-        "creates one alarm per challenger version (lambdaserve-<predict function>-v<N>-...), "
+        "creates one alarm per challenger version (<predict function>-v<N>-...), "
         "named at rollout time; rollout state is one object per model under rollouts/.",
     ),
     Acknowledgement(
@@ -131,12 +131,15 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
             r"AwsSolutions-IAM5\[Resource::<DriftFunctionLogs[0-9A-F]+\.Arn>:\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Captures.*/captures/\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/(models|drift-reports)/\*\]",
+            re.escape("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]"),
         ),
         "X-Ray trace writes accept no resource ARN (Resource::*); log streams are created in "
         "the function's own log group; captures are read from hourly partitions under captures/ "
         "whose object names Firehose generates; bundles are read under models/ (keys per model "
         "version, published after deploy); reports are read and created under drift-reports/ "
-        "with one key per model version and window, PutObject only with If-None-Match.",
+        "with one key per model version and window, PutObject only with If-None-Match; "
+        "kms:GenerateDataKey* (GenerateDataKey and GenerateDataKeyWithoutPlaintext) on the alarm "
+        "topic's key alone is what SNS needs to publish to an encrypted topic.",
     ),
     Acknowledgement(
         r"{prefix}-monitoring/Capture/DeliveryRole/DefaultPolicy/Resource",

@@ -242,7 +242,7 @@ def build_handler(
                 captures=adapters.captures,
                 references=adapters.baselines,
                 reports=adapters.reports,
-                metrics=notify,
+                on_stored=notify,
                 window=timedelta(minutes=settings.window_minutes),
                 lateness=timedelta(minutes=settings.lateness_minutes),
                 min_samples=settings.min_samples,

@@ -2,8 +2,10 @@
 
 The rollout state machine invokes it with ``{"model_name": "churn"}``; it runs one controller
 step on the predict function's alias (``lambdaserve.serving.rollout_step.run_step``) and answers
-``{"model_name", "status", "weight", "wait_seconds", "reason", "finished"}``. A failure answers
-``status: "error"`` with the reason (never a stack trace), which fails the execution.
+``{"model_name", "status", "weight", "wait_seconds", "reason", "finished"}``. A refusal answers
+``status: "error"`` with the reason (never a stack trace), which fails the execution. A
+transient failure (throttling, a 5xx, a timeout, a lost race on the state) raises
+``RetryableStepError`` instead, which the state machine retries with backoff.
 
 Configured by the environment (``FUNCTION_NAME``, ``ALIAS_NAME``, ``STATE_BUCKET``,
 ``STATE_PREFIX``; see RolloutSettings), read once per execution environment.
@@ -21,7 +23,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.errors import LambdaserveError, TransientError
 from lambdaserve.core.functions import LIVE_ALIAS
 from lambdaserve.core.rollout_controller import AliasPort
 from lambdaserve.core.rollout_guard import GuardPort
@@ -29,6 +31,14 @@ from lambdaserve.core.rollout_state import RolloutStateStore, RolloutStatus
 from lambdaserve.serving.rollout_step import RecordingHooks, run_step
 
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
+
+
+class RetryableStepError(Exception):
+    """The step failed for now; the state machine retries errors of this name with backoff.
+
+    Nothing is half-done when it is raised: the controller saves the state last, and a retry
+    loads it again.
+    """
 
 
 class RolloutSettings(BaseSettings):
@@ -40,6 +50,11 @@ class RolloutSettings(BaseSettings):
     alias_name: str = Field(default=LIVE_ALIAS, min_length=1)
     state_bucket: str = Field(min_length=3, description="bucket holding the durable state")
     state_prefix: str = Field(default="rollouts/", description="key prefix of the state")
+    guard_alarm_names: tuple[str, ...] = Field(
+        default=(),
+        description="the serving stack's own alarms (alias errors, throttles and p99, API 5XX) "
+        "that roll a rollout back besides the challenger's (a JSON list)",
+    )
 
 
 class StepRequest(BaseModel):
@@ -76,7 +91,11 @@ def aws_ports(settings: RolloutSettings) -> RolloutPorts:
 
     return RolloutPorts(
         alias=LambdaAlias(settings.function_name, alias=settings.alias_name),
-        guard=CloudWatchGuard(settings.function_name, alias=settings.alias_name),
+        guard=CloudWatchGuard(
+            settings.function_name,
+            alias=settings.alias_name,
+            extra_alarm_names=settings.guard_alarm_names,
+        ),
         states=S3RolloutState(settings.state_bucket, prefix=settings.state_prefix),
     )
 
@@ -113,6 +132,9 @@ def build_handler(
             )
         except ValidationError:
             return _error(logger, name, 'the event must be {"model_name": "<model name>"}')
+        except TransientError as exc:
+            logger.warning("rollout step will be retried", extra={"reason": str(exc)})
+            raise RetryableStepError(str(exc)) from exc
         except LambdaserveError as exc:
             return _error(logger, name, str(exc))
         except Exception:

@@ -244,7 +244,6 @@ class DriftMonitor(Construct):
             # bucket (403 otherwise, which the job cannot tell from a real denial); the S3 docs
             # do not say that a prefix-conditioned ListBucket counts, so this one is not.
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[artifact_bucket.bucket_arn]),
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[alarm_topic.topic_arn]),
             # The asynchronous invocation's on-failure destination sends with the function's role.
             iam.PolicyStatement(
                 actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
@@ -252,4 +251,7 @@ class DriftMonitor(Construct):
         ]
         for statement in statements:
             role.add_to_policy(statement)
+        # Publish, and use the topic's customer-managed key: without kms:GenerateDataKey* every
+        # alarm of an encrypted topic is refused (the grant covers the key too).
+        alarm_topic.grant_publish(role)
         return role

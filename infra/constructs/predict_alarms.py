@@ -35,15 +35,18 @@ class PredictAlarms(Construct):
         resource = f"{function.function_name}:{alias.alias_name}"
         alias_dimensions = {"FunctionName": function.function_name, "Resource": resource}
         self._lambda_alarms("Alias", alias_dimensions, f"alias {alias.alias_name}")
-        for label, version in versions.items():
-            dimensions = {**alias_dimensions, "ExecutedVersion": version}
-            self._lambda_alarms(f"Version{label}", dimensions, f"{label} version")
         self._alarm(
             "Api5xx",
             api.metric_server_error(period=Duration.seconds(thresholds.period_seconds)),
             thresholds.api_5xx,
             "API Gateway 5XX responses",
         )
+        #: What the rollout function reads besides the challenger's own alarms: the whole alias
+        #: and the API (the per-version alarms watch the bootstrap version, which serves nothing).
+        self.stack_guards: list[cloudwatch.IAlarm] = [*self.alarms]
+        for label, version in versions.items():
+            dimensions = {**alias_dimensions, "ExecutedVersion": version}
+            self._lambda_alarms(f"Version{label}", dimensions, f"{label} version")
 
     def _lambda_alarms(self, prefix: str, dimensions: dict[str, str], label: str) -> None:
         t = self._thresholds

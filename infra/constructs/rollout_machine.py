@@ -2,18 +2,26 @@
 
 ``Step`` invokes the rollout function (``functions/rollout/handler.py``: one controller tick on
 the durable state in S3) → ``Finished?``: when the step says finished, ``Outcome`` ends the
-execution (promoted or an A/B split on hold: success; rolled back, aborted or an error: failure
-with the step's reason as the cause); otherwise ``Wait`` the seconds the step asked for and step
-again. Start an execution with ``{"model_name": "<model>"}`` after ``lambdaserve rollout start``.
+execution (promoted: success; rolled back, aborted or an error: failure with the step's reason
+as the cause); otherwise ``Wait`` the seconds the step asked for and step again. An A/B split on
+hold is not finished: its guards keep being evaluated until ``lambdaserve ab stop`` ends it. A
+step that failed for now (``RetryableStepError``: throttling, a 5xx, a lost race) is retried
+with backoff. Alarms on failed, timed-out and aborted executions notify the alarm topic. Start an
+execution with ``{"model_name": "<model>"}`` after ``lambdaserve rollout start``.
 """
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -30,13 +38,22 @@ from infra.constructs.python_function import (
 
 HANDLER = "functions.rollout.handler.lambda_handler"
 STATE_PREFIX = "rollouts/"
-#: A standard workflow may run a year; a rollout that outlives this resumes in a new execution
-#: (its state is durable) or from ``lambdaserve rollout resume``.
+#: A standard workflow may run a year; a rollout that outlives this (an A/B split held longer)
+#: times out, which alarms, and resumes in a new execution (its state is durable) or from
+#: ``lambdaserve rollout resume``.
 MAX_DURATION = Duration.days(7)
+#: The error name of functions.rollout.handler.RetryableStepError.
+RETRYABLE_STEP_ERROR = "RetryableStepError"
+#: Step Functions' execution metrics alarmed on: any one of them means nobody guards the split.
+EXECUTION_ALARMS = {
+    "ExecutionsFailed": "rollout executions that failed (rolled back, aborted or a step error)",
+    "ExecutionsTimedOut": "rollout executions that ran out of time",
+    "ExecutionsAborted": "rollout executions stopped by hand",
+}
 
 
 def rollout_environment(
-    *, function_name: str, alias_name: str, state_bucket: str
+    *, function_name: str, alias_name: str, state_bucket: str, guard_alarm_names: list[str]
 ) -> dict[str, str]:
     """Exactly the fields ``functions.rollout.handler.RolloutSettings`` reads (a test checks it)
     plus Powertools' own variables."""
@@ -45,6 +62,7 @@ def rollout_environment(
         "ALIAS_NAME": alias_name,
         "STATE_BUCKET": state_bucket,
         "STATE_PREFIX": STATE_PREFIX,
+        "GUARD_ALARM_NAMES": json.dumps(guard_alarm_names),
         "POWERTOOLS_SERVICE_NAME": "lambdaserve-rollout",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -63,6 +81,8 @@ class RolloutMachine(Construct):
         target: lambda_.IFunction,
         alias_name: str,
         state_bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
+        guard_alarms: list[cloudwatch.IAlarm],
     ) -> None:
         super().__init__(scope, construct_id)
         architecture = lambda_architecture(config)
@@ -93,6 +113,7 @@ class RolloutMachine(Construct):
                 function_name=target.function_name,
                 alias_name=alias_name,
                 state_bucket=state_bucket.bucket_name,
+                guard_alarm_names=[alarm.alarm_name for alarm in guard_alarms],
             ),
             description="lambdaserve rollout step: one controller tick on the live alias",
         )
@@ -114,6 +135,28 @@ class RolloutMachine(Construct):
                 include_execution_data=False,
             ),
         )
+        self.alarms = self._execution_alarms(alarm_topic)
+
+    def _execution_alarms(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
+        action = actions.SnsAction(topic)
+        alarms = []
+        for metric_name, what in EXECUTION_ALARMS.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                metric_name,
+                metric=self.state_machine.metric(
+                    metric_name, period=Duration.minutes(1), statistic="Sum"
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"{what}: the split may be left without its guard; see "
+                "`lambdaserve rollout status`",
+            )
+            alarm.add_alarm_action(action)
+            alarms.append(alarm)
+        return alarms
 
     def _definition(self) -> sfn.IChainable:
         step = tasks.LambdaInvoke(
@@ -132,6 +175,16 @@ class RolloutMachine(Construct):
             max_attempts=6,
             backoff_rate=2,
         )
+        # CloudWatch throttling, an S3 500, a lost If-Match: the step changed nothing durable,
+        # so try again, for up to ~10 minutes, before the execution fails (and alarms).
+        step.add_retry(
+            errors=[RETRYABLE_STEP_ERROR],
+            interval=Duration.seconds(10),
+            max_attempts=6,
+            backoff_rate=2,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         step.add_catch(
             sfn.Fail(
                 self,
@@ -149,10 +202,6 @@ class RolloutMachine(Construct):
             sfn.Choice(self, "Outcome")
             .when(
                 sfn.Condition.string_equals("$.status", "promoted"), sfn.Succeed(self, "Promoted")
-            )
-            .when(
-                sfn.Condition.string_equals("$.status", "holding"),
-                sfn.Succeed(self, "SplitHeld", comment="an A/B split holds until `ab stop`"),
             )
             .when(
                 sfn.Condition.string_equals("$.status", "rolled_back"),
@@ -193,14 +242,14 @@ class RolloutMachine(Construct):
                 ],
                 resources=[target.function_arn],
             ),
-            # The challenger's alarms are named lambdaserve-<function>-v<version>-<signal>.
+            # The challenger's alarms are named <function>-v<version>-<signal>.
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricAlarm"],
                 resources=[
                     stack.format_arn(
                         service="cloudwatch",
                         resource="alarm",
-                        resource_name=f"lambdaserve-{target.function_name}-*",
+                        resource_name=f"{target.function_name}-v*",
                         arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],

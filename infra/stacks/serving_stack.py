@@ -144,6 +144,17 @@ class ServingStack(Stack):
             master_key=self._alarm_key(),
             enforce_ssl=True,
         )
+        # CloudWatch alarms publish as the service, never as a role: allow it, for alarms of this
+        # account only (the confused-deputy guard the SNS docs give).
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
         if config.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         self.alarms = PredictAlarms(
@@ -163,6 +174,8 @@ class ServingStack(Stack):
             target=self.function,
             alias_name=LIVE_ALIAS,
             state_bucket=artifact_bucket,
+            alarm_topic=self.alarm_topic,
+            guard_alarms=self.alarms.stack_guards,
         )
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "FunctionName", value=self.function.function_name)

@@ -47,3 +47,37 @@ LAMBDA_NOT_FOUND = "ResourceNotFoundException"
 def error_code(exc: Any) -> str:
     """The service's error code of a botocore ``ClientError`` ("" when it names none)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+#: Error codes of throttling and of service-side failures: what botocore's own retry modes
+#: retry, for callers that retry again at a longer interval once botocore gave up.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceException",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A botocore error that a later attempt may not meet: throttling, a 5xx, a dropped or
+    timed-out connection. A refusal (access denied, not found, invalid input) is not."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error_code(exc) in TRANSIENT_CODES or status >= 500
+    return isinstance(exc, ConnectionError | HTTPClientError)

@@ -5,16 +5,19 @@ policy changed, so an alarm keeps its state), reports every alarm in state ``ALA
 challenger's and any alarms of the serving stack named in ``extra_alarm_names``), and counts the
 challenger's invocations since the step started for the minimum-sample rule.
 
-Alarms, named ``lambdaserve-<function>-v<function version>-<signal>``:
+Alarms, named ``<function>-v<function version>-<signal>`` (the function's name carries the
+stage's ``lambdaserve-<stage>`` prefix):
 
 - ``errors`` and ``p99``: ``AWS/Lambda`` ``Errors`` (Sum) and ``Duration`` (p99) of the executed
   version behind the alias (dimensions ``FunctionName``, ``Resource=<function>:<alias>``,
   ``ExecutedVersion``).
-- ``server-errors`` and ``client-errors``: the predict function's EMF metrics ``ServerErrors``
-  (5XX) and ``ClientErrors`` (4XX, invalid input) in namespace ``lambdaserve``. Their dimensions
-  are ``service=predict``, ``model_name`` and ``model_version`` where ``model_version`` is the
-  bundle *manifest* version, which the rollout state carries as ``challenger.bundle_version``
-  (``bundle_version_of`` overrides it); without one they are not created.
+- ``server-errors``: the predict function's EMF metric ``ServerErrors`` (5XX of predictions) in
+  namespace ``lambdaserve``. Its dimensions are ``service=predict``, ``model_name`` and
+  ``model_version`` where ``model_version`` is the bundle *manifest* version, which the rollout
+  state carries as ``challenger.bundle_version`` (``bundle_version_of`` overrides it); without
+  one the EMF alarms are not created.
+- ``client-error-rate``: a metric-math alarm on the challenger's share of 4XX (invalid input)
+  prediction requests minus the champion's (EMF ``ClientErrors`` / ``PredictionRequests``).
 
 - ``score-shift``: a metric-math alarm on |challenger - champion| of the EMF ``MeanScore``
   (the mean positive-class probability of each request), keyed by both bundle versions.
@@ -32,8 +35,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.aws.clients import aws_client, is_transient
+from lambdaserve.core.errors import RolloutError, TransientRolloutError
 from lambdaserve.core.functions import LIVE_ALIAS
 from lambdaserve.core.rollout_guard import GuardReport
 from lambdaserve.core.rollout_state import RolloutState
@@ -55,7 +58,18 @@ class AwsGuardPolicy(BaseModel):
     errors: int = Field(default=5, ge=1, description="Lambda Errors per period")
     p99_ms: float = Field(default=1000.0, gt=0.0, description="p99 Duration (ms)")
     server_errors: int = Field(default=5, ge=1, description="5XX responses per period")
-    client_errors: int = Field(default=20, ge=1, description="invalid-input (4XX) per period")
+    client_error_rate_increase: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="challenger's invalid-input (4XX) share of prediction requests minus the "
+        "champion's, per period (as the local guard's max_invalid_rate_increase)",
+    )
+    client_error_min_requests: int = Field(
+        default=20,
+        ge=1,
+        description="challenger prediction requests in a period before its 4XX share counts",
+    )
     score_shift: float = Field(
         default=0.1,
         gt=0.0,
@@ -112,47 +126,51 @@ class AlarmSpec:
         return all(found[key] == wanted[key] for key in found)
 
 
-@dataclass(frozen=True)
-class ScoreShiftSpec:
-    """A metric-math alarm: |mean score of the challenger - mean score of the champion| over the
-    same periods (the predict function's EMF ``MeanScore``, one datapoint per request)."""
+def _metric_stat(
+    id_: str, metric: str, dimensions: dict[str, str], period: int, stat: str
+) -> dict[str, Any]:
+    """One EMF metric of a metric-math alarm, not itself alarmed on."""
+    return {
+        "Id": id_,
+        "ReturnData": False,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": EMF_NAMESPACE,
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())],
+            },
+            "Period": period,
+            "Stat": stat,
+        },
+    }
+
+
+class _MathAlarm:
+    """A metric-math alarm of the challenger against the champion: subclasses give the
+    metrics, the expression and its label; the alarm fires at ``>= threshold``."""
 
     name: str
-    challenger: dict[str, str]
-    champion: dict[str, str]
     threshold: float
-    namespace: str = EMF_NAMESPACE
+    namespace = EMF_NAMESPACE
 
-    def _metric(self, id_: str, dimensions: dict[str, str], period: int) -> dict[str, Any]:
-        return {
-            "Id": id_,
-            "ReturnData": False,
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": self.namespace,
-                    "MetricName": "MeanScore",
-                    "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())],
-                },
-                "Period": period,
-                "Stat": "Average",
-            },
-        }
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def metrics(self, period: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def expression(self) -> tuple[str, str]:
+        raise NotImplementedError
 
     def request(self, policy: AwsGuardPolicy) -> dict[str, Any]:
+        """The ``PutMetricAlarm`` parameters."""
+        expression, label = self.expression()
         return {
             "AlarmName": self.name,
-            "AlarmDescription": (
-                f"lambdaserve rollout guard: |mean score shift| >= {self.threshold:g}"
-            ),
+            "AlarmDescription": f"lambdaserve rollout guard: {self.describe()}",
             "Metrics": [
-                self._metric("challenger", self.challenger, policy.period_seconds),
-                self._metric("champion", self.champion, policy.period_seconds),
-                {
-                    "Id": "shift",
-                    "Expression": "ABS(challenger - champion)",
-                    "ReturnData": True,
-                    "Label": "mean score shift",
-                },
+                *self.metrics(policy.period_seconds),
+                {"Id": "signal", "Expression": expression, "ReturnData": True, "Label": label},
             ],
             "EvaluationPeriods": policy.evaluation_periods,
             "DatapointsToAlarm": policy.evaluation_periods,
@@ -162,12 +180,80 @@ class ScoreShiftSpec:
         }
 
     def matches(self, described: dict[str, Any], policy: AwsGuardPolicy) -> bool:
+        """Whether an alarm as described already has this configuration."""
         wanted = self.request(policy)
         return bool(
             float(described.get("Threshold") or 0.0) == wanted["Threshold"]
             and described.get("Metrics") == wanted["Metrics"]
             and described.get("EvaluationPeriods") == wanted["EvaluationPeriods"]
         )
+
+
+@dataclass(frozen=True)
+class ScoreShiftSpec(_MathAlarm):
+    """|mean score of the challenger - mean score of the champion| over the same periods (the
+    predict function's EMF ``MeanScore``, one datapoint per request)."""
+
+    name: str
+    challenger: dict[str, str]
+    champion: dict[str, str]
+    threshold: float
+
+    def describe(self) -> str:
+        return f"|mean score shift| >= {self.threshold:g}"
+
+    def metrics(self, period: int) -> list[dict[str, Any]]:
+        return [
+            _metric_stat("challenger", "MeanScore", self.challenger, period, "Average"),
+            _metric_stat("champion", "MeanScore", self.champion, period, "Average"),
+        ]
+
+    def expression(self) -> tuple[str, str]:
+        return "ABS(challenger - champion)", "mean score shift"
+
+
+@dataclass(frozen=True)
+class ClientErrorRateSpec(_MathAlarm):
+    """The challenger's 4XX share of prediction requests minus the champion's, over the same
+    periods (EMF ``ClientErrors`` over ``PredictionRequests``).
+
+    A rate against the champion, not a count: one client sending bad bodies to every version
+    raises both shares alike, and real volume does not trip it by noise. Periods where the
+    challenger served fewer than ``min_requests`` predictions count as 0.
+    """
+
+    name: str
+    challenger: dict[str, str]
+    champion: dict[str, str] | None  # unknown bundle version: the challenger's share alone
+    threshold: float
+    min_requests: int
+
+    def describe(self) -> str:
+        return f"4XX share >= champion's + {self.threshold:g}"
+
+    def metrics(self, period: int) -> list[dict[str, Any]]:
+        found = [
+            _metric_stat("err", "ClientErrors", self.challenger, period, "Sum"),
+            _metric_stat("req", "PredictionRequests", self.challenger, period, "Sum"),
+        ]
+        if self.champion is not None:
+            found += [
+                _metric_stat("base_err", "ClientErrors", self.champion, period, "Sum"),
+                _metric_stat("base_req", "PredictionRequests", self.champion, period, "Sum"),
+            ]
+        return found
+
+    def expression(self) -> tuple[str, str]:
+        baseline = (
+            "FILL(base_err, 0) / MAX([FILL(base_req, 0), 1])" if self.champion is not None else "0"
+        )
+        return (
+            f"IF(FILL(req, 0) >= {self.min_requests}, FILL(err, 0) / FILL(req, 1) - {baseline}, 0)",
+            "4XX share over the champion's",
+        )
+
+
+GuardAlarmSpec = AlarmSpec | ScoreShiftSpec | ClientErrorRateSpec
 
 
 class CloudWatchGuard:
@@ -197,14 +283,14 @@ class CloudWatchGuard:
         self._bundle_version_of = bundle_version_of
         self._client: Any = client if client is not None else aws_client("cloudwatch")
 
-    def alarm_specs(self, state: RolloutState) -> list[AlarmSpec | ScoreShiftSpec]:
+    def alarm_specs(self, state: RolloutState) -> list[GuardAlarmSpec]:
         """The challenger's alarms for this rollout."""
         self._check(state)
         p = self.policy
         version = state.challenger.function_version
-        prefix = f"lambdaserve-{self.function_name}-v{version}"
+        prefix = f"{self.function_name}-v{version}"  # the function name carries the stage prefix
         by_version = self.version_dimensions(version)
-        specs: list[AlarmSpec | ScoreShiftSpec] = [
+        specs: list[GuardAlarmSpec] = [
             AlarmSpec(f"{prefix}-errors", LAMBDA_NAMESPACE, "Errors", by_version, "Sum", p.errors),
             AlarmSpec(f"{prefix}-p99", LAMBDA_NAMESPACE, "Duration", by_version, "p99", p.p99_ms),
         ]
@@ -216,15 +302,31 @@ class CloudWatchGuard:
         if bundle_version:
             emf = {"service": EMF_SERVICE, "model_name": state.model_name}
             emf["model_version"] = bundle_version
-            for signal, metric, threshold in (
-                ("server-errors", "ServerErrors", p.server_errors),
-                ("client-errors", "ClientErrors", p.client_errors),
-            ):
-                specs.append(
-                    AlarmSpec(f"{prefix}-{signal}", EMF_NAMESPACE, metric, emf, "Sum", threshold)
+            specs.append(
+                AlarmSpec(
+                    f"{prefix}-server-errors",
+                    EMF_NAMESPACE,
+                    "ServerErrors",
+                    emf,
+                    "Sum",
+                    p.server_errors,
                 )
-            if state.champion.bundle_version:
-                champion = {**emf, "model_version": state.champion.bundle_version}
+            )
+            champion = (
+                {**emf, "model_version": state.champion.bundle_version}
+                if state.champion.bundle_version
+                else None
+            )
+            specs.append(
+                ClientErrorRateSpec(
+                    f"{prefix}-client-error-rate",
+                    emf,
+                    champion,
+                    p.client_error_rate_increase,
+                    p.client_error_min_requests,
+                )
+            )
+            if champion is not None:
                 specs.append(ScoreShiftSpec(f"{prefix}-score-shift", emf, champion, p.score_shift))
         return specs
 
@@ -240,7 +342,7 @@ class CloudWatchGuard:
         """Create the challenger's missing alarms and update changed ones; return their names."""
         return self._ensure(self.alarm_specs(state))
 
-    def _ensure(self, specs: list[AlarmSpec | ScoreShiftSpec]) -> tuple[str, ...]:
+    def _ensure(self, specs: list[GuardAlarmSpec]) -> tuple[str, ...]:
         described = self._describe([spec.name for spec in specs])
         with self._errors("create the challenger's alarms"):
             for spec in specs:
@@ -319,7 +421,8 @@ class CloudWatchGuard:
         try:
             yield
         except (ClientError, BotoCoreError) as exc:
-            raise RolloutError(
+            error = TransientRolloutError if is_transient(exc) else RolloutError
+            raise error(
                 f"could not {action} for Lambda function {self.function_name} in CloudWatch: "
                 f"{exc}; the rollout was not moved"
             ) from exc

@@ -18,8 +18,9 @@ from lambdaserve.aws.clients import (
     LAMBDA_NOT_FOUND,
     aws_client,
     error_code,
+    is_transient,
 )
-from lambdaserve.core.errors import FunctionConflictError, FunctionError
+from lambdaserve.core.errors import FunctionConflictError, FunctionError, TransientFunctionError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 
 LATEST = "$LATEST"
@@ -120,9 +121,11 @@ class LambdaAlias:
                 ) from exc
             if code == LAMBDA_NOT_FOUND:
                 raise FunctionError(missing()) from exc
-            raise FunctionError(f"could not {action}: {exc}") from exc
+            error = TransientFunctionError if is_transient(exc) else FunctionError
+            raise error(f"could not {action}: {exc}") from exc
         except BotoCoreError as exc:
-            raise FunctionError(f"could not {action}: {exc}") from exc
+            error = TransientFunctionError if is_transient(exc) else FunctionError
+            raise error(f"could not {action}: {exc}") from exc
 
 
 def _number(version: str) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from lambdaserve.aws.clients import aws_client, error_code
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.aws.clients import aws_client, error_code, is_transient
+from lambdaserve.core.errors import RolloutError, TransientRolloutError
 from lambdaserve.core.rollout_state import RolloutState
 
 _MISSING_KEY = frozenset({"NoSuchKey", "404"})
@@ -81,7 +81,7 @@ class S3RolloutState:
                 )
             except ClientError as exc:
                 if error_code(exc) in _LOST_RACE or (etag and error_code(exc) in _MISSING_KEY):
-                    raise RolloutError(
+                    raise TransientRolloutError(
                         f"another controller advanced this rollout of {state.model_name} (or "
                         f"removed its state) since it was loaded from s3://{self.bucket}/{key}; "
                         "nothing was saved. Check `rollout status`, then resume."
@@ -93,7 +93,6 @@ class S3RolloutState:
     def _errors(self, action: str) -> Iterator[None]:
         try:
             yield
-        except ClientError as exc:
-            raise RolloutError(f"could not {action}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise RolloutError(f"could not {action}: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            error = TransientRolloutError if is_transient(exc) else RolloutError
+            raise error(f"could not {action}: {exc}") from exc

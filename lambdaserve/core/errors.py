@@ -73,5 +73,21 @@ class RolloutError(LambdaserveError):
     """A rollout cannot start or continue; the message says why."""
 
 
+class TransientError(LambdaserveError):
+    """A call that may succeed when repeated: throttling, a 5xx, a timeout, a lost race.
+
+    Raised by adapters through the subclasses below, so a caller that retries (the rollout
+    state machine) can tell it from a refusal, and one that does not sees the usual error type.
+    """
+
+
+class TransientFunctionError(FunctionError, TransientError):
+    """A Lambda call failed in a way a retry may not."""
+
+
+class TransientRolloutError(RolloutError, TransientError):
+    """A rollout step could not read or save its state or guards, for now."""
+
+
 class AwsConfigurationError(LambdaserveError):
     """The AWS backend cannot be used as configured (no region, for example)."""

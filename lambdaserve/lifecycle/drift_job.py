@@ -352,7 +352,7 @@ def run_drift(
     captures: CaptureSource,
     references: BaselineSource,
     reports: DriftReportStore,
-    metrics: ReportCallback | None = None,
+    on_stored: ReportCallback | None = None,
     window: timedelta = DEFAULT_WINDOW,
     lateness: timedelta = DEFAULT_LATENESS,
     min_samples: int = DEFAULT_MIN_SAMPLES,
@@ -365,9 +365,11 @@ def run_drift(
     """Judge the window of ``scheduled_time``; return the reports this run wrote.
 
     Every model version seen in the window is compared with its own reference. A version whose
-    report exists is skipped (so reruns write nothing). ``metrics`` is called with each new
-    report before it is stored. If some versions cannot be judged (no bundle, no reference), the
-    others' reports are still written and DriftJobError then names the failures.
+    report exists is skipped (so reruns write nothing). ``on_stored`` (metrics, alarms) is called
+    with each new report once it is stored, never before: a notification that fails cannot lose
+    the report, and a rerun that finds it does not count it twice. If some versions cannot be
+    judged (no bundle, no reference) or notified, the others' reports are still written and
+    DriftJobError then names the failures.
     """
     k, n = persistence
     if not 1 <= k <= n:
@@ -396,18 +398,25 @@ def run_drift(
         key=lambda g: (g.key.model_name, version_order(g.key.model_version)),
     )
     for group in ordered:
+        label = f"{group.key.model_name} v{group.key.model_version}"
         try:
             report = _report(group, span, scheduled_time, reports, rules, notes, clock())
-            if metrics is not None:
-                metrics(report)
-            if reports.put(report):
-                written.append(report)
+            stored = reports.put(report)
         except LambdaserveError as exc:
-            failures.append(f"{group.key.model_name} v{group.key.model_version}: {exc}")
+            failures.append(f"{label}: {exc}")
+            continue
+        if not stored:
+            continue
+        written.append(report)
+        if on_stored is not None:
+            try:
+                on_stored(report)
+            except LambdaserveError as exc:
+                failures.append(f"{label}: its report was stored, but {exc}")
     if failures:
         raise DriftJobError(
             f"drift of window {span.start.isoformat()} to {span.end.isoformat()} failed for "
-            f"{len(failures)} model version(s) ({'; '.join(failures)}); the reports of "
-            f"{len(written)} other version(s) were written"
+            f"{len(failures)} model version(s) ({'; '.join(failures)}); {len(written)} "
+            "report(s) were written"
         )
     return written

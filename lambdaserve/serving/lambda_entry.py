@@ -180,10 +180,13 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
             # client sending bad feedback to the challenger must not roll it back.
             if status >= 400:
                 metrics.add_metric(name="OtherRequestErrors", unit=MetricUnit.Count, value=1)
-        elif status >= 500:
-            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-        elif status >= 400:
-            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+        else:
+            # The denominator of the guard's 4XX share against the champion's.
+            metrics.add_metric(name="PredictionRequests", unit=MetricUnit.Count, value=1)
+            if status >= 500:
+                metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+            elif status >= 400:
+                metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
         return response
 
     return handler

@@ -41,9 +41,10 @@ class StepResult(BaseModel):
 
     @property
     def finished(self) -> bool:
-        """Nothing is left to step: promoted, rolled back, aborted, or an A/B split on hold
-        (which only ``lambdaserve ab stop`` ends)."""
-        return self.status != "running"
+        """Nothing is left to step: promoted, rolled back or aborted. An A/B split on hold is
+        not finished: its guards are still evaluated every step (and roll it back on an alarm)
+        until ``lambdaserve ab stop`` ends it."""
+        return self.status not in ("running", "holding")
 
 
 class StepHooks(RegistryHooks, Protocol):
@@ -128,7 +129,14 @@ def run_step(
 
 
 def _result(state: RolloutState, now: datetime) -> StepResult:
-    if state.status != "running":
+    if state.status == "holding":
+        return StepResult(
+            status=state.status,
+            weight=state.weight,
+            wait_seconds=max(MIN_WAIT_SECONDS, math.ceil(state.plan.interval_seconds)),
+            reason=_decision(state),
+        )
+    if state.finished:
         return StepResult(
             status=state.status, weight=state.weight, wait_seconds=0, reason=_decision(state)
         )

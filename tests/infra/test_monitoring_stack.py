@@ -344,7 +344,9 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
     assert _trust(dev, role_id)["Principal"] == {"Service": "lambda.amazonaws.com"}
     captures = _export(dev, "storage", "GetAttCaptures")
     artifacts = _export(dev, "storage", "GetAttArtifacts")
-    topic = json.dumps({"Fn::ImportValue": _export(dev, "serving", "AlarmTopic")})
+    topic = json.dumps({"Fn::ImportValue": _export(dev, "serving", "RefAlarmTopic")})
+    # The topic's customer-managed key: SNS refuses an encrypted publish without it.
+    alarm_key = json.dumps({"Fn::ImportValue": _export(dev, "serving", "AlarmTopicKey")})
     queue = json.dumps(_arn(_id(dev, "AWS::SQS::Queue")))
     logs_id = _id(dev, "AWS::Logs::LogGroup", "DriftFunctionLogs")
     own_logs = {
@@ -379,6 +381,8 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
         ),
         ("s3:ListBucket", json.dumps({"Fn::ImportValue": artifacts}), "null"),
         ("sns:Publish", topic, "null"),
+        ("kms:Decrypt", alarm_key, "null"),
+        ("kms:GenerateDataKey*", alarm_key, "null"),
         ("sqs:SendMessage", queue, "null"),
     }
 

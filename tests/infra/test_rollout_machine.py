@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 
 import infra.assets as assets
 import layers.build_layer as build
-from functions.rollout.handler import RolloutSettings
+from functions.rollout.handler import RetryableStepError, RolloutSettings
 from layers.function_asset import build_rollout_asset
 from tests.infra.conftest import Synthesized
 
@@ -101,14 +101,11 @@ def test_a_finished_rollout_ends_by_its_status(dev: Synthesized) -> None:
     assert outcome["Type"] == "Choice"
     by_status = {c["StringEquals"]: c["Next"] for c in outcome["Choices"]}
     assert all(c["Variable"] == "$.status" for c in outcome["Choices"])
-    assert by_status == {
-        "promoted": "Promoted",
-        "holding": "SplitHeld",
-        "rolled_back": "RolledBack",
-        "aborted": "Aborted",
-    }
+    # An A/B split on hold is not finished (the step says so): it keeps waiting and stepping,
+    # so its guards keep being evaluated until `ab stop`.
+    assert by_status == {"promoted": "Promoted", "rolled_back": "RolledBack", "aborted": "Aborted"}
     assert outcome["Default"] == "StepFailed"  # status "error" (or anything unforeseen)
-    assert states["Promoted"]["Type"] == states["SplitHeld"]["Type"] == "Succeed"
+    assert states["Promoted"]["Type"] == "Succeed"
     for name, error in (
         ("RolledBack", "RolledBack"),
         ("Aborted", "Aborted"),
@@ -150,9 +147,36 @@ def test_the_step_retries_lambda_service_errors_and_fails_loudly_otherwise(
     } <= retried
     assert "States.ALL" not in retried and "States.TaskFailed" not in retried
     assert all(r["MaxAttempts"] >= 3 and r["BackoffRate"] >= 1 for r in step["Retry"])
+    # The handler's transient failures (throttling, a 5xx, a lost race) are retried with
+    # jittered backoff for minutes, not turned into the end of the rollout.
+    (transient,) = [r for r in step["Retry"] if r["ErrorEquals"] == [RetryableStepError.__name__]]
+    assert transient["JitterStrategy"] == "FULL" and transient["MaxDelaySeconds"] == 300
+    waits = [min(10 * 2**n, 300) for n in range(transient["MaxAttempts"])]
+    assert transient["IntervalSeconds"] == 10 and sum(waits) >= 600
     (catch,) = step["Catch"]
     assert catch["ErrorEquals"] == ["States.ALL"]
     assert _definition(dev)["States"][catch["Next"]]["Type"] == "Fail"
+
+
+def test_failed_timed_out_and_aborted_executions_alarm_on_the_topic(dev: Synthesized) -> None:
+    alarms = [
+        a["Properties"]
+        for a in _resources(dev, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/States"
+    ]
+    machine_id = _logical_id(dev, "AWS::StepFunctions::StateMachine", "RolloutMachine")
+    assert sorted(a["MetricName"] for a in alarms) == [
+        "ExecutionsAborted",
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+    ]
+    topic_id = _logical_id(dev, "AWS::SNS::Topic", "AlarmTopic")
+    for alarm in alarms:
+        assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("Sum", 1, 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
 def test_the_machine_logs_without_execution_data_and_traces(dev: Synthesized) -> None:
@@ -229,7 +253,7 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
     for action in ("lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"):
         assert by_action[action] == [predict_arn]
     (alarms,) = by_action["cloudwatch:PutMetricAlarm"]
-    assert ':alarm:lambdaserve-", {"Ref": "' + predict_id + '"}, "-*"' in alarms
+    assert ':alarm:", {"Ref": "' + predict_id + '"}, "-v*"' in alarms
     for action in ("cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "xray:"):
         for key in [a for a in by_action if a.startswith(action)]:
             assert by_action[key] == ['"*"']
@@ -257,11 +281,22 @@ def test_the_environment_is_exactly_the_settings_model(
     predict_id = _logical_id(synth, "AWS::Lambda::Function", "Predict")
     assert environment["FUNCTION_NAME"] == {"Ref": predict_id}
     assert "Artifacts" in environment["STATE_BUCKET"]["Fn::ImportValue"]
+    # The stack's own guards (alias errors, throttles, p99 and API 5XX) roll a rollout back too;
+    # the per-version alarms watch the bootstrap version, which never serves a challenger.
+    guards = environment["GUARD_ALARM_NAMES"]["Fn::Join"][1]
+    refs = sorted(part["Ref"] for part in guards if isinstance(part, dict))
+    assert [ref[:-8] for ref in refs] == [  # logical IDs end in an 8-digit hash
+        "GuardsAliasErrors",
+        "GuardsAliasLatencyP99",
+        "GuardsAliasThrottles",
+        "GuardsApi5xx",
+    ]
     # the deployed values resolve to names; the model accepts them
     resolved = {
         **environment,
         "FUNCTION_NAME": f"{synth.config.prefix}-predict",
         "STATE_BUCKET": "lambdaserve-storage-artifacts82dd59a1-abc",
+        "GUARD_ALARM_NAMES": json.dumps(["AliasErrors-1", "Api5xx-1"]),
     }
     for key in fields:
         monkeypatch.delenv(key, raising=False)
@@ -269,6 +304,7 @@ def test_the_environment_is_exactly_the_settings_model(
         monkeypatch.setenv(key, value)
     settings = RolloutSettings()
     assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
+    assert settings.guard_alarm_names == ("AliasErrors-1", "Api5xx-1")
 
 
 def test_operators_get_the_state_machine_arn(dev: Synthesized) -> None:
@@ -302,7 +338,7 @@ def test_the_handler_and_its_aws_adapters_import_from_the_asset_alone(tmp_path: 
     build_rollout_asset(tmp_path / "task")
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from functions.rollout.handler import RolloutSettings, aws_ports\n"
+        "from functions.rollout.handler import RetryableStepError, RolloutSettings, aws_ports\n"
         "import lambdaserve\n"
         "assert lambdaserve.__file__.startswith(sys.argv[1]), lambdaserve.__file__\n"
         "ports = aws_ports(RolloutSettings(function_name='f', state_bucket='bucket'))\n"

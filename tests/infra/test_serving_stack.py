@@ -243,7 +243,11 @@ def _alarm_dimensions(alarm: dict[str, Any]) -> dict[str, str]:
 
 
 def test_alarms_per_alias_per_version_and_api_notify_sns(dev: Synthesized) -> None:
-    alarms = _resources(dev, "serving", "AWS::CloudWatch::Alarm")
+    alarms = {  # the rollout state machine's own alarms: test_rollout_machine.py
+        k: v
+        for k, v in _resources(dev, "serving", "AWS::CloudWatch::Alarm").items()
+        if v["Properties"]["Namespace"] != "AWS/States"
+    }
     (topic_id,) = _resources(dev, "serving", "AWS::SNS::Topic")
     seen = set()
     for alarm in alarms.values():
@@ -289,9 +293,13 @@ def test_alarm_topic_is_encrypted_and_tls_only(dev: Synthesized, cognito: Synthe
     ]
     assert cloudwatch and set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     (policy,) = _resources(dev, "serving", "AWS::SNS::TopicPolicy").values()
-    statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
-    assert statement["Effect"] == "Deny"
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    deny, allow = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # CloudWatch alarms publish as the service: allowed, for this account's alarms only.
+    assert allow["Effect"] == "Allow" and allow["Action"] == "sns:Publish"
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     dev.template("serving").resource_count_is("AWS::SNS::Subscription", 0)
     cognito.template("serving").has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml@example.com"}

@@ -193,7 +193,7 @@ def routing(lambda_client: Any, name: str) -> tuple[str, dict[str, float]]:
 
 
 def alarms(cloudwatch: Any, name: str) -> dict[str, dict[str, Any]]:
-    prefix = f"lambdaserve-{name}-v2-"
+    prefix = f"{name}-v2-"
     found = cloudwatch.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
     return {alarm["AlarmName"].removeprefix(prefix): alarm for alarm in found}
 
@@ -239,7 +239,7 @@ def test_the_guard_creates_the_challenger_alarms_once(
     state = rig.tick(state, at(3))
 
     found = alarms(cloudwatch, rig.function)
-    assert sorted(found) == ["client-errors", "errors", "p99", "server-errors"]
+    assert sorted(found) == ["client-error-rate", "errors", "p99", "server-errors"]
     by_version = [
         {"Name": "ExecutedVersion", "Value": "2"},
         {"Name": "FunctionName", "Value": rig.function},
@@ -249,8 +249,8 @@ def test_the_guard_creates_the_challenger_alarms_once(
     assert (found["errors"]["Namespace"], found["errors"]["Statistic"]) == ("AWS/Lambda", "Sum")
     assert (found["p99"]["MetricName"], found["p99"]["ExtendedStatistic"]) == ("Duration", "p99")
     assert found["p99"]["Threshold"] == AwsGuardPolicy().p99_ms
-    emf = found["client-errors"]
-    assert (emf["Namespace"], emf["MetricName"]) == ("lambdaserve", "ClientErrors")
+    emf = found["server-errors"]
+    assert (emf["Namespace"], emf["MetricName"]) == ("lambdaserve", "ServerErrors")
     assert {d["Name"]: d["Value"] for d in emf["Dimensions"]} == {
         "service": "predict",
         "model_name": MODEL,
@@ -268,7 +268,7 @@ def test_an_alarm_mid_rollout_rolls_the_alias_back_on_the_next_tick(
     state = rig.tick(state, at(1))
     state = rig.tick(state, at(2))
     assert routing(lambda_client, rig.function) == ("1", {"2": 0.5})
-    p99 = f"lambdaserve-{rig.function}-v2-p99"
+    p99 = f"{rig.function}-v2-p99"
     cloudwatch.set_alarm_state(
         AlarmName=p99, StateValue="ALARM", StateReason="Threshold Crossed: 2 datapoints >= 1000"
     )

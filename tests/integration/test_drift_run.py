@@ -27,7 +27,7 @@ from lambdaserve.core.encoding import rows_to_columns
 from lambdaserve.core.prediction_ids import new_prediction_id
 from lambdaserve.core.predictors import load_predictor
 from lambdaserve.datasets import churn
-from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
+from lambdaserve.lifecycle.drift_job import DriftJobError, bundle_baselines, run_drift
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, capture_line
@@ -312,6 +312,42 @@ def test_lambda_handler_on_moto_alarms_once_through_sns(
     bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
     assert [b["Subject"] for b in bodies] == ["lambdaserve drift: churn v1"]
     assert "dataset drift: 3 of 6 features drifted" in bodies[0]["Message"]
+
+
+def test_a_failed_notification_keeps_the_report_and_fails_the_run(
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    churn_bundle: VerifiedBundle,
+    traffic: dict[str, list[CaptureRecord]],
+) -> None:
+    """SNS refuses the alarm (here: the topic is gone; on AWS: a KMS key the role may not use).
+    The report is stored first, the run still fails loudly (the Errors alarm), and a retry
+    finds the report: the k-of-n history keeps the drifted window."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    s3, sns = aws_client("s3"), aws_client("sns")
+    artifacts, captures = new_bucket(s3), new_bucket(s3, versioning=None)
+    S3ArtifactStore(artifacts).put(churn_bundle.path)
+    upload_captures(s3, captures, traffic["shifted"])
+    topic = sns.create_topic(Name="drift-alarms-gone")["TopicArn"]
+    sns.delete_topic(TopicArn=topic)
+    unshifted = sorted(set(churn_bundle.manifest.features.names) - set(churn.SHIFTED_FEATURES))
+    settings = DriftSettings(
+        capture_bucket=captures,
+        artifact_bucket=artifacts,
+        alarm_topic_arn=topic,
+        capture_mask=",".join(unshifted[:8]),  # as above: enough drifted features to alarm
+    )
+    handler = build_handler(settings)
+
+    with pytest.raises(
+        DriftJobError, match=r"churn v1: its report was stored, but could not publish"
+    ):
+        handler({"time": JUDGE_SHIFTED}, LambdaContext())
+
+    stored = s3.get_object(Bucket=artifacts, Key="drift-reports/churn/1/2026-11-27T1200.json")
+    report = DriftReport.model_validate_json(stored["Body"].read())
+    assert report.dataset.verdict == "drift" and report.alarm
+    assert handler({"time": JUDGE_SHIFTED}, LambdaContext())["written"] == []
 
 
 class LambdaContext:

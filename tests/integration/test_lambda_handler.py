@@ -549,6 +549,10 @@ def test_emf_metrics_on_stdout(
     assert single["Latency"][0] > 0
     assert batch["Predictions"] == [100.0]
     assert refused["ClientErrors"] == [1.0]
+    # The guard's 4XX share: every prediction request counts, refused ones too; feedback not.
+    assert single["PredictionRequests"] == batch["PredictionRequests"] == [1.0]
+    assert refused["PredictionRequests"] == [1.0]
+    assert "PredictionRequests" not in bad_feedback
     assert "Predictions" not in refused
     assert SECRET not in json.dumps(refused)
     # The rollout guard alarms on ClientErrors: bad feedback must not count as bad predictions.

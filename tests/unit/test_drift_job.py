@@ -212,7 +212,7 @@ def test_report_once_per_version_and_window_and_rerun_writes_nothing() -> None:
     store = DriftReportStore(files)
     seen: list[DriftReport] = []
     rows = records(500)
-    first = run(rows, store, Baselines({"1": reference()}), metrics=seen.append)
+    first = run(rows, store, Baselines({"1": reference()}), on_stored=seen.append)
     assert [(r.model_name, r.model_version, r.window_end) for r in first] == [
         ("churn", "1", WINDOW_START + HOUR)
     ]
@@ -222,7 +222,7 @@ def test_report_once_per_version_and_window_and_rerun_writes_nothing() -> None:
     ]
     snapshot, creates = dict(files.files), files.creates
     baselines = Baselines({"1": reference()})
-    again = run(rows, store, baselines, metrics=seen.append)
+    again = run(rows, store, baselines, on_stored=seen.append)
     assert again == []
     assert files.files == snapshot and files.creates == creates
     assert len(seen) == 1  # metrics and alarms for new reports only

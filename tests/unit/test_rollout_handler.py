@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 
-from functions.rollout.handler import LambdaHandler, RolloutPorts, RolloutSettings, build_handler
+from functions.rollout.handler import (
+    LambdaHandler,
+    RetryableStepError,
+    RolloutPorts,
+    RolloutSettings,
+    build_handler,
+)
 from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.errors import RolloutError, TransientFunctionError, TransientRolloutError
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
 from lambdaserve.serving.rollout_step import (
@@ -159,7 +165,7 @@ def test_too_few_samples_polls_at_the_minimum_wait(fakes: Fakes) -> None:
     assert "3 of 100 challenger requests" in result.reason
 
 
-def test_an_ab_split_on_hold_ends_the_loop(fakes: Fakes) -> None:
+def test_an_ab_split_on_hold_keeps_being_guarded(fakes: Fakes) -> None:
     _started(fakes, RolloutPlan.ab(0.5, min_samples=10))
     _step(fakes, timedelta(0))
 
@@ -168,9 +174,14 @@ def test_an_ab_split_on_hold_ends_the_loop(fakes: Fakes) -> None:
     assert (result.status, result.weight, result.finished, result.wait_seconds) == (
         "holding",
         0.5,
-        True,
-        0,
+        False,
+        MIN_WAIT_SECONDS,
     )
+    # The state machine keeps stepping a held split: an alarm still rolls it back.
+    fakes.guard.alarms = ("errors 12 > 5",)
+    after = _step(fakes, timedelta(seconds=90))
+    assert (after.status, after.weight, after.finished) == ("rolled_back", 0.0, True)
+    assert after.reason == "guard alarm: errors 12 > 5"
 
 
 def test_a_finished_rollout_is_reported_by_its_decision_and_not_saved_again(
@@ -251,6 +262,30 @@ def test_a_malformed_event_is_an_error_result(fakes: Fakes, event: Any) -> None:
 
     assert output["status"] == "error" and output["finished"] is True
     assert output["reason"] == 'the event must be {"model_name": "<model name>"}'
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TransientRolloutError("could not read the guard alarms: Throttling"),
+        TransientFunctionError("could not read alias live: ServiceUnavailable"),
+    ],
+)
+def test_a_transient_failure_is_raised_for_the_state_machine_to_retry(
+    fakes: Fakes, failure: Exception
+) -> None:
+    _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
+
+    class FlakyStates(FakeStates):
+        def load(self, model_name: str) -> RolloutState | None:
+            raise failure
+
+    flaky = RolloutPorts(alias=fakes.alias, guard=fakes.guard, states=FlakyStates())
+    writes = fakes.alias.writes
+
+    with pytest.raises(RetryableStepError, match=str(failure)):
+        _handler(flaky)({"model_name": "churn"}, Context())
+    assert fakes.alias.writes == writes
 
 
 def test_an_unexpected_failure_names_the_request_and_never_the_stack(
