@@ -273,7 +273,8 @@ def rollback(
     function: FunctionOption = None,
     bucket: BucketOption = None,
 ) -> None:
-    """Send all traffic back to the champion now."""
+    """Send all traffic back to the champion now, whatever the rollout's state says (after a
+    crash, an abort or a change by hand); after a promotion, roll out the earlier version."""
     try:
         state = rollouts.rollback_rollout(
             rollout_context(store, backend, function, bucket), name, reason

@@ -4,10 +4,17 @@ The same code drives the local alias file and the AWS Lambda alias (DESIGN decis
 tick first checks that the alias is still routed as the controller last left it (a change from
 anyone else aborts, touching nothing), then the guard (any alarm rolls back to 100% champion),
 then time and samples (waits), and only then shifts to the next weight or promotes.
+
+Every alias write is crash-safe when the caller passes ``journal`` (the state store's ``save``,
+which writes under the state's If-Match): the intended transition is saved first, then the alias
+is written, then the caller saves the confirmed state. A crash or a lost race in between leaves
+a ``pending`` transition that the next tick finishes (the alias already serves it) or drops (it
+does not yet); registry hooks are then called again, so they must be idempotent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -15,7 +22,16 @@ from lambdaserve.core.errors import FunctionConflictError, RolloutError
 from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.rollout_guard import GuardPort
 from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import Action, RolloutEvent, RolloutState, VersionRef
+from lambdaserve.core.rollout_state import (
+    Action,
+    PendingWrite,
+    RolloutEvent,
+    RolloutState,
+    VersionRef,
+)
+
+#: Saves a state durably before the alias is written (``RolloutStateStore.save``).
+Journal = Callable[[RolloutState], None]
 
 
 class AliasPort(Protocol):
@@ -88,15 +104,10 @@ def _write(
     now: datetime,
     action: Action,
     reason: str,
+    journal: Journal | None = None,
     **changes: object,
 ) -> RolloutState:
     champion, challenger = state.champion.function_version, state.challenger.function_version
-    if weight >= 1.0:
-        written = alias.route(challenger, {}, revision)
-    elif weight <= 0.0:
-        written = alias.route(champion, {}, revision)
-    else:
-        written = alias.route(champion, {challenger: weight}, revision)
     expected = (
         {challenger: 1.0}
         if weight >= 1.0
@@ -106,10 +117,51 @@ def _write(
             else {champion: round(1 - weight, 6), challenger: weight}
         )
     )
+    event = RolloutEvent(at=now, action=action, weight=max(0.0, min(weight, 1.0)), reason=reason)
+    done = state.with_event(event, routing=expected, step_started_at=now, pending=None, **changes)
+    if journal is not None:
+        # Intent first: if this save loses a race, nothing was written to the alias.
+        pending = PendingWrite(routing=expected, event=event, step=done.step, status=done.status)
+        journal(state.model_copy(update={"pending": pending}))
+    if weight >= 1.0:
+        written = alias.route(challenger, {}, revision)
+    elif weight <= 0.0:
+        written = alias.route(champion, {}, revision)
+    else:
+        written = alias.route(champion, {challenger: weight}, revision)
     if shares(written) != expected:
         raise RolloutError(f"the live alias reads back {shares(written)} after writing {expected}")
-    event = RolloutEvent(at=now, action=action, weight=max(0.0, min(weight, 1.0)), reason=reason)
-    return state.with_event(event, routing=expected, step_started_at=now, **changes)
+    return done
+
+
+def recover(state: RolloutState, *, alias: AliasPort, hooks: RegistryHooks) -> RolloutState:
+    """Finish or drop the transition a crash (or a lost race) left between intent and alias.
+
+    The alias already serves the pending routing: the transition happened, so it is completed
+    (and a promotion's or rollback's registry hook called again). The alias still serves the
+    state's routing: the write never happened, so the intent is dropped and the tick decides
+    afresh. Anything else is someone else's change, which the tick then aborts on."""
+    pending = state.pending
+    if pending is None:
+        return state
+    current = shares(alias.read())
+    if current == pending.routing:
+        done = state.with_event(
+            pending.event,
+            routing=pending.routing,
+            step_started_at=pending.event.at,
+            step=pending.step,
+            status=pending.status,
+            pending=None,
+        )
+        if pending.event.action == "promote":
+            hooks.promoted(done)
+        elif pending.event.action == "rollback":
+            hooks.rolled_back(done, pending.event.reason)
+        return done
+    if current == state.routing:
+        return state.model_copy(update={"pending": None})
+    return state
 
 
 def _note(
@@ -131,12 +183,19 @@ def tick(
     guard: GuardPort,
     hooks: RegistryHooks,
     now: datetime,
+    journal: Journal | None = None,
 ) -> RolloutState:
-    """One decision. A race lost on the alias while writing aborts the rollout (recorded)."""
+    """One decision. A race lost on the alias while writing aborts the rollout (recorded).
+
+    With ``journal``, the intended transition is saved before the alias is written (see the
+    module docstring); a transition a crash left pending is finished or dropped first."""
+    if state.finished:
+        return state
+    state = recover(state, alias=alias, hooks=hooks)
     if state.finished:
         return state
     try:
-        return _decide(state, alias=alias, guard=guard, hooks=hooks, now=now)
+        return _decide(state, alias=alias, guard=guard, hooks=hooks, now=now, journal=journal)
     except FunctionConflictError as exc:
         return _note(
             state,
@@ -154,6 +213,7 @@ def _decide(
     guard: GuardPort,
     hooks: RegistryHooks,
     now: datetime,
+    journal: Journal | None,
 ) -> RolloutState:
     current = alias.read()
     if shares(current) != state.routing:
@@ -176,6 +236,7 @@ def _decide(
             now=now,
             reason="guard alarm: " + "; ".join(report.alarms),
             revision=current.revision_id,
+            journal=journal,
         )
     plan = state.plan
     if state.step == -1:
@@ -187,6 +248,7 @@ def _decide(
                 now=now,
                 revision=current.revision_id,
                 reason="all-at-once: guards clear",
+                journal=journal,
             )
         if not plan.weights:
             # All traffic moves now, but the challenger is crowned only once it has served
@@ -201,6 +263,7 @@ def _decide(
                 f"all-at-once: 100% to the challenger; promoted after {plan.min_samples} "
                 "requests with guards clear",
                 step=0,
+                journal=journal,
             )
         return _write(
             state,
@@ -211,6 +274,7 @@ def _decide(
             "shift",
             f"step 1/{len(plan.weights)}: {plan.weights[0]:.0%} to the challenger",
             step=0,
+            journal=journal,
         )
     if state.status == "holding":
         return state
@@ -247,6 +311,7 @@ def _decide(
             f"step {state.step + 2}/{len(plan.weights)}: {weight:.0%} to the challenger "
             f"(guards clear on {report.challenger_samples} requests)",
             step=state.step + 1,
+            journal=journal,
         )
     return promote(
         state,
@@ -255,6 +320,7 @@ def _decide(
         now=now,
         revision=current.revision_id,
         reason=f"guards clear on {report.challenger_samples} challenger requests",
+        journal=journal,
     )
 
 
@@ -266,11 +332,12 @@ def promote(
     now: datetime,
     reason: str = "promoted by hand",
     revision: str | None = None,
+    journal: Journal | None = None,
 ) -> RolloutState:
     if state.finished:
         raise RolloutError(f"the rollout is already {state.status}")
     revision = alias.read().revision_id if revision is None else revision
-    done = _write(state, alias, revision, 1.0, now, "promote", reason, status="promoted")
+    done = _write(state, alias, revision, 1.0, now, "promote", reason, journal, status="promoted")
     hooks.promoted(done)
     return done
 
@@ -283,12 +350,35 @@ def rollback(
     now: datetime,
     reason: str = "rolled back by hand",
     revision: str | None = None,
+    journal: Journal | None = None,
 ) -> RolloutState:
+    """Return the alias to 100% champion, whatever the state and the alias say (the way out of
+    a crash, a race or a change by hand), except after a promotion: the champion in the
+    registry has moved, and going back is a rollout of the earlier version."""
+    if state.status == "promoted":
+        raise RolloutError(
+            f"the rollout was promoted: v{state.challenger.model_version} is the champion; to "
+            f"go back, roll out v{state.champion.model_version} (`lambdaserve rollout start "
+            f"{state.model_name} --challenger {state.champion.model_version}`)"
+        )
+    current = alias.read()
+    champion_only = {state.champion.function_version: 1.0}
+    if state.finished and shares(current) == champion_only:
+        raise RolloutError(
+            f"the rollout is already {state.status} and the live alias serves 100% champion "
+            f"(function version {state.champion.function_version})"
+        )
     if state.finished:
-        raise RolloutError(f"the rollout is already {state.status}")
-    revision = alias.read().revision_id if revision is None else revision
+        reason = (
+            f"{reason} (the rollout was {state.status}, but the alias routed {shares(current)})"
+        )
+    # A rollback never waits for a pending transition: it overrides it.
+    state = state.model_copy(update={"pending": None})
+    revision = current.revision_id if revision is None else revision
     try:
-        done = _write(state, alias, revision, 0.0, now, "rollback", reason, status="rolled_back")
+        done = _write(
+            state, alias, revision, 0.0, now, "rollback", reason, journal, status="rolled_back"
+        )
     except FunctionConflictError as exc:
         raise RolloutError(f"rollback lost a race on the live alias: {exc}") from exc
     hooks.rolled_back(done, reason)

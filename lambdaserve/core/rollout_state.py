@@ -31,6 +31,20 @@ class RolloutEvent(BaseModel):
     reason: str
 
 
+class PendingWrite(BaseModel):
+    """A transition recorded in the durable state (under its If-Match) before the controller
+    writes the alias, and cleared once the write is confirmed. A crash or a lost race between
+    the two leaves it behind: the next tick finishes the transition when the alias already
+    serves ``routing``, and drops it when the alias still serves the state's routing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    routing: dict[str, float]
+    event: RolloutEvent
+    step: int
+    status: RolloutStatus
+
+
 class RolloutState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,6 +58,9 @@ class RolloutState(BaseModel):
     step_started_at: datetime
     routing: dict[str, float] = Field(description="the alias routing the controller last wrote")
     history: tuple[RolloutEvent, ...] = ()
+    pending: PendingWrite | None = Field(
+        default=None, description="a transition recorded before its alias write, until confirmed"
+    )
 
     @property
     def weight(self) -> float:

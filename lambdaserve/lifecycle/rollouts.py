@@ -148,7 +148,12 @@ def advance(context: RolloutContext, name: str) -> RolloutState:
         reconcile_registry(context, state)
         return state
     updated = controller.tick(
-        state, alias=context.alias, guard=context.guard, hooks=context.hooks, now=context.clock()
+        state,
+        alias=context.alias,
+        guard=context.guard,
+        hooks=context.hooks,
+        now=context.clock(),
+        journal=context.states.save,
     )
     if updated != state:
         context.states.save(updated)
@@ -180,8 +185,13 @@ def registry_behind(context: RolloutContext, state: RolloutState) -> bool:
 
 
 def promote_rollout(context: RolloutContext, name: str) -> RolloutState:
+    state = controller.recover(_current(context, name), alias=context.alias, hooks=context.hooks)
     state = controller.promote(
-        _current(context, name), alias=context.alias, hooks=context.hooks, now=context.clock()
+        state,
+        alias=context.alias,
+        hooks=context.hooks,
+        now=context.clock(),
+        journal=context.states.save,
     )
     context.states.save(state)
     return state
@@ -196,6 +206,7 @@ def rollback_rollout(
         hooks=context.hooks,
         now=context.clock(),
         reason=reason,
+        journal=context.states.save,
     )
     context.states.save(state)
     return state

@@ -1,21 +1,32 @@
 """Durable rollout state in the local store: ``<store>/rollouts/<model>.json``, written
-atomically, so a rerun of ``rollout resume`` continues where the last one stopped."""
+atomically, so a rerun of ``rollout resume`` continues where the last one stopped.
+
+Saves are conditional, like S3's If-Match on AWS: a save replaces only the content this object
+last loaded or wrote (checked under a lock file), so two controllers on one store cannot both
+move a rollout from the same state."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.errors import RolloutError, TransientRolloutError
 from lambdaserve.core.rollout_state import RolloutState
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 class RolloutStateFile:
     def __init__(self, root: Path) -> None:
         self.directory = Path(root) / "rollouts"
+        self._seen: dict[str, str | None] = {}  # model -> digest last loaded or written
 
     def _path(self, model_name: str) -> Path:
         return self.directory / f"{model_name}.json"
@@ -23,19 +34,34 @@ class RolloutStateFile:
     def load(self, model_name: str) -> RolloutState | None:
         path = self._path(model_name)
         if not path.is_file():
+            self._seen[model_name] = None
             return None
+        body = path.read_bytes()
         try:
-            return RolloutState.model_validate_json(path.read_bytes())
+            state = RolloutState.model_validate_json(body)
         except ValidationError as exc:
             raise RolloutError(
                 f"rollout state {path} is not valid: {exc.errors()[0]['msg']}"
             ) from exc
+        self._seen[state.model_name] = hashlib.sha256(body).hexdigest()
+        return state
 
     def save(self, state: RolloutState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(state.model_dump_json(indent=1))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self._path(state.model_name))
+        path = self._path(state.model_name)
+        body = state.model_dump_json(indent=1).encode()
+        with open(self.directory / f".{state.model_name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if state.model_name in self._seen and _digest(path) != self._seen[state.model_name]:
+                raise TransientRolloutError(
+                    f"another controller advanced this rollout of {state.model_name} since it "
+                    f"was loaded from {path}; nothing was saved. Check `rollout status`, then "
+                    "resume."
+                )
+            descriptor, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        self._seen[state.model_name] = hashlib.sha256(body).hexdigest()

@@ -122,7 +122,10 @@ def run_step(
             f"no rollout of {model_name} has been started: start one with "
             "`lambdaserve rollout start` (the state machine only advances it)"
         )
-    updated = hooks.recorded(controller.tick(state, alias=alias, guard=guard, hooks=hooks, now=now))
+    ticked = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=now, journal=states.save
+    )
+    updated = hooks.recorded(ticked)
     if updated != state:
         states.save(updated)
     return _result(updated, now)

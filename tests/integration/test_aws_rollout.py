@@ -40,6 +40,8 @@ from lambdaserve.core.errors import FunctionConflictError, FunctionError, Rollou
 from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
+from lambdaserve.serving.rollout_step import RecordingHooks as StepHooks
+from lambdaserve.serving.rollout_step import run_step
 from tests.integration.moto_server import (
     handler_zip,
     lambda_role,
@@ -423,6 +425,70 @@ def test_two_controllers_cannot_both_save_the_same_rollout(rig: Rig, s3: Any) ->
     s3.delete_object(Bucket=bucket, Key="rollouts/churn.json")
     with pytest.raises(RolloutError, match="or removed its state"):
         theirs.save(advanced)  # loaded, then deleted by someone else
+
+
+class DiesAfterWriting:
+    """The Lambda alias, through a controller that dies right after its write lands."""
+
+    def __init__(self, alias: LambdaAlias) -> None:
+        self.alias = alias
+
+    def read(self) -> AliasRouting:
+        return self.alias.read()
+
+    def route(
+        self, version: str, additional: dict[str, float], expected_revision: str
+    ) -> AliasRouting:
+        self.alias.route(version, additional, expected_revision)
+        raise SystemExit("the rollout Lambda timed out")
+
+
+def test_a_step_that_died_between_alias_and_state_is_finished_by_the_next(
+    rig: Rig, s3: Any, lambda_client: Any
+) -> None:
+    """On moto: the alias at 90/10 while S3 said 100% champion used to abort the rollout, and
+    neither resume, rollback nor start recovered it. The intent saved under If-Match first
+    lets the next step confirm the shift; rollback then always returns the alias."""
+    bucket = new_bucket(s3)
+    S3RolloutState(bucket, client=s3).save(rig.start(RolloutPlan.canary(0.1, 60, min_samples=0)))
+
+    with pytest.raises(SystemExit):
+        run_step(
+            MODEL,
+            alias=DiesAfterWriting(rig.alias),
+            guard=rig.guard,
+            states=S3RolloutState(bucket, client=s3),
+            hooks=StepHooks(),
+            now=at(1),
+        )
+    assert routing(lambda_client, rig.function) == ("1", {"2": 0.1})
+    left = S3RolloutState(bucket, client=s3).load(MODEL)
+    assert left is not None and left.routing == {"1": 1.0} and left.pending is not None
+
+    result = run_step(
+        MODEL,
+        alias=rig.alias,
+        guard=rig.guard,
+        states=S3RolloutState(bucket, client=s3),
+        hooks=StepHooks(),
+        now=at(1.5),
+    )
+
+    assert (result.status, result.weight) == ("running", 0.1)
+    confirmed = S3RolloutState(bucket, client=s3).load(MODEL)
+    assert confirmed is not None and confirmed.pending is None
+    assert confirmed.routing == {"1": 0.9, "2": 0.1}
+    assert [event.action for event in confirmed.history] == ["start", "shift", "wait"]
+
+    states = S3RolloutState(bucket, client=s3)
+    loaded = states.load(MODEL)
+    assert loaded is not None
+    done = controller.rollback(
+        loaded, alias=rig.alias, hooks=rig.hooks, now=at(2), journal=states.save
+    )
+    states.save(done)
+    assert routing(lambda_client, rig.function) == ("1", {})
+    assert done.status == "rolled_back"
 
 
 def test_a_state_that_is_not_a_rollout_is_refused(s3: Any) -> None:
