@@ -88,6 +88,34 @@ class LambdaPublisher:
             revision_id=response.get("RevisionId", ""),
         )
 
+    def point_alias(self, name: str, version: str, expected_revision: str | None) -> AliasRouting:
+        """Create the alias (a function no stack made) or move it, guarded by its RevisionId."""
+        with self._errors(f"point alias {name!r} at version {version} of"):
+            try:
+                if expected_revision is None:
+                    self._client.create_alias(
+                        FunctionName=self.function_name, Name=name, FunctionVersion=version
+                    )
+                else:
+                    self._client.update_alias(
+                        FunctionName=self.function_name,
+                        Name=name,
+                        FunctionVersion=version,
+                        RoutingConfig={"AdditionalVersionWeights": {}},
+                        RevisionId=expected_revision,
+                    )
+            except ClientError as exc:
+                if error_code(exc) in LAMBDA_CONFLICT_CODES:
+                    raise FunctionConflictError(
+                        f"alias {name!r} of Lambda function {self.function_name} was changed by "
+                        "someone else meanwhile; it was left as it is. Check `lambdaserve status`."
+                    ) from exc
+                raise
+        routing = self.alias(name)
+        if routing is None:  # pragma: no cover - Lambda just answered for it
+            raise FunctionError(f"alias {name!r} of {self.function_name} vanished after its write")
+        return routing
+
     def publish(self, *, bundle_uri: str, bundle_sha256: str, description: str) -> PublishedVersion:
         """Point ``$LATEST`` at the bundle, wait for the update, publish and verify a version."""
         pinned = {MODEL_URI: bundle_uri, MODEL_SHA256: bundle_sha256}

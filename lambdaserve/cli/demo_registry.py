@@ -66,13 +66,13 @@ def run_registry_chapter(
     first = _register(registry, store, v1, holdout)
     champion = promote_to_champion(registry, first.name, first.version)
     out.print(f"promoted {champion.name} v{champion.version} to champion")
+    # The champion's publication is the first deployment: it creates the live alias.
     published = publish_model_version(
         registry, store, store, functions, champion.name, champion.version, function_name=FUNCTION
     ).published
     routing = functions.alias(LIVE_ALIAS)
-    if routing is None:
-        functions.create_alias(LIVE_ALIAS, published.function_version)
-    else:  # a rerun: the local "deploy" points live at the champion again
+    if routing is not None and routing.shares() != {published.function_version: 1.0}:
+        # a rerun on a store a finished demo left: point live at the champion again
         functions.update_alias(LIVE_ALIAS, published.function_version, {}, routing.revision_id)
     out.print(
         f"published champion as function version {published.function_version}; "

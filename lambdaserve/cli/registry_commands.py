@@ -28,6 +28,7 @@ from lambdaserve.cli.options import (
     parse_model_ref,
 )
 from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.functions import LIVE_ALIAS
 from lambdaserve.core.promotion_gate import GateDecision, GatePolicy
 from lambdaserve.core.registry import TAG_GATE_RESULT, RegisteredVersion
 from lambdaserve.lifecycle.code_version import code_version
@@ -231,6 +232,14 @@ def publish(
         f"{done.published.function_version} ({done.published.bundle_uri})",
         highlight=False,
     )
+    if done.deployed is not None:
+        out.print(
+            f"first deployment: {LIVE_ALIAS} now sends 100% to version "
+            f"{done.deployed.version} (champion {name} v{version}); rollouts move it from here",
+            highlight=False,
+        )
+    elif done.undeployed is not None:
+        out.print(f"note: {done.undeployed}", highlight=False)
 
 
 def status(

@@ -50,3 +50,9 @@ class FunctionPublisher(Protocol):
     def versions(self) -> list[PublishedVersion]: ...
 
     def alias(self, name: str = LIVE_ALIAS) -> AliasRouting | None: ...
+
+    def point_alias(self, name: str, version: str, expected_revision: str | None) -> AliasRouting:
+        """Send all of the alias's traffic to ``version``: create it when ``expected_revision``
+        is None, else update it only if it is still at that revision (FunctionConflictError
+        otherwise)."""
+        ...

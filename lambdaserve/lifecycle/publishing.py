@@ -6,13 +6,17 @@ from dataclasses import dataclass
 
 from lambdaserve.core.artifacts import ArtifactStore, StoredBundle
 from lambdaserve.core.errors import BundleIntegrityError, ModelNotFoundError
-from lambdaserve.core.functions import FunctionPublisher, PublishedVersion
+from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting, FunctionPublisher, PublishedVersion
 from lambdaserve.core.registry import (
+    CHAMPION,
     TAG_LAMBDA_FUNCTION,
     TAG_LAMBDA_VERSION,
     ModelRegistry,
     RegisteredVersion,
 )
+
+#: Recorded on the champion whose publication was the function's first deployment.
+TAG_FIRST_DEPLOYMENT = "first_deployment"
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,10 @@ class Publication:
     model: RegisteredVersion
     published: PublishedVersion
     created: bool
+    #: The live alias after this publication deployed the champion (it served no model yet).
+    deployed: AliasRouting | None = None
+    #: Set when live serves no model and this version is not the champion: what deploys one.
+    undeployed: str | None = None
 
 
 def publish_model_version(
@@ -39,7 +47,7 @@ def publish_model_version(
     existing = publisher.find(model.bundle_sha256)
     if existing is not None:
         _record(registry, model, existing, function_name)
-        return Publication(model=registry.get(name, version), published=existing, created=False)
+        return _deployed(registry, publisher, registry.get(name, version), existing, created=False)
     bundle = source.open(model.name, model.bundle_version or None)
     if bundle.digest != model.bundle_sha256:
         raise BundleIntegrityError(
@@ -56,7 +64,58 @@ def publish_model_version(
         f"sha256 {stored.digest[:16]}",
     )
     _record(registry, model, published, function_name)
-    return Publication(model=registry.get(name, version), published=published, created=True)
+    return _deployed(registry, publisher, registry.get(name, version), published, created=True)
+
+
+def serves_a_model(publisher: FunctionPublisher, routing: AliasRouting | None) -> bool:
+    """Whether the alias routes any traffic to a version pinned to a bundle (the serving
+    stack's bootstrap version pins none)."""
+    if routing is None:
+        return False
+    pinned = {v.function_version for v in publisher.versions() if v.bundle_sha256}
+    return any(version in pinned for version in routing.shares())
+
+
+def _deployed(
+    registry: ModelRegistry,
+    publisher: FunctionPublisher,
+    model: RegisteredVersion,
+    published: PublishedVersion,
+    *,
+    created: bool,
+) -> Publication:
+    """The first deployment: when ``live`` serves no model yet (missing locally, the stack's
+    bootstrap version on AWS) and this is the champion, point it at the champion, guarded by
+    the alias's revision, and record it. After that only rollouts move ``live``."""
+    live = publisher.alias(LIVE_ALIAS)
+    if serves_a_model(publisher, live):
+        return Publication(model=model, published=published, created=created)
+    if CHAMPION not in model.aliases:
+        return Publication(
+            model=model,
+            published=published,
+            created=created,
+            undeployed=(
+                f"{LIVE_ALIAS} serves no model yet; it is deployed when the champion is "
+                f"published: `lambdaserve models promote {model.name}:VERSION`, then "
+                f"`lambdaserve publish {model.name}:VERSION`"
+            ),
+        )
+    routing = publisher.point_alias(
+        LIVE_ALIAS, published.function_version, live.revision_id if live else None
+    )
+    before = f"function version {live.version}" if live else "no alias"
+    registry.set_tags(
+        model.name,
+        model.version,
+        {TAG_FIRST_DEPLOYMENT: f"{LIVE_ALIAS}: {before} -> {published.function_version}"},
+    )
+    return Publication(
+        model=registry.get(model.name, model.version),
+        published=published,
+        created=created,
+        deployed=routing,
+    )
 
 
 def _in_target(

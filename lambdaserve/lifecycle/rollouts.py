@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.errors import FunctionError, RolloutError
 from lambdaserve.core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -120,6 +120,7 @@ def start_rollout(
             f"a {existing.plan.kind} rollout of {name} v{existing.challenger.model_version} is "
             f"{existing.status}: resume, promote or roll it back first"
         )
+    _check_deployed(context, name, champion)
     state = controller.start(
         model_name=name,
         function_name=context.function_name,
@@ -132,6 +133,22 @@ def start_rollout(
     )
     context.states.save(state)
     return advance(context, name)
+
+
+def _check_deployed(context: RolloutContext, name: str, champion: RegisteredVersion) -> None:
+    """A rollout moves live from the champion: live must serve some version of the model (not
+    the serving stack's bootstrap version, nor nothing)."""
+    deploy = f"publishing the champion deploys it (lambdaserve publish {name}:{champion.version})"
+    try:
+        routing = context.alias.read()
+    except FunctionError as exc:
+        raise RolloutError(f"{exc}; {deploy}") from exc
+    served = {v.lambda_version for v in context.registry.versions(name) if v.lambda_version}
+    if not served & set(controller.shares(routing)):
+        raise RolloutError(
+            f"live serves function version {routing.version}, which serves no registered "
+            f"version of {name} (the serving stack's bootstrap): {deploy}"
+        )
 
 
 def _current(context: RolloutContext, name: str) -> RolloutState:

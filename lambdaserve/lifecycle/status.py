@@ -35,8 +35,19 @@ def model_status(registry: ModelRegistry, publisher: FunctionPublisher, name: st
     routing = publisher.alias(LIVE_ALIAS)
     problems: list[str] = []
     routes: list[RouteShare] = []
+    champion = aliases.get(CHAMPION)
+    deploy = (
+        f"publishing the champion deploys it (lambdaserve publish {name}:{champion.version})"
+        if champion is not None
+        else f"promote a champion (lambdaserve models promote {name}:VERSION) and publish it"
+    )
     if routing is None:
-        problems.append(f"the function has no {LIVE_ALIAS!r} alias (deploy the serving stack)")
+        problems.append(f"the function has no {LIVE_ALIAS!r} alias yet: {deploy}")
+    elif not any(p.bundle_sha256 for v, p in published.items() if v in routing.shares()):
+        problems.append(
+            f"{LIVE_ALIAS} serves function version {routing.version}, which pins no model (the "
+            f"serving stack's bootstrap): {deploy}"
+        )
     else:
         for function_version, share in routing.shares().items():
             pinned = published.get(function_version)
@@ -50,8 +61,7 @@ def model_status(registry: ModelRegistry, publisher: FunctionPublisher, name: st
     for alias, version in aliases.items():
         if version.lambda_version is None:
             problems.append(f"{alias} v{version.version} is not published (lambdaserve publish)")
-    champion = aliases.get(CHAMPION)
-    if routing is not None and champion is not None:
+    if routing is not None and routes and champion is not None:
         if champion.lambda_version != routing.version:
             problems.append(
                 f"champion v{champion.version} is not the live alias's primary version "

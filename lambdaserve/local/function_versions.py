@@ -97,6 +97,11 @@ class LocalFunctionVersions:
 
         return self._transact(change)
 
+    def point_alias(self, name: str, version: str, expected_revision: str | None) -> AliasRouting:
+        if expected_revision is None:
+            return self.create_alias(name, version)
+        return self.update_alias(name, version, {}, expected_revision)
+
     def create_alias(self, name: str, version: str) -> AliasRouting:
         """Create an alias sending all traffic to ``version``; fails if the alias exists."""
 

@@ -16,8 +16,8 @@ class LocalAlias:
         routing = self.functions.alias(self.name)
         if routing is None:
             raise FunctionError(
-                f"function {self.functions.function_name} has no {self.name!r} alias; publish the "
-                "champion first (lambdaserve publish) so the alias can be created"
+                f"function {self.functions.function_name} has no {self.name!r} alias yet: "
+                "publishing the champion creates it (lambdaserve publish NAME:VERSION)"
             )
         return routing
 

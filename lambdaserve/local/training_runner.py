@@ -63,23 +63,23 @@ def run_training_job(
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("SM_HPS", None)
-        process = subprocess.Popen(
+        log_lines = []
+        with subprocess.Popen(  # the context closes the pipe (it leaked in a long-lived caller)
             [sys.executable, "-m", JOB_MODULE],
             env=env,
             cwd=tmp,
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-        )
-        log_lines = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith(STAGE_PREFIX):
-                if on_stage is not None:
-                    on_stage(line[len(STAGE_PREFIX) :].strip())
-            else:
-                log_lines.append(line)
-        code = process.wait()
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.startswith(STAGE_PREFIX):
+                    if on_stage is not None:
+                        on_stage(line[len(STAGE_PREFIX) :].strip())
+                else:
+                    log_lines.append(line)
+            code = process.wait()
         failure = opt_ml / "output" / "failure"
         if code != 0:
             reason = failure.read_text().strip() if failure.is_file() else "".join(log_lines[-5:])

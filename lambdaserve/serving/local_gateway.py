@@ -115,7 +115,7 @@ class LocalGateway:
         if routing is None:
             return (
                 f"function {self.functions.function_name} has no {self.alias_name!r} alias: "
-                "publish a model version (lambdaserve publish) and route the alias to it"
+                "publishing the champion creates it (lambdaserve publish NAME:VERSION)"
             )
         return routing
 

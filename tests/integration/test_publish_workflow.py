@@ -122,15 +122,17 @@ def test_publish_to_aws_uploads_pins_and_records(store: Path, aws: dict[str, Any
 def test_status_flags_what_the_alias_does_not_match(store: Path, aws: dict[str, Any]) -> None:
     register(store, "churn:1")
     cli("models", "promote", "churn:1", "--store", str(store))
-    cli("publish", "churn:1", "--store", str(store), *aws_args(aws))
     status_args = ["--backend", "aws", "--function", aws["function"]]  # no --bucket: not used
     missing = cli("status", "churn", "--store", str(store), *status_args)
     assert missing.exit_code == 4
-    assert "no 'live' alias" in missing.stdout
-    (version,) = published(aws)
-    aws["lambda"].create_alias(
-        FunctionName=aws["function"], Name="live", FunctionVersion=version["Version"]
+    assert "no 'live' alias yet: publishing the champion deploys it (lambdaserve publish " in (
+        " ".join(missing.stdout.split())
     )
+    deployed = cli("publish", "churn:1", "--store", str(store), *aws_args(aws))
+    assert "first deployment: live now sends 100% to version 1" in deployed.stdout
+    (version,) = published(aws)
+    live = aws["lambda"].get_alias(FunctionName=aws["function"], Name="live")
+    assert live["FunctionVersion"] == version["Version"]
     healthy = cli("status", "churn", "--store", str(store), *status_args)
     assert healthy.exit_code == 0, healthy.stdout
     assert "champion: v1" in healthy.stdout
@@ -196,3 +198,16 @@ def test_local_backend_publishes_the_same_contract(store: Path) -> None:
     pinned = state["versions"][1]["environment"]
     assert pinned["MODEL_SHA256"] == second["bundle_sha256"]
     assert path_from_uri(pinned["MODEL_URI"]).is_file()
+
+
+def test_publishing_a_version_that_is_not_champion_deploys_nothing(
+    store: Path, aws: dict[str, Any]
+) -> None:
+    register(store, "churn:1")
+    result = cli("publish", "churn:1", "--store", str(store), *aws_args(aws))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "note: live serves no model yet; it is deployed when the champion is published" in said
+    assert "first deployment" not in said
+    aliases = aws["lambda"].list_aliases(FunctionName=aws["function"])["Aliases"]
+    assert aliases == []

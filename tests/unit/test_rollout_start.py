@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lambdaserve.core.errors import RolloutError
+from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -39,6 +40,9 @@ class FakeRegistry:
 
     def by_alias(self, name: str, alias: str) -> RegisteredVersion | None:
         return self.get(name, self.aliases[alias]) if alias in self.aliases else None
+
+    def versions(self, name: str) -> list[RegisteredVersion]:
+        return [self.get(name, version) for version in sorted(self.tags)]
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         self.tags[version] = {**self.tags[version], **tags}
@@ -97,3 +101,19 @@ def test_a_version_with_a_recorded_gate_pass_needs_no_force() -> None:
 
     assert state.challenger.model_version == "2"
     assert "rollout_forced_past_gate" not in registry.tags["2"]
+
+
+def test_a_live_alias_on_the_bootstrap_version_names_the_first_deployment() -> None:
+    """On AWS the stack's live alias starts on a version that serves no model: start used to
+    say "finish or roll back the current rollout first", which no command could do."""
+    registry, alias = FakeRegistry(), FakeAlias()
+    alias.routing = AliasRouting("live", "9", {}, "r0")  # a version no registered model pins
+
+    with pytest.raises(
+        RolloutError,
+        match=r"live serves function version 9, which serves no registered version of churn "
+        r"\(the serving stack's bootstrap\): publishing the champion deploys it "
+        r"\(lambdaserve publish churn:1\)",
+    ):
+        start_rollout(_context(registry, alias), "churn", RolloutPlan.canary(0.1, 60))
+    assert alias.writes == 0
