@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from scipy import stats
@@ -27,6 +27,8 @@ from lambdaserve.core.errors import InvalidInputError
 from lambdaserve.core.manifest import ClassLabel
 
 Z95 = 1.959963984540054
+#: Feedback lines read per prediction: more are someone resending (or flooding) the same id.
+FEEDBACK_PER_PREDICTION = 10
 SRM_ALPHA = 0.001
 EPSILON = 1e-15
 
@@ -84,6 +86,10 @@ class ABReport:
     feedback_unmatched: int
     feedback_duplicates: int
     notes: tuple[str, ...] = field(default=())
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wilson(successes: int, n: int) -> Interval:
@@ -229,14 +235,27 @@ def ab_report(
         predictions[record.prediction_id] = (record.model_version, record.probability, record.label)
     if not arms:
         raise InvalidInputError(f"no captured predictions of {model_name} in the window")
-    outcomes: dict[str, ClassLabel] = {}
-    received = duplicates = 0
+    # The latest word on a prediction counts, by when it was received (not by the order the
+    # stream is read in: locally its files sort by process id, so a correction sent after a
+    # restart could be read first); past FEEDBACK_PER_PREDICTION lines one prediction gets
+    # nothing more is read for it.
+    latest: dict[str, tuple[datetime, ClassLabel]] = {}
+    lines: dict[str, int] = {}
+    received = duplicates = over_cap = 0
     for item in feedback:
         if item.model_name != model_name:
             continue
         received += 1
-        duplicates += item.prediction_id in outcomes
-        outcomes[item.prediction_id] = item.label  # the latest word on a prediction counts
+        seen = lines.get(item.prediction_id, 0)
+        lines[item.prediction_id] = seen + 1
+        if seen >= FEEDBACK_PER_PREDICTION:
+            over_cap += 1
+            continue
+        duplicates += seen > 0
+        known = latest.get(item.prediction_id)
+        if known is None or _utc(item.received_at) >= known[0]:
+            latest[item.prediction_id] = (_utc(item.received_at), item.label)
+    outcomes = {prediction_id: label for prediction_id, (_, label) in latest.items()}
     unmatched = unscored = 0
     for prediction_id, observed in outcomes.items():
         if prediction_id not in predictions:
@@ -257,6 +276,11 @@ def ab_report(
     base = baseline if baseline in arms else busiest
     scored = {version: _arm_quality(version, arm) for version, arm in sorted(arms.items())}
     notes: list[str] = []
+    if over_cap:
+        notes.append(
+            f"{over_cap} feedback lines beyond {FEEDBACK_PER_PREDICTION} for one prediction were "
+            "not read"
+        )
     if unscored:
         notes.append(f"{unscored} labelled predictions without a finite score were left out")
     if baseline is not None and baseline not in arms:

@@ -12,7 +12,7 @@ import pytest
 from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.core.errors import InvalidInputError
 from lambdaserve.core.prediction_ids import new_prediction_ids
-from lambdaserve.lifecycle.ab_report import ab_report, wilson
+from lambdaserve.lifecycle.ab_report import FEEDBACK_PER_PREDICTION, ab_report, wilson
 
 T0 = datetime(2026, 11, 27, 10, tzinfo=UTC)
 
@@ -79,6 +79,38 @@ def test_join_counts_unmatched_duplicates_and_the_latest_word() -> None:
     assert report.feedback_duplicates == 1
     (quality,) = report.arms
     assert quality.labelled == 2 and quality.accuracy == 0.5  # 0.1 was in fact positive
+
+
+def test_the_latest_received_feedback_counts_whatever_order_it_is_read_in() -> None:
+    """Locally the stream's files sort by process id: a correction sent after a restart can
+    be read before the wrong label it corrects. The later received_at wins, not the later line."""
+    captures, _ = arm("1", [0.9], [1])
+    (prediction_id,) = [c.prediction_id for c in captures]
+    wrong = FeedbackRecord(
+        received_at=T0 + timedelta(hours=1),
+        prediction_id=prediction_id,
+        model_name="churn",
+        label=0,
+    )
+    corrected = wrong.model_copy(update={"received_at": T0 + timedelta(hours=2), "label": 1})
+
+    for order in ([wrong, corrected], [corrected, wrong]):
+        (quality,) = ab_report("churn", captures, order, positive_class=1).arms
+        assert quality.accuracy == 1.0, order
+
+
+def test_a_flood_of_feedback_for_one_prediction_is_read_up_to_the_cap() -> None:
+    captures, feedback = arm("1", [0.9], [1])
+    flood = [feedback[0].model_copy(update={"label": 0})] * 8000
+
+    report = ab_report("churn", captures, [*feedback, *flood], positive_class=1)
+
+    assert report.feedback_received == 8001
+    assert report.feedback_duplicates == FEEDBACK_PER_PREDICTION - 1
+    assert report.notes[0] == (
+        f"{8001 - FEEDBACK_PER_PREDICTION} feedback lines beyond {FEEDBACK_PER_PREDICTION} for "
+        "one prediction were not read"
+    )
 
 
 def test_a_better_challenger_is_found_and_an_equal_one_is_not() -> None:
