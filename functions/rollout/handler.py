@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
@@ -100,15 +100,11 @@ def aws_ports(settings: RolloutSettings) -> RolloutPorts:
     )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_handler(
     settings: RolloutSettings | None = None,
     *,
     ports: Callable[[RolloutSettings], RolloutPorts] = aws_ports,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] | None = None,
 ) -> LambdaHandler:
     """The handler, with its settings and adapters built once (tests pass their own ports)."""
     settings = settings or RolloutSettings()
@@ -128,7 +124,7 @@ def build_handler(
                 guard=adapters.guard,
                 states=adapters.states,
                 hooks=RecordingHooks(),
-                now=clock(),
+                now=clock() if clock is not None else None,  # None: the state store's clock
             )
         except ValidationError:
             return _error(logger, name, 'the event must be {"model_name": "<model name>"}')

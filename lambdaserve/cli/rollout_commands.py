@@ -7,7 +7,6 @@ aborted because someone else changed the alias.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -41,10 +40,6 @@ class PlanKind(StrEnum):
     all_at_once = "all-at-once"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def rollout_context(
     store: Path | None, backend: Backend, function: str | None, bucket: str | None
 ) -> RolloutContext:
@@ -56,14 +51,15 @@ def rollout_context(
         from lambdaserve.local.rollout_state_file import RolloutStateFile
 
         alias = LocalAlias(LocalFunctionVersions(wired.store.root, wired.function_name))
+        local_states = RolloutStateFile(wired.store.root)
         return RolloutContext(
             registry=wired.registry,
             alias=alias,
             guard=LocalGuard(wired.store.root, wired.function_name),
-            states=RolloutStateFile(wired.store.root),
+            states=local_states,
             function_name=wired.function_name,
             published=alias.published_versions,
-            clock=_now,
+            clock=local_states.now,
         )
     from lambdaserve.aws.cloudwatch_guard import CloudWatchGuard
     from lambdaserve.aws.lambda_alias import LambdaAlias
@@ -73,14 +69,15 @@ def rollout_context(
     target = wired.target_store
     assert isinstance(target, S3ArtifactStore)
     aws_alias = LambdaAlias(wired.function_name)
+    states = S3RolloutState(target.bucket)
     return RolloutContext(
         registry=wired.registry,
         alias=aws_alias,
         guard=CloudWatchGuard(wired.function_name),
-        states=S3RolloutState(target.bucket),
+        states=states,
         function_name=wired.function_name,
         published=aws_alias.published_versions,
-        clock=_now,
+        clock=states.now,  # S3's clock: the rollout Lambda measures holds on the same one
     )
 
 

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -45,6 +46,10 @@ class RolloutStateFile:
             ) from exc
         self._seen[state.model_name] = hashlib.sha256(body).hexdigest()
         return state
+
+    def now(self) -> datetime:
+        """One machine holds the local store: its clock is the rollout's."""
+        return datetime.now(UTC)
 
     def save(self, state: RolloutState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

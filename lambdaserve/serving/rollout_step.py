@@ -112,16 +112,18 @@ def run_step(
     guard: GuardPort,
     states: RolloutStateStore,
     hooks: StepHooks,
-    now: datetime,
+    now: datetime | None = None,
 ) -> StepResult:
     """One controller tick on the durable state of ``model_name``'s rollout, saved before it is
-    reported. Raises RolloutError when no rollout was started."""
+    reported. Raises RolloutError when no rollout was started. ``now`` defaults to the state
+    store's clock (S3's on AWS), the one every controller of the rollout measures holds on."""
     state = states.load(model_name)
     if state is None:
         raise RolloutError(
             f"no rollout of {model_name} has been started: start one with "
             "`lambdaserve rollout start` (the state machine only advances it)"
         )
+    now = states.now() if now is None else now
     ticked = controller.tick(
         state, alias=alias, guard=guard, hooks=hooks, now=now, journal=states.save
     )
