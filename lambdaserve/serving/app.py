@@ -6,13 +6,14 @@ request_models); their schemas are published in the OpenAPI document so /docs sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
@@ -41,8 +42,12 @@ from lambdaserve.serving.responses import (
 from lambdaserve.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
+#: How long a request body may take to arrive (uvicorn bounds headers and idle keep-alive only).
+BODY_READ_TIMEOUT_SECONDS = 10.0
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "the body did not arrive in time"},
     413: {"model": ErrorBody, "description": "body over the size cap"},
+    415: {"model": ErrorBody, "description": "a body that is not application/json"},
     422: {"model": ErrorBody, "description": "per-field validation errors (values never echoed)"},
     503: {"model": ErrorBody, "description": "no verified model is loaded"},
 }
@@ -150,9 +155,25 @@ def create_app(
     headers = {"x-model-name": model.name, "x-model-version": model.version}
 
     async def parse(request: Request, validator: TypeAdapter[Any]) -> Any:
+        # JSON only: a browser sends text/plain and form bodies to 127.0.0.1 from any web page
+        # without a CORS preflight; application/json it must ask for first.
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise HTTPException(
+                status_code=415,
+                detail=f"send the body as JSON with Content-Type: application/json (got "
+                f"{media or 'no content type'!r})",
+            )
+        try:  # a client that stops sending half-way does not hold the connection open
+            raw = await asyncio.wait_for(request.body(), timeout=BODY_READ_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise HTTPException(
+                status_code=408,
+                detail=f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS} s",
+            ) from exc
         # pydantic-core parses and validates the raw bytes in one pass (see request_models).
         try:
-            return validator.validate_json(await request.body())
+            return validator.validate_json(raw)
         except ValidationError as exc:
             raise RequestValidationError(
                 [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]

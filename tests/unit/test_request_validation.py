@@ -289,3 +289,34 @@ def test_without_a_model_everything_is_503_with_the_reason() -> None:
         assert response.status_code == 503
         assert response.json()["detail"] == "model bundle refused: digest mismatch"
     assert client.get("/model").status_code == 503
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+def test_a_body_that_is_not_json_is_415_whatever_it_holds(
+    client: TestClient, row: dict[str, Any], content_type: str | None
+) -> None:
+    """Any web page may POST text/plain or a form to 127.0.0.1 without a CORS preflight; such a
+    body was parsed as JSON and scored (and its feedback stored)."""
+    headers = {"content-type": content_type} if content_type else {}
+    for path, body in (
+        ("/predict", {"features": row}),
+        ("/feedback", {"feedback": [{"prediction_id": "0" * 26, "label": 1}]}),
+    ):
+        response = client.post(path, content=json.dumps(body), headers=headers)
+        assert response.status_code == 415, (path, response.text)
+        assert "Content-Type: application/json" in response.json()["detail"]
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_accepted(
+    client: TestClient, row: dict[str, Any]
+) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        response = client.post(
+            "/predict",
+            content=json.dumps({"features": row}),
+            headers={"content-type": content_type},
+        )
+        assert response.status_code == 200, response.text

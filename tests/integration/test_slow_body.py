@@ -1,0 +1,38 @@
+"""A client that sends half a body and stops does not hold a connection of the local server
+open: after BODY_READ_TIMEOUT_SECONDS it gets a 408 (it waited forever before). Real uvicorn
+on loopback, a raw socket as the client."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+import lambdaserve.serving.app as serving_app
+from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.background_server import serve_in_thread
+from lambdaserve.serving.model_loader import LoadedModel
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_body_that_stops_arriving_is_408(
+    churn_bundle: VerifiedBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving_app, "BODY_READ_TIMEOUT_SECONDS", 0.5)
+    app = create_app(LoadedModel.from_bundle(churn_bundle), capture=None)
+    with serve_in_thread(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"features": {'
+            )
+            started = time.monotonic()
+            answer = client.recv(4096).decode()
+            waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "did not arrive within 0.5 s" in answer
+    assert waited < 5
