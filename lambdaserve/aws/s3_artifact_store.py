@@ -202,11 +202,18 @@ class S3ArtifactStore:
         numbers = [int(v) for v in taken if v.isdigit()]
         return str(max(numbers, default=0) + 1)
 
-    def open(self, name: str, version: str | None = None) -> VerifiedBundle:
+    def open(
+        self, name: str, version: str | None = None, *, archive_sha256: str | None = None
+    ) -> VerifiedBundle:
         """Download the pinned archive version (once), unpack it and verify every hash."""
         stored = self.get(name, version)
         archive = self._download(stored.uri)
-        return open_bundle(archive, cache_dir=self.cache_dir, expected_digest=stored.digest)
+        return open_bundle(
+            archive,
+            cache_dir=self.cache_dir,
+            expected_digest=stored.digest,
+            expected_archive_sha256=archive_sha256,
+        )
 
     def _stored(self, name: str, version: str) -> StoredBundle:
         manifest_bytes, manifest = self._manifest(name, version)

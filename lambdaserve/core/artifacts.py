@@ -52,6 +52,9 @@ class ArtifactStore(Protocol):
 
     def next_version(self, name: str) -> str: ...
 
-    def open(self, name: str, version: str | None = None) -> VerifiedBundle:
-        """Fetch (and cache) the archive, unpack it and verify every hash."""
+    def open(
+        self, name: str, version: str | None = None, *, archive_sha256: str | None = None
+    ) -> VerifiedBundle:
+        """Fetch (and cache) the archive, unpack it and verify every hash; with
+        ``archive_sha256`` (the registry's record), check the archive before opening it."""
         ...

@@ -8,6 +8,7 @@ deserialized, and refuses pickle-family files, links and unlisted files outright
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -38,6 +39,9 @@ class VerifiedBundle:
     path: Path
     manifest: Manifest
     digest: str
+    #: sha256 of the ``bundle.tar.gz`` it was opened from (``None`` for a directory): what the
+    #: registry records, so a later open checks the archive before reading any of it.
+    archive_sha256: str | None = None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -202,16 +206,30 @@ def _extract_bounded(tar: tarfile.TarFile, name: str, staging: Path) -> None:
 
 
 def open_bundle(
-    location: Path, *, cache_dir: Path, expected_digest: str | None = None
+    location: Path,
+    *,
+    cache_dir: Path,
+    expected_digest: str | None = None,
+    expected_archive_sha256: str | None = None,
 ) -> VerifiedBundle:
-    """Open a bundle directory or ``bundle.tar.gz``, verifying every hash before returning."""
+    """Open a bundle directory or ``bundle.tar.gz``, verifying every hash before returning.
+
+    ``expected_archive_sha256`` (recorded at registration) is checked on the archive's bytes
+    before a single member is read: a replaced archive is refused unopened."""
     location = Path(location)
     if location.is_dir():
         return verify_bundle(location, expected_digest)
     if not location.is_file():
         raise BundleError(f"model bundle {location} does not exist")
     archive_digest = sha256_file(location)
+    if expected_archive_sha256 and archive_digest != expected_archive_sha256:
+        raise BundleIntegrityError(
+            f"bundle archive {location} has sha256 {archive_digest[:12]}, not the registered "
+            f"{expected_archive_sha256[:12]}: it was replaced after registration and was not "
+            "opened"
+        )
     target = cache_dir / f"bundle-{archive_digest[:32]}"
     if not target.exists():
         unpack_bundle(location, target)
-    return verify_bundle(target, expected_digest)
+    verified = verify_bundle(target, expected_digest)
+    return dataclasses.replace(verified, archive_sha256=archive_digest)

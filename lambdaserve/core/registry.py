@@ -18,6 +18,8 @@ CHALLENGER = "challenger"
 TAG_BUNDLE_URI = "bundle_uri"
 TAG_BUNDLE_SHA256 = "bundle_sha256"
 TAG_BUNDLE_VERSION = "bundle_version"
+#: sha256 of the bundle archive as registered, checked before the archive is opened again.
+TAG_ARCHIVE_SHA256 = "bundle_archive_sha256"
 TAG_LAMBDA_VERSION = "lambda_version"
 TAG_LAMBDA_FUNCTION = "lambda_function"
 TAG_GATE = "promotion_gate"
@@ -39,6 +41,10 @@ class RegisteredVersion:
     @property
     def bundle_version(self) -> str:
         return self.tags.get(TAG_BUNDLE_VERSION, "")
+
+    @property
+    def archive_sha256(self) -> str | None:
+        return self.tags.get(TAG_ARCHIVE_SHA256) or None
 
     @property
     def lambda_version(self) -> str | None:

@@ -48,7 +48,9 @@ def publish_model_version(
     if existing is not None:
         _record(registry, model, existing, function_name)
         return _deployed(registry, publisher, registry.get(name, version), existing, created=False)
-    bundle = source.open(model.name, model.bundle_version or None)
+    bundle = source.open(
+        model.name, model.bundle_version or None, archive_sha256=model.archive_sha256
+    )
     if bundle.digest != model.bundle_sha256:
         raise BundleIntegrityError(
             f"{name} v{version}: the stored bundle's sha256 {bundle.digest[:12]} differs from the "

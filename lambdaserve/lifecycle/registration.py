@@ -125,7 +125,9 @@ def promote_to_champion(registry: ModelRegistry, name: str, version: str) -> Reg
 
 
 def _open(store: ArtifactStore, version: RegisteredVersion) -> VerifiedBundle:
-    bundle = store.open(version.name, version.bundle_version or None)
+    bundle = store.open(
+        version.name, version.bundle_version or None, archive_sha256=version.archive_sha256
+    )
     if bundle.digest != version.bundle_sha256:
         raise InvalidInputError(
             f"{version.name} v{version.version}: the stored bundle's sha256 differs from the "

@@ -118,8 +118,13 @@ class LocalArtifactStore:
             raise ModelNotFoundError(f"no model named {name!r} in {self.root} (models: {known})")
         return stored[-1]
 
-    def open(self, name: str, version: str | None = None) -> VerifiedBundle:
+    def open(
+        self, name: str, version: str | None = None, *, archive_sha256: str | None = None
+    ) -> VerifiedBundle:
         stored = self.get(name, version)
         return open_bundle(
-            path_from_uri(stored.uri), cache_dir=self.cache_dir, expected_digest=stored.digest
+            path_from_uri(stored.uri),
+            cache_dir=self.cache_dir,
+            expected_digest=stored.digest,
+            expected_archive_sha256=archive_sha256,
         )

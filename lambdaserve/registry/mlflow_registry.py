@@ -17,6 +17,7 @@ from lambdaserve.core.artifacts import StoredBundle
 from lambdaserve.core.bundle import VerifiedBundle
 from lambdaserve.core.errors import ModelNotFoundError, RegistryError
 from lambdaserve.core.registry import (
+    TAG_ARCHIVE_SHA256,
     TAG_BUNDLE_SHA256,
     TAG_BUNDLE_URI,
     TAG_BUNDLE_VERSION,
@@ -167,6 +168,7 @@ class MlflowRegistry:
                 TAG_BUNDLE_URI: stored.uri,
                 TAG_BUNDLE_SHA256: stored.digest,
                 TAG_BUNDLE_VERSION: stored.version,
+                **({TAG_ARCHIVE_SHA256: bundle.archive_sha256} if bundle.archive_sha256 else {}),
             },
             description=f"bundle {stored.name} v{stored.version} ({stored.digest[:12]})",
         )

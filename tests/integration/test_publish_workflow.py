@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.cli.main import app
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.bundle import VerifiedBundle, sha256_file
 from lambdaserve.local.artifact_store import LocalArtifactStore, path_from_uri
+from lambdaserve.registry.mlflow_registry import MlflowRegistry
 from tests.integration.moto_server import (
     closed_loopback_port,
     new_bucket,
@@ -211,3 +212,24 @@ def test_publishing_a_version_that_is_not_champion_deploys_nothing(
     assert "first deployment" not in said
     aliases = aws["lambda"].list_aliases(FunctionName=aws["function"])["Aliases"]
     assert aliases == []
+
+
+def test_an_archive_replaced_after_registration_is_refused_unopened(
+    store: Path, aws: dict[str, Any]
+) -> None:
+    """The registry records the archive's sha256; publishing checks it before reading a member
+    (before, the swapped archive was unpacked, and only the manifest digest caught it)."""
+    register(store, "churn:1")
+    archive = store / "models" / "churn" / "1" / "bundle.tar.gz"
+    recorded = MlflowRegistry.for_store(store).get("churn", "1").archive_sha256
+    assert recorded == sha256_file(archive)
+    shutil.copyfile(store / "models" / "churn" / "2" / "bundle.tar.gz", archive)
+    shutil.rmtree(store / ".cache", ignore_errors=True)
+
+    result = cli("publish", "churn:1", "--store", str(store), *aws_args(aws))
+
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "was replaced after registration and was not opened" in said
+    assert not list((store / ".cache").glob("**/bundle-*")), "nothing was unpacked"
+    assert published(aws) == []
