@@ -65,6 +65,12 @@ class StageConfig(BaseModel):
         default="onnx", description="which dependency layer the predict function carries"
     )
     log_retention_days: int = 30
+    capture_retention_days: int = Field(
+        default=90,
+        ge=7,
+        le=3650,
+        description="days a capture (features, scores, feedback) is kept before S3 expires it",
+    )
     auth_mode: Literal["iam", "cognito"] = "iam"
     cognito_user_pool_arn: str | None = Field(
         default=None, pattern=r"^arn:aws:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+"

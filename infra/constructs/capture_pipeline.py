@@ -64,6 +64,9 @@ class CapturePipeline(Construct):
             self, "DeliveryErrors", log_group=errors, removal_policy=RemovalPolicy.DESTROY
         )
         role = self._delivery_role(capture_bucket, errors, errors_stream)
+        if capture_bucket.encryption_key is not None:
+            # SSE-KMS: S3 encrypts each delivery with a data key made for the writer.
+            capture_bucket.encryption_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
         self.delivery_stream = firehose.CfnDeliveryStream(
             self,
             "Stream",

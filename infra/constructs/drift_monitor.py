@@ -254,4 +254,6 @@ class DriftMonitor(Construct):
         # Publish, and use the topic's customer-managed key: without kms:GenerateDataKey* every
         # alarm of an encrypted topic is refused (the grant covers the key too).
         alarm_topic.grant_publish(role)
+        if capture_bucket.encryption_key is not None:
+            capture_bucket.encryption_key.grant_decrypt(role)  # captures are SSE-KMS
         return role

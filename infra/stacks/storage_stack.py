@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -33,12 +34,23 @@ class StorageStack(Stack):
         self.artifact_bucket: s3.IBucket = secure_bucket(
             self, "Artifacts", access_logs=self.access_logs_bucket, access_logs_prefix="artifacts/"
         )
+        #: Captures hold customers' features: a customer-managed key, so reading them takes a
+        #: grant on the key as well as on the bucket (Firehose writes, the drift job reads).
+        self.capture_key = kms.Key(
+            self,
+            "CaptureKey",
+            enable_key_rotation=True,
+            description="encrypts lambdaserve prediction captures",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         self.capture_bucket: s3.IBucket = secure_bucket(
             self,
             "Captures",
             access_logs=self.access_logs_bucket,
             access_logs_prefix="captures/",
             noncurrent_days=30,
+            expiration_days=config.capture_retention_days,
+            encryption_key=self.capture_key,
         )
         #: The salt of ``capture_hash`` fields, only when a stage hashes any. State, not config:
         #: a new salt makes every hashed value incomparable with the ones captured before, so

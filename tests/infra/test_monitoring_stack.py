@@ -293,6 +293,7 @@ def test_firehose_may_write_only_capture_objects_and_its_error_log(dev: Synthesi
     assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
     captures = _export(dev, "storage", "GetAttCaptures")
     bucket = json.dumps({"Fn::ImportValue": captures}, sort_keys=True)
+    capture_key = json.dumps({"Fn::ImportValue": _export(dev, "storage", "CaptureKey")})
     grants = _grants(_policy_of(dev, role_id))
     logs = {g for g in grants if g[0].startswith("logs:")}
     assert {g[0] for g in logs} == {"logs:PutLogEvents"}
@@ -307,6 +308,9 @@ def test_firehose_may_write_only_capture_objects_and_its_error_log(dev: Synthesi
             for action in ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
             for prefix in ("captures/", "capture-errors/")
         ),
+        # The capture bucket is SSE-KMS: S3 makes each delivery's data key for the writer.
+        ("kms:GenerateDataKey", capture_key, "null"),
+        ("kms:Decrypt", capture_key, "null"),
     }
 
 
@@ -383,6 +387,12 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
         ("sns:Publish", topic, "null"),
         ("kms:Decrypt", alarm_key, "null"),
         ("kms:GenerateDataKey*", alarm_key, "null"),
+        # Captures are SSE-KMS under the storage stack's key.
+        (
+            "kms:Decrypt",
+            json.dumps({"Fn::ImportValue": _export(dev, "storage", "CaptureKey")}),
+            "null",
+        ),
         ("sqs:SendMessage", queue, "null"),
     }
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -32,6 +33,37 @@ def test_every_bucket_is_encrypted_private_versioned_and_retained(dev: Synthesiz
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}, name
         assert bucket["DeletionPolicy"] == "Retain", name
         assert bucket["UpdateReplacePolicy"] == "Retain", name
+
+
+def test_captures_are_sse_kms_with_a_rotated_key_and_expire_after_the_stage_retention(
+    dev: Synthesized,
+) -> None:
+    """Captures hold customers' features: they were kept forever under SSE-S3."""
+    buckets = _buckets(dev)
+    (captures,) = [v["Properties"] for k, v in buckets.items() if k.startswith("Captures")]
+    (rule,) = captures["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    key_ref = rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    assert "CaptureKey" in key_ref["Fn::GetAtt"][0] and rule["BucketKeyEnabled"] is True
+    resources = dev.template_json("storage")["Resources"]
+    key = resources[key_ref["Fn::GetAtt"][0]]
+    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
+    (lifecycle,) = captures["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["ExpirationInDays"] == dev.config.capture_retention_days == 90
+    assert lifecycle["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert lifecycle["Status"] == "Enabled"
+
+
+def test_capture_retention_is_a_stage_setting_with_a_floor(tmp_path: Path) -> None:
+    tuned = synthesize(tmp_path / "tuned", "dev", {"capture_retention_days": 400})
+    (captures,) = [
+        v["Properties"]
+        for k, v in tuned.template_json("storage")["Resources"].items()
+        if k.startswith("Captures") and v["Type"] == "AWS::S3::Bucket"
+    ]
+    assert captures["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 400
+    with pytest.raises(ValueError, match="capture_retention_days"):
+        synthesize(tmp_path / "short", "dev", {"capture_retention_days": 3})
 
 
 def test_model_and_capture_buckets_write_access_logs(dev: Synthesized) -> None:
