@@ -108,27 +108,21 @@ def _write(
     **changes: object,
 ) -> RolloutState:
     champion, challenger = state.champion.function_version, state.challenger.function_version
-    expected = (
-        {challenger: 1.0}
-        if weight >= 1.0
-        else (
-            {champion: 1.0}
-            if weight <= 0.0
-            else {champion: round(1 - weight, 6), challenger: weight}
-        )
-    )
+    additional: dict[str, float]
+    if weight >= 1.0:
+        primary, additional = challenger, {}
+    elif weight <= 0.0:
+        primary, additional = champion, {}
+    else:
+        primary, additional = champion, {challenger: weight}
+    expected = {primary: round(1 - sum(additional.values()), 6), **additional}
     event = RolloutEvent(at=now, action=action, weight=max(0.0, min(weight, 1.0)), reason=reason)
     done = state.with_event(event, routing=expected, step_started_at=now, pending=None, **changes)
     if journal is not None:
         # Intent first: if this save loses a race, nothing was written to the alias.
         pending = PendingWrite(routing=expected, event=event, step=done.step, status=done.status)
         journal(state.model_copy(update={"pending": pending}))
-    if weight >= 1.0:
-        written = alias.route(challenger, {}, revision)
-    elif weight <= 0.0:
-        written = alias.route(champion, {}, revision)
-    else:
-        written = alias.route(champion, {challenger: weight}, revision)
+    written = alias.route(primary, additional, revision)
     if shares(written) != expected:
         raise RolloutError(f"the live alias reads back {shares(written)} after writing {expected}")
     return done

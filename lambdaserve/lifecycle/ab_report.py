@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from scipy import stats
@@ -25,6 +25,7 @@ from lambdaserve.core.artifacts import version_order
 from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.core.errors import InvalidInputError
 from lambdaserve.core.manifest import ClassLabel
+from lambdaserve.core.times import as_utc
 
 Z95 = 1.959963984540054
 #: Feedback lines read per prediction: more are someone resending (or flooding) the same id.
@@ -86,10 +87,6 @@ class ABReport:
     feedback_unmatched: int
     feedback_duplicates: int
     notes: tuple[str, ...] = field(default=())
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wilson(successes: int, n: int) -> Interval:
@@ -253,8 +250,8 @@ def ab_report(
             continue
         duplicates += seen > 0
         known = latest.get(item.prediction_id)
-        if known is None or _utc(item.received_at) >= known[0]:
-            latest[item.prediction_id] = (_utc(item.received_at), item.label)
+        if known is None or as_utc(item.received_at) >= known[0]:
+            latest[item.prediction_id] = (as_utc(item.received_at), item.label)
     outcomes = {prediction_id: label for prediction_id, (_, label) in latest.items()}
     unmatched = unscored = 0
     for prediction_id, observed in outcomes.items():

@@ -51,6 +51,7 @@ from lambdaserve.core.histograms import FeatureWindows
 from lambdaserve.core.manifest import REFERENCE_FILE
 from lambdaserve.core.reference import NumericReference, ReferenceProfile
 from lambdaserve.core.schema import MISSING_CATEGORY, FeatureSchema
+from lambdaserve.core.times import as_utc
 from lambdaserve.lifecycle.drift_report import (
     DriftReport,
     DriftReportStore,
@@ -234,10 +235,6 @@ class _Group:
     skipped: list[SkippedFeature] = field(default_factory=list)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -378,7 +375,7 @@ def run_drift(
     groups: dict[tuple[str, str], _Group | str] = {}
     outside = 0
     for record in captures(span.start, span.end):
-        if not span.start <= _utc(record.captured_at) < span.end:
+        if not span.start <= as_utc(record.captured_at) < span.end:
             outside += 1
             continue
         ident = (record.model_name, record.model_version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lambdaserve.core.artifacts import ArtifactStore, StoredBundle
@@ -69,13 +70,20 @@ def publish_model_version(
     return _deployed(registry, publisher, registry.get(name, version), published, created=True)
 
 
-def serves_a_model(publisher: FunctionPublisher, routing: AliasRouting | None) -> bool:
-    """Whether the alias routes any traffic to a version pinned to a bundle (the serving
-    stack's bootstrap version pins none)."""
+def serves_a_model(versions: Iterable[PublishedVersion], routing: AliasRouting | None) -> bool:
+    """Whether the alias routes any traffic to one of ``versions`` pinned to a bundle (the
+    serving stack's bootstrap version pins none)."""
     if routing is None:
         return False
-    pinned = {v.function_version for v in publisher.versions() if v.bundle_sha256}
+    pinned = {v.function_version for v in versions if v.bundle_sha256}
     return any(version in pinned for version in routing.shares())
+
+
+def deploy_hint(name: str, champion_version: str | None) -> str:
+    """What deploys a model when ``live`` serves none yet."""
+    if champion_version is None:
+        return f"promote a champion (lambdaserve models promote {name}:VERSION) and publish it"
+    return f"publishing the champion deploys it (lambdaserve publish {name}:{champion_version})"
 
 
 def _deployed(
@@ -90,7 +98,7 @@ def _deployed(
     bootstrap version on AWS) and this is the champion, point it at the champion, guarded by
     the alias's revision, and record it. After that only rollouts move ``live``."""
     live = publisher.alias(LIVE_ALIAS)
-    if serves_a_model(publisher, live):
+    if serves_a_model(publisher.versions(), live):
         return Publication(model=model, published=published, created=created)
     if CHAMPION not in model.aliases:
         return Publication(

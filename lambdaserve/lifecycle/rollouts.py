@@ -21,6 +21,7 @@ from lambdaserve.core.rollout_controller import AliasPort
 from lambdaserve.core.rollout_guard import GuardPort
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, RolloutStateStore, VersionRef
+from lambdaserve.lifecycle.publishing import deploy_hint
 from lambdaserve.lifecycle.registration import promote_to_champion
 
 
@@ -138,7 +139,7 @@ def start_rollout(
 def _check_deployed(context: RolloutContext, name: str, champion: RegisteredVersion) -> None:
     """A rollout moves live from the champion: live must serve some version of the model (not
     the serving stack's bootstrap version, nor nothing)."""
-    deploy = f"publishing the champion deploys it (lambdaserve publish {name}:{champion.version})"
+    deploy = deploy_hint(name, champion.version)
     try:
         routing = context.alias.read()
     except FunctionError as exc:

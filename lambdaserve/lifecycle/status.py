@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting, FunctionPublisher
 from lambdaserve.core.registry import CHALLENGER, CHAMPION, ModelRegistry, RegisteredVersion
+from lambdaserve.lifecycle.publishing import deploy_hint, serves_a_model
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,10 @@ def model_status(registry: ModelRegistry, publisher: FunctionPublisher, name: st
     problems: list[str] = []
     routes: list[RouteShare] = []
     champion = aliases.get(CHAMPION)
-    deploy = (
-        f"publishing the champion deploys it (lambdaserve publish {name}:{champion.version})"
-        if champion is not None
-        else f"promote a champion (lambdaserve models promote {name}:VERSION) and publish it"
-    )
+    deploy = deploy_hint(name, champion.version if champion is not None else None)
     if routing is None:
         problems.append(f"the function has no {LIVE_ALIAS!r} alias yet: {deploy}")
-    elif not any(p.bundle_sha256 for v, p in published.items() if v in routing.shares()):
+    elif not serves_a_model(published.values(), routing):
         problems.append(
             f"{LIVE_ALIAS} serves function version {routing.version}, which pins no model (the "
             f"serving stack's bootstrap): {deploy}"

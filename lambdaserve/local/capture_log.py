@@ -34,6 +34,7 @@ from lambdaserve.core.capture import (
 )
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.manifest import ClassLabel
+from lambdaserve.core.times import as_utc
 
 _HOUR = timedelta(hours=1)
 #: A row's own values in a ``CaptureBatch``: prediction id, features, probability, label, flags.
@@ -93,13 +94,6 @@ def _own_fields(row: CaptureRow) -> dict[str, object]:
     }
 
 
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive datetime is taken to be UTC already (lambdaserve writes UTC only)."""
-    if moment.tzinfo is UTC:
-        return moment
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 class CaptureLog:
     """A ``CaptureSink`` appending to this process's part file of each record's hour."""
 
@@ -118,7 +112,7 @@ class CaptureLog:
     def _write(self, records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> None:
         with self._lock:
             for moment, text in _by_time(records).items():
-                descriptor = self._descriptor(_utc(moment))
+                descriptor = self._descriptor(as_utc(moment))
                 data = text.encode()
                 written = os.write(descriptor, data)
                 while written < len(data):  # regular files take it all at once; be safe anyway
@@ -194,7 +188,7 @@ def read_stream(
     A last line cut short by a crash is skipped; any other line that is not a record of the
     stream is an error naming the file and line.
     """
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     for part in _part_files(captures_dir(root_or_dir), start, end):
         with part.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
@@ -206,7 +200,7 @@ def read_stream(
                     raise LambdaserveError(
                         f"{part}:{number} is not a capture record ({type(exc).__name__})"
                     ) from exc
-                if start <= _utc(record_time(record)) < end:
+                if start <= as_utc(record_time(record)) < end:
                     yield record
 
 

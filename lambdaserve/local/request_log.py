@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdaserve.core.rollout_guard import VersionSignals
+from lambdaserve.core.times import as_utc
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,6 @@ class RequestLog:
         return descriptor
 
 
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive datetime is taken to be UTC already (lambdaserve writes UTC only)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _part_files(directory: Path, since: datetime, until: datetime | None) -> Iterator[Path]:
     first = since.replace(minute=0, second=0, microsecond=0)
     for day in sorted(directory.glob("dt=*")):
@@ -107,7 +103,7 @@ def read_records(
     root: Path, function_name: str, since: datetime, until: datetime | None = None
 ) -> Iterator[RequestRecord]:
     """Records with ``since <= ts`` (and ``ts <= until``), partition by partition."""
-    since, until = _utc(since), (_utc(until) if until is not None else None)
+    since, until = as_utc(since), (as_utc(until) if until is not None else None)
     for part in _part_files(metrics_dir(root, function_name), since, until):
         with part.open("rb") as handle:
             for line in handle:

@@ -20,8 +20,8 @@ from lambdaserve.core.errors import RolloutError, TransientRolloutError
 from lambdaserve.core.rollout_state import RolloutState
 
 
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 class RolloutStateFile:
@@ -44,7 +44,7 @@ class RolloutStateFile:
             raise RolloutError(
                 f"rollout state {path} is not valid: {exc.errors()[0]['msg']}"
             ) from exc
-        self._seen[state.model_name] = hashlib.sha256(body).hexdigest()
+        self._seen[state.model_name] = _digest(body)
         return state
 
     def now(self) -> datetime:
@@ -57,7 +57,8 @@ class RolloutStateFile:
         body = state.model_dump_json(indent=1).encode()
         with open(self.directory / f".{state.model_name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if state.model_name in self._seen and _digest(path) != self._seen[state.model_name]:
+            current = _digest(path.read_bytes()) if path.is_file() else None
+            if state.model_name in self._seen and current != self._seen[state.model_name]:
                 raise TransientRolloutError(
                     f"another controller advanced this rollout of {state.model_name} since it "
                     f"was loaded from {path}; nothing was saved. Check `rollout status`, then "
@@ -69,4 +70,4 @@ class RolloutStateFile:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
-        self._seen[state.model_name] = hashlib.sha256(body).hexdigest()
+        self._seen[state.model_name] = _digest(body)

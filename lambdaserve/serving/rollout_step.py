@@ -18,6 +18,7 @@ from lambdaserve.core.errors import RolloutError
 from lambdaserve.core.rollout_controller import AliasPort, RegistryHooks
 from lambdaserve.core.rollout_guard import GuardPort
 from lambdaserve.core.rollout_state import (
+    TERMINAL,
     Action,
     RolloutEvent,
     RolloutState,
@@ -44,7 +45,7 @@ class StepResult(BaseModel):
         """Nothing is left to step: promoted, rolled back or aborted. An A/B split on hold is
         not finished: its guards are still evaluated every step (and roll it back on an alarm)
         until ``lambdaserve ab stop`` ends it."""
-        return self.status not in ("running", "holding")
+        return self.status in TERMINAL
 
 
 class StepHooks(RegistryHooks, Protocol):
