@@ -18,6 +18,25 @@ from lambdaserve.serving.model_loader import LoadedModel
 pytestmark = pytest.mark.integration
 
 
+def _read_response(client: socket.socket) -> str:
+    """Headers and the whole body: they may arrive in separate segments."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+        chunk = client.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def test_a_body_that_stops_arriving_is_408(
     churn_bundle: VerifiedBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -31,7 +50,7 @@ def test_a_body_that_stops_arriving_is_408(
                 b'Content-Length: 1000\r\n\r\n{"features": {'
             )
             started = time.monotonic()
-            answer = client.recv(4096).decode()
+            answer = _read_response(client)
             waited = time.monotonic() - started
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "did not arrive within 0.5 s" in answer
