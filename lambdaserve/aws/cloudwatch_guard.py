@@ -3,7 +3,9 @@
 Each evaluation makes sure the challenger's alarms exist (created once, re-put only when the
 policy changed, so an alarm keeps its state), reports every alarm in state ``ALARM`` (the
 challenger's and any alarms of the serving stack named in ``extra_alarm_names``), and counts the
-challenger's invocations since the step started for the minimum-sample rule.
+challenger's invocations since the step started for the minimum-sample rule. Once the rollout
+is finished (promoted, rolled back or aborted) ``release`` deletes the challenger's alarms; they
+carry no actions (the controller reads their state), which the rollout role enforces.
 
 Alarms, named ``<function>-v<function version>-<signal>`` (the function's name carries the
 stage's ``lambdaserve-<stage>`` prefix):
@@ -45,6 +47,8 @@ LAMBDA_NAMESPACE = "AWS/Lambda"
 EMF_NAMESPACE = "lambdaserve"  # lambdaserve.serving.lambda_entry.NAMESPACE
 EMF_SERVICE = "predict"
 _MAX_DATAPOINTS = 1440
+#: The signal suffixes of the challenger's alarms (``<function>-v<version>-<signal>``).
+ALARM_SIGNALS = ("errors", "p99", "server-errors", "client-error-rate", "score-shift")
 _NAMES_PER_CALL = 100
 
 BundleVersionOf = Callable[[RolloutState], str | None]
@@ -283,12 +287,18 @@ class CloudWatchGuard:
         self._bundle_version_of = bundle_version_of
         self._client: Any = client if client is not None else aws_client("cloudwatch")
 
+    def alarm_prefix(self, state: RolloutState) -> str:
+        """``<function>-v<challenger version>``: every alarm this guard creates for the rollout
+        starts with it (the function name carries the stage prefix; the rollout role may put
+        and delete only alarms named ``<function>-v*``)."""
+        return f"{self.function_name}-v{state.challenger.function_version}"
+
     def alarm_specs(self, state: RolloutState) -> list[GuardAlarmSpec]:
         """The challenger's alarms for this rollout."""
         self._check(state)
         p = self.policy
         version = state.challenger.function_version
-        prefix = f"{self.function_name}-v{version}"  # the function name carries the stage prefix
+        prefix = self.alarm_prefix(state)
         by_version = self.version_dimensions(version)
         specs: list[GuardAlarmSpec] = [
             AlarmSpec(f"{prefix}-errors", LAMBDA_NAMESPACE, "Errors", by_version, "Sum", p.errors),
@@ -374,6 +384,25 @@ class CloudWatchGuard:
             "emf_alarms": float(sum(spec.namespace == EMF_NAMESPACE for spec in specs)),
         }
         return GuardReport(firing, self.challenger_samples(state, now), details)
+
+    def release(self, state: RolloutState) -> None:
+        """Delete the challenger's alarms once the rollout is finished (promoted, rolled back or
+        aborted): nothing reads them afterwards, and they carry no actions. Every signal's name
+        is tried, whether or not this rollout created it (the EMF alarms exist only with a
+        bundle version); alarms already gone are skipped, and the serving stack's alarms
+        (``extra_alarm_names``) are never touched."""
+        self._check(state)
+        if not state.finished:
+            raise RolloutError(
+                f"the rollout of {state.model_name} is {state.status}: its guard alarms are "
+                "still needed"
+            )
+        prefix = self.alarm_prefix(state)
+        names = [f"{prefix}-{signal}" for signal in ALARM_SIGNALS]
+        existing = [name for name in self._describe(names) if name not in self.extra_alarm_names]
+        with self._errors("delete the challenger's alarms"):
+            for first in range(0, len(existing), _NAMES_PER_CALL):
+                self._client.delete_alarms(AlarmNames=existing[first : first + _NAMES_PER_CALL])
 
     def challenger_samples(self, state: RolloutState, now: datetime) -> int:
         """The challenger's invocations through the alias from the step's start until ``now``."""

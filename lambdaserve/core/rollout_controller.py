@@ -182,22 +182,28 @@ def tick(
     """One decision. A race lost on the alias while writing aborts the rollout (recorded).
 
     With ``journal``, the intended transition is saved before the alias is written (see the
-    module docstring); a transition a crash left pending is finished or dropped first."""
+    module docstring); a transition a crash left pending is finished or dropped first. The
+    tick that finishes a rollout (promoted, rolled back or aborted) releases its guard."""
     if state.finished:
         return state
     state = recover(state, alias=alias, hooks=hooks)
+    if not state.finished:
+        try:
+            state = _decide(state, alias=alias, guard=guard, hooks=hooks, now=now, journal=journal)
+        except FunctionConflictError as exc:
+            state = _note(
+                state,
+                now,
+                "abort",
+                f"the live alias changed while the controller wrote it: {exc}",
+                status="aborted",
+            )
     if state.finished:
-        return state
-    try:
-        return _decide(state, alias=alias, guard=guard, hooks=hooks, now=now, journal=journal)
-    except FunctionConflictError as exc:
-        return _note(
-            state,
-            now,
-            "abort",
-            f"the live alias changed while the controller wrote it: {exc}",
-            status="aborted",
-        )
+        # Nothing guards a finished rollout: remove what the guard created for it. A failure
+        # here leaves the state unsaved; the next tick finishes the journaled transition (or
+        # decides the abort again) and releases again (release is idempotent).
+        guard.release(state)
+    return state
 
 
 def _decide(

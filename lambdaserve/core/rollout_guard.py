@@ -59,6 +59,12 @@ class GuardReport:
 class GuardPort(Protocol):
     def evaluate(self, state: RolloutState, now: datetime) -> GuardReport: ...
 
+    def release(self, state: RolloutState) -> None:
+        """Remove what ``evaluate`` created for this rollout's challenger (the AWS guard's
+        per-version alarms) once the rollout is finished. Idempotent: called again after a
+        crash, it removes nothing twice and never touches guards it did not create."""
+        ...
+
 
 def score_psi(expected: list[float], actual: list[float]) -> float:
     """Population stability index of two score samples on fixed bins (0.5 smoothing)."""

@@ -212,6 +212,7 @@ def promote_rollout(context: RolloutContext, name: str) -> RolloutState:
         journal=context.states.save,
     )
     context.states.save(state)
+    context.guard.release(state)  # after the save: the rollout is over whatever happens next
     return state
 
 
@@ -227,6 +228,7 @@ def rollback_rollout(
         journal=context.states.save,
     )
     context.states.save(state)
+    context.guard.release(state)  # after the save: the rollout is over whatever happens next
     return state
 
 

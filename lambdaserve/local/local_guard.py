@@ -34,3 +34,7 @@ class LocalGuard:
             self.root, self.function_name, state.step_started_at, (champion, challenger), until=now
         )
         return evaluate_signals(signals[champion], signals[challenger], self.policy)
+
+    def release(self, state: RolloutState) -> None:
+        """Nothing to remove: this guard computes its signals from the request log on every
+        evaluation and creates nothing."""

@@ -399,6 +399,78 @@ def test_all_at_once_checks_the_serving_stack_alarms_before_any_shift(
     assert routing(lambda_client, function_name) == ("1", {})
 
 
+def test_a_promoted_rollout_deletes_the_challengers_alarms(
+    rig: Rig, lambda_client: Any, cloudwatch: Any
+) -> None:
+    state = rig.tick(rig.start(RolloutPlan.canary(0.1, interval_seconds=0, min_samples=0)), at(1))
+    assert sorted(alarms(cloudwatch, rig.function)) == [
+        "client-error-rate",
+        "errors",
+        "p99",
+        "server-errors",
+    ]
+
+    state = rig.tick(state, at(2))
+
+    assert state.status == "promoted"
+    assert alarms(cloudwatch, rig.function) == {}
+    assert rig.tick(state, at(3)) == state  # finished: nothing is created again
+
+
+def test_a_rolled_back_rollout_deletes_the_challengers_alarms_and_keeps_the_stacks(
+    make_rig: Callable[..., Rig], cloudwatch: Any, function_name: str
+) -> None:
+    stack_alarm = f"{function_name}-AliasErrors"
+    cloudwatch.put_metric_alarm(
+        AlarmName=stack_alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=5,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    rig = make_rig(extra_alarm_names=(stack_alarm,))
+    state = rig.tick(rig.start(RolloutPlan.linear(0.25, interval_seconds=0, min_samples=0)), at(1))
+    cloudwatch.set_alarm_state(
+        AlarmName=f"{function_name}-v2-errors", StateValue="ALARM", StateReason="errors"
+    )
+
+    state = rig.tick(state, at(2))
+
+    assert state.status == "rolled_back"
+    assert alarms(cloudwatch, function_name) == {}
+    names = [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]]
+    assert stack_alarm in names  # the serving stack's alarm is read, never deleted
+
+
+def test_release_deletes_every_signal_once_and_only_after_the_rollout_ends(
+    rig: Rig, cloudwatch: Any
+) -> None:
+    champion = CHAMPION.model_copy(update={"bundle_version": "1"})
+    running = rig.start(RolloutPlan.canary(0.1, 0, min_samples=0)).model_copy(
+        update={"champion": champion}
+    )
+    rig.guard.ensure_alarms(running)
+    assert sorted(alarms(cloudwatch, rig.function)) == [
+        "client-error-rate",
+        "errors",
+        "p99",
+        "score-shift",
+        "server-errors",
+    ]
+    with pytest.raises(RolloutError, match="still needed"):
+        rig.guard.release(running)
+    assert len(alarms(cloudwatch, rig.function)) == 5
+
+    aborted = running.model_copy(update={"status": "aborted"})
+    rig.guard.release(aborted)
+    rig.guard.release(aborted)  # idempotent: a crash after deleting releases again
+
+    assert alarms(cloudwatch, rig.function) == {}
+
+
 # --- the adapters' edges ---------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from lambdaserve.core.errors import FunctionConflictError
@@ -33,6 +33,10 @@ class FakeAlias:
 class FakeGuard:
     alarms: tuple[str, ...] = ()
     samples: int = 1000
+    released: list[RolloutState] = field(default_factory=list)
 
     def evaluate(self, state: RolloutState, now: datetime) -> GuardReport:
         return GuardReport(self.alarms, self.samples)
+
+    def release(self, state: RolloutState) -> None:
+        self.released.append(state)

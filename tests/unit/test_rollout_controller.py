@@ -97,6 +97,23 @@ def test_an_alarm_rolls_back_within_one_tick() -> None:
     assert hooks.events == ["rolled_back: guard alarm: 5XX rate 30% > 2%"]
 
 
+def test_the_tick_that_finishes_a_rollout_releases_its_guard_and_no_other() -> None:
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    state = _run(RolloutPlan.linear(0.25, 10), alias, guard, hooks, [timedelta(0)])
+    assert guard.released == []  # running: its alarms are still needed
+    guard.alarms = ("errors",)
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 + timedelta(seconds=1)
+    )
+    assert guard.released == [state] and state.status == "rolled_back"
+
+    alias.routing = AliasRouting("live", "2", {}, "r9")  # changed by hand: the next one aborts
+    guard.alarms = ()
+    other = _run(RolloutPlan.canary(0.1, 10), FakeAlias(), FakeGuard(), FakeHooks(), [])
+    aborted = controller.tick(other, alias=alias, guard=guard, hooks=hooks, now=T0)
+    assert aborted.status == "aborted" and guard.released == [state, aborted]
+
+
 def test_too_few_samples_waits_instead_of_passing() -> None:
     alias, guard, hooks = FakeAlias(), FakeGuard(samples=3), FakeHooks()
     plan = RolloutPlan.canary(0.1, interval_seconds=0, min_samples=100)
