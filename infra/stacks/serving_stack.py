@@ -38,8 +38,9 @@ LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "skl
 def predict_environment(config: StageConfig, salt_secret_arn: str = "") -> dict[str, str]:
     """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks
     it), plus Powertools' own variables, except ``CAPTURE_SALT``: a secret never travels in the
-    environment; the function reads the salt of ``capture_hash`` fields from the Secrets Manager
-    secret ``CAPTURE_SALT_SECRET`` names, once per execution environment."""
+    environment; the function reads the stage's capture secret (the salt of ``capture_hash``
+    fields, and what its feedback token key is derived from) from the Secrets Manager secret
+    ``CAPTURE_SALT_SECRET`` names, once per execution environment."""
     environment = {
         "CAPTURE_ENABLED": "true",
         "CAPTURE_MASK": ",".join(config.capture_mask),
@@ -66,24 +67,20 @@ class ServingStack(Stack):
         *,
         config: StageConfig,
         artifact_bucket: s3.IBucket,
-        capture_salt: secretsmanager.ISecret | None = None,
+        capture_salt: secretsmanager.ISecret,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        if bool(config.capture_hash) != (capture_salt is not None):
-            raise ValueError("capture_hash and the storage stack's capture salt go together")
         architecture = lambda_architecture(config)
         log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
         self.log_group: logs.ILogGroup = log_group
         role = self._role(log_group, artifact_bucket)
-        if capture_salt is not None:
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[capture_salt.secret_arn],
-                )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[capture_salt.secret_arn]
             )
+        )
         layer = dependency_layer(
             self,
             "ServingLayer",
@@ -107,9 +104,7 @@ class ServingStack(Stack):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,
-            environment=predict_environment(
-                config, capture_salt.secret_arn if capture_salt is not None else ""
-            ),
+            environment=predict_environment(config, capture_salt.secret_arn),
             description="lambdaserve prediction API (FastAPI + Mangum); versions pin one bundle",
         )
         # The `live` alias is created ONCE and then belongs to the rollout controller.

@@ -52,20 +52,20 @@ class StorageStack(Stack):
             expiration_days=config.capture_retention_days,
             encryption_key=self.capture_key,
         )
-        #: The salt of ``capture_hash`` fields, only when a stage hashes any. State, not config:
-        #: a new salt makes every hashed value incomparable with the ones captured before, so
-        #: the secret is retained and never rotated, and it never travels in an environment.
-        self.capture_salt: secretsmanager.ISecret | None = None
-        if config.capture_hash:
-            salt = secretsmanager.Secret(
-                self,
-                "CaptureSalt",
-                description="salt of the predict function's hashed capture fields",
-                generate_secret_string=secretsmanager.SecretStringGenerator(
-                    password_length=48, exclude_punctuation=True
-                ),
-            )
-            salt.apply_removal_policy(RemovalPolicy.RETAIN)
-            self.capture_salt = salt
+        #: The stage's capture secret: the salt of ``capture_hash`` fields and the key the
+        #: predict function derives its feedback tokens from (so every version verifies every
+        #: other's). State, not config: a new salt makes every hashed value incomparable with
+        #: the ones captured before (and voids the tokens of predictions already answered), so
+        #: it is retained and never rotated, and it never travels in an environment.
+        salt = secretsmanager.Secret(
+            self,
+            "CaptureSalt",
+            description="salt of hashed capture fields and key of feedback tokens (lambdaserve)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+        )
+        salt.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.capture_salt: secretsmanager.ISecret = salt
         CfnOutput(self, "ArtifactBucketName", value=self.artifact_bucket.bucket_name)
         CfnOutput(self, "CaptureBucketName", value=self.capture_bucket.bucket_name)

@@ -77,8 +77,14 @@ class Load:
                 version = response.headers.get("x-function-version", "?")
                 self.served[f"{version} {response.status_code}"] += 1
                 if response.status_code == 200:
-                    prediction_id = response.json()["prediction_id"]
-                    pending.append({"prediction_id": prediction_id, "label": self.outcomes[index]})
+                    answer = response.json()
+                    pending.append(
+                        {
+                            "prediction_id": answer["prediction_id"],
+                            "label": self.outcomes[index],
+                            "feedback_token": answer["feedback_token"],
+                        }
+                    )
                 if len(pending) >= FEEDBACK_BATCH:
                     self._send_feedback(client, pending)
             self._send_feedback(client, pending)

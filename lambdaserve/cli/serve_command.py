@@ -21,6 +21,7 @@ from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog
+from lambdaserve.local.feedback_key import local_feedback_signer
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.local_gateway import create_gateway
@@ -84,7 +85,12 @@ def serve(
         )
     else:
         capture = CaptureLog(artifacts.root) if settings.capture_enabled else None
-        app = create_app(loaded, settings=settings, capture=capture)
+        app = create_app(
+            loaded,
+            settings=settings,
+            capture=capture,
+            feedback_signer=local_feedback_signer(artifacts.root),
+        )
         err.print(
             f"serving [bold]{loaded.name}[/] version {loaded.version} ({loaded.predictor.runtime}) "
             f"on http://{host}:{port}  (docs at /docs)",

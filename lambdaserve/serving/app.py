@@ -25,6 +25,7 @@ from lambdaserve.core.errors import (
     FeedbackUnavailableError,
     ModelNotLoadedError,
 )
+from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
 from lambdaserve.serving.model_loader import LoadedModel
@@ -81,11 +82,14 @@ def create_app(
     capture: CaptureSink | None = None,
     capture_policy: CapturePolicy | None = None,
     function_version: str | None = None,
+    feedback_signer: FeedbackSigner | None = None,
 ) -> FastAPI:
     """Build the prediction API around a loaded model (or ``None``: every prediction is a 503).
 
     With ``capture``, every scored row is also written to that sink as a ``CaptureRecord``
     stamped with ``function_version``, under ``capture_policy`` (default: the settings' one).
+    Every prediction answers a ``feedback_token`` from ``feedback_signer``, which every version
+    taking this model's feedback must share (without one, a key of this app alone).
     """
     settings = settings or ServingSettings()
     app = FastAPI(
@@ -107,6 +111,7 @@ def create_app(
                 capture=capture,
                 capture_policy=capture_policy or settings.capture_policy(),
                 function_version=function_version,
+                feedback_signer=feedback_signer,
             )
         except CapturePolicyError as exc:
             # Fail closed: serving without the mask would capture the values it should hide.
@@ -149,6 +154,7 @@ def create_app(
         return app
 
     manifest = model.bundle.manifest
+    signer = service.feedback_signer
     validators = build_request_validators(
         manifest.features, classes=manifest.classes, max_batch_rows=settings.max_batch_rows
     )
@@ -226,6 +232,18 @@ def create_app(
                 "feedback is stored with the prediction captures, and capture is off here "
                 "(CAPTURE_ENABLED=false)"
             )
+        forged = [
+            {
+                "type": "feedback_token",
+                "loc": ("body", "feedback", index, "feedback_token"),
+                "msg": "not the token this model answered with that prediction_id: send the "
+                "feedback_token of the prediction's own response",
+            }
+            for index, item in enumerate(body["feedback"])
+            if not signer.verify(model.name, item["prediction_id"], item["feedback_token"])
+        ]
+        if forged:  # nothing is stored: a request with one bad token is refused whole
+            raise RequestValidationError(forged)
         now = datetime.now(UTC)
         records = [
             FeedbackRecord(

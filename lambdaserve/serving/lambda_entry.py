@@ -28,6 +28,7 @@ from lambdaserve.core.errors import (
     LambdaserveError,
     UnsafeArtifactError,
 )
+from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.capture_sinks import LogLineSink
 from lambdaserve.serving.model_loader import LoadedModel, load_model
@@ -110,22 +111,26 @@ def _short_reason(exc: Exception) -> str:
     return f"{reason}; see the function logs"
 
 
-def _capture_policy(settings: ServingSettings, logger: Logger) -> tuple[CapturePolicy, str | None]:
-    """The capture policy, its salt read from Secrets Manager when the stack names a secret.
-    Without the salt nothing is served: hashed fields must never be captured unsalted."""
-    if not (settings.capture_enabled and settings.capture_hash and settings.capture_salt_secret):
-        return settings.capture_policy(), None
+def _capture_secrets(
+    settings: ServingSettings, logger: Logger
+) -> tuple[CapturePolicy, FeedbackSigner | None, str | None]:
+    """The capture policy and the feedback token signer, from the stage's capture secret
+    (``CAPTURE_SALT_SECRET``, read once per execution environment): the salt of hashed fields
+    and the key every version's feedback tokens share. Without the secret nothing is served:
+    hashed fields must never be captured unsalted, nor feedback accepted unsigned."""
+    if not (settings.capture_enabled and settings.capture_salt_secret):
+        return settings.capture_policy(), None, None
     from lambdaserve.aws.secrets import read_secret_string
 
     try:
         salt = read_secret_string(settings.capture_salt_secret)
     except LambdaserveError as exc:
         logger.exception(
-            "capture salt unavailable",
+            "capture secret unavailable",
             extra={"secret": settings.capture_salt_secret, "reason": str(exc)},
         )
-        return settings.capture_policy(), "capture salt unavailable; see the function logs"
-    return settings.capture_policy(salt), None
+        return settings.capture_policy(), None, "capture secret unavailable; see the function logs"
+    return settings.capture_policy(salt), FeedbackSigner.from_secret(salt), None
 
 
 def _is_prediction(event: dict[str, Any]) -> bool:
@@ -138,7 +143,11 @@ def _is_prediction(event: dict[str, Any]) -> bool:
 def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandler:
     settings = settings or ServingSettings()
     logger = Logger(service="lambdaserve-predict")
-    capture_policy, salt_error = _capture_policy(settings, logger)
+    capture_policy, signer, salt_error = _capture_secrets(settings, logger)
+    if settings.capture_enabled and not settings.capture_salt_secret:
+        logger.warning(
+            "no CAPTURE_SALT_SECRET: feedback tokens verify only in this execution environment"
+        )
     model, error = _load(settings, logger) if salt_error is None else (None, salt_error)
     dimensions = {"model_name": model.name, "model_version": model.version} if model else {}
     # Powertools' Metrics keeps its sets on the class; a provider of our own keeps them per handler.
@@ -160,6 +169,7 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         capture_policy=capture_policy,
         # A reserved variable of the Lambda runtime, not configuration: not in ServingSettings.
         function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        feedback_signer=signer,
     )
     asgi = Mangum(app, lifespan="off")
 

@@ -31,6 +31,7 @@ from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
 from lambdaserve.core.traffic_assignment import choose_version
 from lambdaserve.local.capture_log import CaptureLog
+from lambdaserve.local.feedback_key import local_feedback_signer
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.local.request_log import RequestLog, RequestRecord
 from lambdaserve.serving.app import create_app
@@ -72,6 +73,7 @@ class LocalGateway:
         if capture is None and settings.capture_enabled:
             capture = CaptureLog(self.root)
         self.capture = capture
+        self.feedback_signer = local_feedback_signer(self.root)
         self._routing_key: tuple[int, ...] | None = None
         self._routing: AliasRouting | str = ""
         self._apps: dict[str, VersionApp] = {}
@@ -143,7 +145,11 @@ class LocalGateway:
             reason = f"function version {version} could not load its bundle; see the log"
             return VersionApp(create_app(None, settings=self.settings, load_error=reason))
         app = create_app(
-            model, settings=self.settings, capture=self.capture, function_version=version
+            model,
+            settings=self.settings,
+            capture=self.capture,
+            function_version=version,
+            feedback_signer=self.feedback_signer,
         )
         return VersionApp(app, model.version)
 

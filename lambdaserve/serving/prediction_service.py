@@ -19,6 +19,7 @@ import numpy as np
 from lambdaserve.core.capture import CapturePolicy, CaptureRecord, CaptureSink, FeatureValue
 from lambdaserve.core.encoding import Row, rows_to_columns
 from lambdaserve.core.errors import CapturePolicyError, NonFiniteScoreError
+from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.core.schema import MISSING_CATEGORY
 from lambdaserve.local.capture_log import CaptureBatch
@@ -54,8 +55,11 @@ class PredictionService:
         capture: CaptureSink | None = None,
         capture_policy: CapturePolicy | None = None,
         function_version: str | None = None,
+        feedback_signer: FeedbackSigner | None = None,
     ) -> None:
         self.model = model
+        #: Signs each answered prediction id; ``POST /feedback`` checks the token it returns.
+        self.feedback_signer = feedback_signer or FeedbackSigner.ephemeral()
         self.observer = observer
         manifest = model.bundle.manifest
         self._schema = manifest.features
@@ -96,6 +100,7 @@ class PredictionService:
         probabilities = scores.tolist()
         unseen = self._unseen(columns, len(rows))
         threshold, labels, ref = self._threshold, self._labels, self._ref
+        ids = new_prediction_ids(len(rows))
         predictions = [
             {
                 "prediction_id": prediction_id,
@@ -103,9 +108,14 @@ class PredictionService:
                 "probability": probability,
                 "label": labels[probability >= threshold],
                 "unseen_categories": flagged,
+                "feedback_token": token,
             }
-            for prediction_id, probability, flagged in zip(
-                new_prediction_ids(len(rows)), probabilities, unseen, strict=True
+            for prediction_id, probability, flagged, token in zip(
+                ids,
+                probabilities,
+                unseen,
+                self.feedback_signer.tokens(self.model.name, ids),
+                strict=True,
             )
         ]
         finished = time.perf_counter()

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from lambdaserve.core.capture import PREDICTION_ID_PATTERN
+from lambdaserve.core.feedback_tokens import FEEDBACK_TOKEN_PATTERN
 from lambdaserve.core.manifest import ClassLabel
 from lambdaserve.core.schema import FeatureSchema, FeatureSpec
 
@@ -94,6 +95,13 @@ def build_request_validators(
             "label": Annotated[
                 Literal[classes],
                 Field(description=f"the observed class: one of {list(classes)}"),
+            ],
+            "feedback_token": Annotated[
+                str,
+                Field(
+                    pattern=FEEDBACK_TOKEN_PATTERN,
+                    description="as the prediction answered it: proof the id was served",
+                ),
             ],
         },
         strict,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from lambdaserve.core.feedback_tokens import FEEDBACK_TOKEN_PATTERN
 from lambdaserve.core.manifest import ClassLabel, OnnxExport
 from lambdaserve.core.schema import FeatureSpec
 
@@ -22,6 +23,10 @@ class Prediction(BaseModel):
     label: ClassLabel
     unseen_categories: list[str] = Field(
         default_factory=list, description="categorical features whose value training never saw"
+    )
+    feedback_token: str = Field(
+        pattern=FEEDBACK_TOKEN_PATTERN,
+        description="send it back with this prediction's outcome (POST /feedback)",
     )
 
 

@@ -43,7 +43,8 @@ class ServingSettings(BaseSettings):
     )
     capture_salt_secret: str = Field(
         default="",
-        description="Secrets Manager secret (ARN or name) holding the salt; how Lambda gets it",
+        description="Secrets Manager secret (ARN or name) holding the salt, from which the "
+        "feedback token key is derived too; how Lambda gets both",
     )
 
     _field_names = field_validator("capture_mask", "capture_hash", mode="before")(parse_field_names)

@@ -299,7 +299,15 @@ def test_lambda_prints_feedback_into_the_capture_stream(
         handler, make_event("rest_api_post_predict", {"features": traffic_rows[0]}), lambda_context
     )
     capsys.readouterr()
-    body = {"feedback": [{"prediction_id": prediction["prediction_id"], "label": 1}]}
+    body = {
+        "feedback": [
+            {
+                "prediction_id": prediction["prediction_id"],
+                "label": 1,
+                "feedback_token": prediction["feedback_token"],
+            }
+        ]
+    }
     response = handler(make_event("rest_api_post_feedback", body), lambda_context)
     assert response["statusCode"] == 202, response["body"]
     assert json.loads(response["body"]) == {"accepted": 1, "model": "churn"}

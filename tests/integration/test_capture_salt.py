@@ -84,7 +84,7 @@ def test_without_the_salt_nothing_is_served(
     response = predict_with_salt_from(missing)
     assert response["statusCode"] == 503
     detail = json.loads(response["body"])["detail"]
-    assert "capture salt unavailable" in detail and "ResourceNotFoundException" not in detail
+    assert "capture secret unavailable" in detail and "ResourceNotFoundException" not in detail
     assert missing not in detail  # the secret's ARN is logged, not told to API clients
     captures, _ = stdout_lines(capsys)
     assert captures == []  # no capture without the salt, hashed or not
@@ -93,3 +93,56 @@ def test_without_the_salt_nothing_is_served(
 def test_hashing_needs_a_salt_or_its_secret() -> None:
     with pytest.raises(ValueError, match="CAPTURE_HASH needs CAPTURE_SALT or CAPTURE_SALT_SECRET"):
         ServingSettings(capture_hash=frozenset({"region"}))
+
+
+def test_feedback_tokens_verify_across_versions_sharing_the_stage_secret(
+    churn_bundle: VerifiedBundle,
+    traffic_rows: list[Row],
+    tmp_path: Path,
+    secret_arn: str,
+    moto_endpoint: str,
+    make_event: Any,
+    lambda_context: Any,
+    build_handler: Callable[[ServingSettings], LambdaHandler],
+) -> None:
+    """Two execution environments (a champion's and a challenger's version) derive one token
+    key from the stage's capture secret, so feedback may reach either; a stage with another
+    secret (or a forger without it) is refused."""
+    other = aws_client("secretsmanager", endpoint_url=moto_endpoint).create_secret(
+        Name=f"other-{uuid.uuid4().hex[:8]}", SecretString="another stage's secret, 32 chars"
+    )["ARN"]
+
+    def handler_with(secret: str) -> LambdaHandler:
+        return build_handler(
+            ServingSettings(
+                model_uri=str(churn_bundle.path),
+                bundle_cache_dir=tmp_path,
+                capture_salt_secret=secret,
+            )
+        )
+
+    champion, challenger, elsewhere = (
+        handler_with(secret_arn),
+        handler_with(secret_arn),
+        handler_with(str(other)),
+    )
+    answer = json.loads(
+        champion(
+            make_event("rest_api_post_predict", {"features": traffic_rows[0]}), lambda_context
+        )["body"]
+    )
+    outcome = {
+        "feedback": [
+            {
+                "prediction_id": answer["prediction_id"],
+                "label": 1,
+                "feedback_token": answer["feedback_token"],
+            }
+        ]
+    }
+    accepted = challenger(make_event("rest_api_post_feedback", outcome), lambda_context)
+    refused = elsewhere(make_event("rest_api_post_feedback", outcome), lambda_context)
+    assert accepted["statusCode"] == 202, accepted["body"]
+    assert refused["statusCode"] == 422
+    assert json.loads(refused["body"])["detail"][0]["loc"][-1] == "feedback_token"
+    assert SALT not in answer["feedback_token"]

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from lambdaserve.cli.main import app as cli
 from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.datasets import churn
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, read_captures, read_feedback
+from lambdaserve.local.feedback_key import local_feedback_signer
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
@@ -44,39 +46,58 @@ def test_feedback_joins_captures_across_versions_into_an_ab_report(
     for bundle in (churn_bundle, churn_hgb_bundle):
         store.put(bundle.path)
     sink = CaptureLog(store.root)
+    signer = local_feedback_signer(store.root)  # every version shares the store's key
     rows, truth = _traffic(churn_bundle)
     started = datetime.now(UTC)
     with ExitStack() as stack:
         urls = {
             version: stack.enter_context(
                 serve_in_thread(
-                    create_app(LoadedModel.from_bundle(store.open("churn", version)), capture=sink)
+                    create_app(
+                        LoadedModel.from_bundle(store.open("churn", version)),
+                        capture=sink,
+                        feedback_signer=signer,
+                    )
                 )
             )
             for version in ("1", "2")
         }
-        served: list[tuple[str, int]] = []  # (prediction id, observed class)
+        served: list[tuple[str, int, str]] = []  # (prediction id, observed class, token)
         for index, version in enumerate(("1", "2")):
             part = slice(index * ROWS_PER_VERSION, (index + 1) * ROWS_PER_VERSION)
             response = httpx.post(
                 f"{urls[version]}/predict/batch", json={"instances": rows[part]}, timeout=30
             )
             assert response.status_code == 200, response.text
-            ids = [p["prediction_id"] for p in response.json()["predictions"]]
-            served += zip(ids, truth[part], strict=True)
+            answers = response.json()["predictions"]
+            ids = [p["prediction_id"] for p in answers]
+            tokens = [p["feedback_token"] for p in answers]
+            served += zip(ids, truth[part], tokens, strict=True)
         # Outcomes arrive later, through whichever version the router picks (here: v2 only).
         for start in range(0, len(served), 250):
             chunk = served[start : start + 250]
             response = httpx.post(
                 f"{urls['2']}/feedback",
-                json={"feedback": [{"prediction_id": i, "label": y} for i, y in chunk]},
+                json={
+                    "feedback": [
+                        {"prediction_id": i, "label": y, "feedback_token": t} for i, y, t in chunk
+                    ]
+                },
                 timeout=30,
             )
             assert response.status_code == 202, response.text
             assert response.json() == {"accepted": len(chunk), "model": "churn"}
         refused = httpx.post(
             f"{urls['1']}/feedback",
-            json={"feedback": [{"prediction_id": served[0][0], "label": "churned"}]},
+            json={
+                "feedback": [
+                    {
+                        "prediction_id": served[0][0],
+                        "label": "churned",
+                        "feedback_token": served[0][2],
+                    }
+                ]
+            },
             timeout=30,
         )
     sink.close()
@@ -115,3 +136,68 @@ def test_feedback_joins_captures_across_versions_into_an_ab_report(
         cli, ["ab", "report", "churn", "--store", str(store.root), "--since", "yesterday"]
     )
     assert text.exit_code == 2 and "is not an ISO 8601 time" in text.output
+
+
+def test_feedback_for_predictions_never_served_is_refused_and_nothing_is_stored(
+    churn_bundle: VerifiedBundle, tmp_path: Path
+) -> None:
+    """Made-up ids, a real id with another prediction's token, a real token sent to another
+    model: each is refused whole with 422 naming the item; only genuine outcomes are stored."""
+    store = LocalArtifactStore(tmp_path / "store")
+    store.put(churn_bundle.path)
+    sink = CaptureLog(store.root)
+    rows, truth = _traffic(churn_bundle)
+    started = datetime.now(UTC)
+    model = LoadedModel.from_bundle(store.open("churn", "1"))
+    app = create_app(model, capture=sink, feedback_signer=local_feedback_signer(store.root))
+    with serve_in_thread(app) as url:
+        answers = httpx.post(
+            f"{url}/predict/batch", json={"instances": rows[:2]}, timeout=30
+        ).json()["predictions"]
+        (first, second) = answers
+
+        def send(*items: dict[str, object]) -> httpx.Response:
+            return httpx.post(f"{url}/feedback", json={"feedback": list(items)}, timeout=30)
+
+        made_up = [
+            {"prediction_id": new_prediction_ids(1)[0], "label": 1, "feedback_token": "A" * 22}
+            for _ in range(50)
+        ]
+        forged = send(*made_up)
+        swapped = send(
+            {"prediction_id": first["prediction_id"], "label": truth[0],
+             "feedback_token": first["feedback_token"]},
+            {"prediction_id": second["prediction_id"], "label": truth[1],
+             "feedback_token": first["feedback_token"]},
+        )  # fmt: skip
+        missing = send({"prediction_id": first["prediction_id"], "label": truth[0]})
+        genuine = send(
+            {"prediction_id": first["prediction_id"], "label": truth[0],
+             "feedback_token": first["feedback_token"]},
+        )  # fmt: skip
+    # Another model's token under the same key does not label this model's prediction.
+    other = local_feedback_signer(store.root).token("fraud", second["prediction_id"])
+    assert other != second["feedback_token"]
+    sink.close()
+
+    assert forged.status_code == 422
+    assert len(forged.json()["detail"]) == 50
+    assert forged.json()["detail"][0]["loc"] == ["body", "feedback", "0", "feedback_token"]
+    assert "feedback_token" in forged.json()["detail"][0]["msg"]
+    assert swapped.status_code == 422
+    assert [e["loc"] for e in swapped.json()["detail"]] == [
+        ["body", "feedback", "1", "feedback_token"]
+    ]
+    assert missing.status_code == 422
+    assert genuine.status_code == 202, genuine.text
+    window = (started - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
+    stored = list(read_feedback(store.root, *window))
+    # The refused requests stored nothing, not even their genuine first item.
+    assert [(f.prediction_id, f.label) for f in stored] == [(first["prediction_id"], truth[0])]
+
+
+def test_the_store_key_survives_a_restart_and_is_private(tmp_path: Path) -> None:
+    signer = local_feedback_signer(tmp_path)
+    again = local_feedback_signer(tmp_path)
+    assert signer.token("churn", "0" * 26) == again.token("churn", "0" * 26)
+    assert (tmp_path / "feedback.key").stat().st_mode & 0o777 == 0o600

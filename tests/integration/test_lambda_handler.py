@@ -162,7 +162,14 @@ def test_predict_scores_one_row(
     assert reply.headers["x-model-name"] == manifest.name
     assert reply.headers["x-model-version"] == manifest.version
     body = reply.json
-    assert set(body) == {"prediction_id", "model", "probability", "label", "unseen_categories"}
+    assert set(body) == {
+        "prediction_id",
+        "model",
+        "probability",
+        "label",
+        "unseen_categories",
+        "feedback_token",
+    }
     assert ULID.match(body["prediction_id"])
     assert before_ms <= ulid_millis(body["prediction_id"]) <= int(time.time() * 1000)
     assert body["model"] == {"name": manifest.name, "version": manifest.version}

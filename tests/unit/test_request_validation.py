@@ -53,7 +53,14 @@ def test_valid_row_is_scored(client: TestClient, row: dict[str, Any], model: Loa
     response = client.post("/predict", json={"features": row})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"prediction_id", "model", "probability", "label", "unseen_categories"}
+    assert set(body) == {
+        "prediction_id",
+        "model",
+        "probability",
+        "label",
+        "unseen_categories",
+        "feedback_token",
+    }
     assert body["model"] == {"name": "churn", "version": "1"}
     assert 0.0 <= body["probability"] <= 1.0
     assert body["label"] in model.bundle.manifest.classes
