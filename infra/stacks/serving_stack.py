@@ -3,6 +3,7 @@ state machine that rolls new versions out on the alias unattended."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -14,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.assets import predict_function_code
@@ -35,16 +37,30 @@ MAX_BATCH_ROWS = 5000
 LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "sklearn"]}
 
 
+def capture_policy_parameter_name(config: StageConfig) -> str:
+    return f"/{config.prefix}/capture-policy"
+
+
+def capture_policy_document(config: StageConfig) -> str:
+    """The stage's capture policy as ``lambdaserve.core.capture.CapturePolicyDocument`` reads
+    it (a test checks it): mask and hash names, never the salt."""
+    return json.dumps(
+        {"enabled": True, "mask": sorted(config.capture_mask), "hash": sorted(config.capture_hash)}
+    )
+
+
 def predict_environment(config: StageConfig, salt_secret_arn: str = "") -> dict[str, str]:
-    """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads (a test checks
-    it), plus Powertools' own variables, except ``CAPTURE_SALT``: a secret never travels in the
-    environment; the function reads the stage's capture secret (the salt of ``capture_hash``
-    fields, and what its feedback token key is derived from) from the Secrets Manager secret
-    ``CAPTURE_SALT_SECRET`` names, once per execution environment."""
+    """Exactly the fields ``lambdaserve.serving.settings.ServingSettings`` reads on Lambda (a
+    test checks it), plus Powertools' own variables. Not ``CAPTURE_SALT``: a secret never
+    travels in the environment; the function reads the stage's capture secret (the salt of
+    ``capture_hash`` fields, and what its feedback token key is derived from) from the Secrets
+    Manager secret ``CAPTURE_SALT_SECRET`` names, once per execution environment. Nor
+    ``CAPTURE_MASK``/``CAPTURE_HASH``: a published version keeps the environment it was
+    published with, so the policy lives in the SSM parameter ``CAPTURE_POLICY_PARAMETER``
+    names, which every serving version re-reads each minute (a change reaches them all)."""
     environment = {
         "CAPTURE_ENABLED": "true",
-        "CAPTURE_MASK": ",".join(config.capture_mask),
-        "CAPTURE_HASH": ",".join(config.capture_hash),
+        "CAPTURE_POLICY_PARAMETER": capture_policy_parameter_name(config),
         "CAPTURE_SALT_SECRET": salt_secret_arn,
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
@@ -79,6 +95,18 @@ class ServingStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=[capture_salt.secret_arn]
+            )
+        )
+        policy_parameter = ssm.StringParameter(
+            self,
+            "CapturePolicy",
+            parameter_name=capture_policy_parameter_name(config),
+            string_value=capture_policy_document(config),
+            description="capture policy every predict version re-reads each minute (lambdaserve)",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"], resources=[policy_parameter.parameter_arn]
             )
         )
         layer = dependency_layer(

@@ -115,6 +115,32 @@ class CapturePolicy(BaseModel):
         )
 
 
+class CapturePolicyDocument(BaseModel):
+    """The policy as a stage stores it outside any function version (an SSM parameter on AWS,
+    ``{"enabled": true, "mask": [...], "hash": [...]}``), so a change reaches every version
+    already serving; the salt is never in it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    mask: frozenset[str] = frozenset()
+    hash: frozenset[str] = frozenset()
+
+    def policy(self, salt: str) -> CapturePolicy:
+        if self.hash and not salt:
+            raise ValueError("the policy hashes fields and no salt is available")
+        return CapturePolicy(enabled=self.enabled, mask=self.mask, hash=self.hash, salt=salt)
+
+
+class CapturePolicySource(Protocol):
+    """Where the policy in force comes from when it may change while a version serves."""
+
+    def current(self) -> CapturePolicy:
+        """The policy in force now (cheap: sources cache); raises
+        ``CapturePolicyUnavailableError`` when it cannot be known."""
+        ...
+
+
 def parse_field_names(value: object) -> object:
     """``CAPTURE_MASK``/``CAPTURE_HASH`` as the environment spells them: ``a,b`` or a JSON list
     ``["a", "b"]``, blanks ignored (a pydantic before-validator; other values pass through)."""

@@ -37,6 +37,11 @@ class CapturePolicyError(LambdaserveError):
     """The capture policy names a field the model does not have: raw values would be captured."""
 
 
+class CapturePolicyUnavailableError(CapturePolicyError):
+    """The policy in force cannot be read: nothing is served before it is first known, and
+    nothing is captured while a refresh fails."""
+
+
 class TrainingError(LambdaserveError):
     """Training cannot go on; the message says why in words a user can act on."""
 

@@ -19,7 +19,12 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
-from lambdaserve.core.capture import CapturePolicy, CaptureSink, FeedbackRecord
+from lambdaserve.core.capture import (
+    CapturePolicy,
+    CapturePolicySource,
+    CaptureSink,
+    FeedbackRecord,
+)
 from lambdaserve.core.errors import (
     CapturePolicyError,
     FeedbackUnavailableError,
@@ -80,14 +85,15 @@ def create_app(
     observer: PredictionObserver | None = None,
     load_error: str | None = None,
     capture: CaptureSink | None = None,
-    capture_policy: CapturePolicy | None = None,
+    capture_policy: CapturePolicy | CapturePolicySource | None = None,
     function_version: str | None = None,
     feedback_signer: FeedbackSigner | None = None,
 ) -> FastAPI:
     """Build the prediction API around a loaded model (or ``None``: every prediction is a 503).
 
     With ``capture``, every scored row is also written to that sink as a ``CaptureRecord``
-    stamped with ``function_version``, under ``capture_policy`` (default: the settings' one).
+    stamped with ``function_version``, under ``capture_policy`` (default: the settings' one; a
+    ``CapturePolicySource`` is asked before every capture, so a changed policy applies).
     Every prediction answers a ``feedback_token`` from ``feedback_signer``, which every version
     taking this model's feedback must share (without one, a key of this app alone).
     """
@@ -120,10 +126,16 @@ def create_app(
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Any:
-        if model is None:
+        problem = unavailable if model is None else None
+        if service is not None and service.capture is not None:
+            try:  # a stage policy changed to name a field this model lacks stops serving
+                service.policy_in_force()
+            except CapturePolicyError as exc:
+                problem = str(exc)
+        if model is None or problem is not None:
             return JSONResponse(
                 status_code=503,
-                content=Health(status="unavailable", detail=unavailable).model_dump(),
+                content=Health(status="unavailable", detail=problem).model_dump(),
             )
         return Health(
             status="ok",

@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from mangum import Mangum
 
-from lambdaserve.core.capture import CapturePolicy
+from lambdaserve.core.capture import CapturePolicy, CapturePolicySource
 from lambdaserve.core.errors import (
     BundleIntegrityError,
     LambdaserveError,
@@ -113,11 +113,12 @@ def _short_reason(exc: Exception) -> str:
 
 def _capture_secrets(
     settings: ServingSettings, logger: Logger
-) -> tuple[CapturePolicy, FeedbackSigner | None, str | None]:
-    """The capture policy and the feedback token signer, from the stage's capture secret
-    (``CAPTURE_SALT_SECRET``, read once per execution environment): the salt of hashed fields
-    and the key every version's feedback tokens share. Without the secret nothing is served:
-    hashed fields must never be captured unsalted, nor feedback accepted unsigned."""
+) -> tuple[CapturePolicy | CapturePolicySource, FeedbackSigner | None, str | None]:
+    """The capture policy (the stage's, from ``CAPTURE_POLICY_PARAMETER``, when one is named)
+    and the feedback token signer, from the stage's capture secret (``CAPTURE_SALT_SECRET``,
+    read once per execution environment): the salt of hashed fields and the key every
+    version's feedback tokens share. Without the secret nothing is served: hashed fields must
+    never be captured unsalted, nor feedback accepted unsigned."""
     if not (settings.capture_enabled and settings.capture_salt_secret):
         return settings.capture_policy(), None, None
     from lambdaserve.aws.secrets import read_secret_string
@@ -130,7 +131,12 @@ def _capture_secrets(
             extra={"secret": settings.capture_salt_secret, "reason": str(exc)},
         )
         return settings.capture_policy(), None, "capture secret unavailable; see the function logs"
-    return settings.capture_policy(salt), FeedbackSigner.from_secret(salt), None
+    signer = FeedbackSigner.from_secret(salt)
+    if settings.capture_policy_parameter:
+        from lambdaserve.aws.capture_policy_parameter import ParameterCapturePolicy
+
+        return ParameterCapturePolicy(settings.capture_policy_parameter, salt=salt), signer, None
+    return settings.capture_policy(salt), signer, None
 
 
 def _is_prediction(event: dict[str, Any]) -> bool:

@@ -16,9 +16,19 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from lambdaserve.core.capture import CapturePolicy, CaptureRecord, CaptureSink, FeatureValue
+from lambdaserve.core.capture import (
+    CapturePolicy,
+    CapturePolicySource,
+    CaptureRecord,
+    CaptureSink,
+    FeatureValue,
+)
 from lambdaserve.core.encoding import Row, rows_to_columns
-from lambdaserve.core.errors import CapturePolicyError, NonFiniteScoreError
+from lambdaserve.core.errors import (
+    CapturePolicyError,
+    CapturePolicyUnavailableError,
+    NonFiniteScoreError,
+)
 from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.core.schema import MISSING_CATEGORY
@@ -53,7 +63,7 @@ class PredictionService:
         observer: PredictionObserver | None = None,
         *,
         capture: CaptureSink | None = None,
-        capture_policy: CapturePolicy | None = None,
+        capture_policy: CapturePolicy | CapturePolicySource | None = None,
         function_version: str | None = None,
         feedback_signer: FeedbackSigner | None = None,
     ) -> None:
@@ -66,14 +76,43 @@ class PredictionService:
         self._ref = {"name": manifest.name, "version": manifest.version}
         self._threshold = manifest.decision_threshold
         self._labels = (manifest.negative_class, manifest.positive_class)
-        self.capture_policy = capture_policy or CapturePolicy()
-        self.capture = capture if self.capture_policy.enabled else None
+        # A source (the stage's policy, which may change while this version serves) is asked
+        # before every capture; a fixed policy is the one of this process's settings.
+        self._policy_source: CapturePolicySource | None = None
+        if capture_policy is None or isinstance(capture_policy, CapturePolicy):
+            self.capture_policy = capture_policy or CapturePolicy()
+        else:  # read now: a version that cannot know its policy serves nothing (503)
+            self._policy_source = capture_policy
+            self.capture_policy = capture_policy.current()
+        if self._policy_source is None and not self.capture_policy.enabled:
+            capture = None
+        self.capture = capture
         self.capture_errors = 0
-        self._policy_alters = bool(self.capture_policy.altered)
         self.function_version = function_version
-        problem = self.capture_policy.unknown_fields(self._schema.names)
-        if self.capture is not None and problem is not None:
+        self._adopt(self.capture_policy)
+
+    def _adopt(self, policy: CapturePolicy) -> None:
+        """Make ``policy`` the one in force, unless it would capture raw what it meant to hide."""
+        problem = policy.unknown_fields(self._schema.names)
+        if self.capture is not None and policy.enabled and problem is not None:
             raise CapturePolicyError(problem)
+        self.capture_policy = policy
+        self._policy_alters = bool(policy.altered)
+
+    def policy_in_force(self) -> CapturePolicy | None:
+        """The policy to capture this request under (``None``: it cannot be known now, so
+        capture nothing); raises ``CapturePolicyError`` when the stage's policy names a field
+        this model lacks: nothing is served until the policy is fixed."""
+        if self._policy_source is None:
+            return self.capture_policy
+        try:
+            policy = self._policy_source.current()
+        except CapturePolicyUnavailableError as exc:
+            log.warning("capture skipped: %s", exc)
+            return None
+        if policy is not self.capture_policy:
+            self._adopt(policy)
+        return policy
 
     def _unseen(self, columns: dict[str, Any], n_rows: int) -> list[list[str]]:
         unseen: list[list[str]] = [[] for _ in range(n_rows)]
@@ -89,6 +128,7 @@ class PredictionService:
         """Score ``rows``; ``received_at`` (a ``time.perf_counter()`` reading taken when the
         request arrived) makes the captured latency cover reading and validating the body too."""
         started = time.perf_counter()
+        policy = self.policy_in_force() if self.capture is not None else None
         columns = rows_to_columns(self._schema, rows)
         scores = self.model.predictor.predict_proba(columns)
         if not np.isfinite(scores).all():
@@ -128,9 +168,17 @@ class PredictionService:
                 mean_score=sum(probabilities) / len(probabilities),
             )
         if self.capture is not None:
-            latency_ms = (finished - (started if received_at is None else received_at)) * 1000
-            self._capture(self.capture, rows, predictions, latency_ms)
+            if policy is None:  # the stage's policy cannot be known right now: capture nothing
+                self._count_failed(len(rows))
+            elif policy.enabled:
+                latency_ms = (finished - (started if received_at is None else received_at)) * 1000
+                self._capture(self.capture, rows, predictions, latency_ms)
         return predictions
+
+    def _count_failed(self, records: int) -> None:
+        self.capture_errors += records
+        if self.observer is not None:
+            self.observer.capture_failed(self.model, records=records)
 
     def _capture(
         self,
@@ -171,15 +219,13 @@ class PredictionService:
             )
             sink.write(records)
         except Exception as exc:  # capture must never fail or slow down the answer
-            self.capture_errors += len(rows)
             log.warning(
                 "capture of %d record(s) failed in %s: %s",
                 len(rows),
                 type(sink).__name__,
                 type(exc).__name__,
             )
-            if self.observer is not None:
-                self.observer.capture_failed(self.model, records=len(rows))
+            self._count_failed(len(rows))
 
     def _captured_features(self, row: Row) -> dict[str, FeatureValue]:
         features = cast(dict[str, FeatureValue], row)

@@ -47,6 +47,13 @@ class ServingSettings(BaseSettings):
         "feedback token key is derived too; how Lambda gets both",
     )
 
+    capture_policy_parameter: str = Field(
+        default="",
+        description="SSM parameter holding the stage's capture policy (enabled, mask, hash), "
+        "re-read every minute; on Lambda it replaces CAPTURE_MASK/CAPTURE_HASH so a change "
+        "reaches versions already published",
+    )
+
     _field_names = field_validator("capture_mask", "capture_hash", mode="before")(parse_field_names)
 
     @model_validator(mode="after")
@@ -57,6 +64,10 @@ class ServingSettings(BaseSettings):
             raise ValueError(
                 "CAPTURE_HASH needs CAPTURE_SALT or CAPTURE_SALT_SECRET: unsalted hashes can be "
                 "reversed"
+            )
+        if self.capture_policy_parameter and not self.capture_salt_secret:
+            raise ValueError(
+                "CAPTURE_POLICY_PARAMETER needs CAPTURE_SALT_SECRET: the policy may hash fields"
             )
         return self
 

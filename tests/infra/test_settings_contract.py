@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from lambdaserve.core.capture import CapturePolicyDocument
 from lambdaserve.serving.settings import ServingSettings
 from tests.infra.conftest import Synthesized
 
@@ -22,8 +25,10 @@ def _environment(synth: Synthesized) -> dict[str, str]:
 
 
 #: A secret never travels in a function's environment: the function reads the salt of hashed
-#: capture fields from the Secrets Manager secret CAPTURE_SALT_SECRET names.
-SECRETS = {"CAPTURE_SALT"}
+#: capture fields from the Secrets Manager secret CAPTURE_SALT_SECRET names. The mask and hash
+#: names are local settings: on Lambda the policy is the SSM parameter's, which a published
+#: version re-reads (its environment is frozen at publish).
+SECRETS = {"CAPTURE_SALT", "CAPTURE_MASK", "CAPTURE_HASH"}
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:CaptureSalt-AbCdEf"
 
 
@@ -53,7 +58,27 @@ def test_the_settings_model_accepts_the_synthesized_values(
     assert settings.max_body_bytes == int(_environment(synth)["MAX_BODY_BYTES"])
     assert settings.preferred_runtime == synth.config.runtime
     assert settings.model_uri == synth.config.model_uri
-    assert settings.capture_hash == frozenset(synth.config.capture_hash)
+    assert not settings.capture_hash and not settings.capture_mask
+    assert settings.capture_policy_parameter == f"/{synth.config.prefix}/capture-policy"
     # Every stage has the capture secret: it keys the feedback tokens even where nothing is hashed.
     assert settings.capture_salt_secret == SECRET_ARN
     assert not settings.capture_salt.get_secret_value()  # the salt itself never travels
+
+
+@pytest.mark.parametrize("name", ["dev", "cognito"])
+def test_the_capture_policy_parameter_is_the_stage_policy_and_only_predict_reads_it(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    resources = synth.template_json("serving")["Resources"]
+    (parameter,) = [r for r in resources.values() if r["Type"] == "AWS::SSM::Parameter"]
+    document = CapturePolicyDocument.model_validate_json(parameter["Properties"]["Value"])
+    assert document.mask == frozenset(synth.config.capture_mask)
+    assert document.hash == frozenset(synth.config.capture_hash)
+    assert parameter["Properties"]["Name"] == _environment(synth)["CAPTURE_POLICY_PARAMETER"]
+    readers = [
+        key
+        for key, r in resources.items()
+        if r["Type"] == "AWS::IAM::Policy" and "ssm:GetParameter" in json.dumps(r)
+    ]
+    assert len(readers) == 1 and readers[0].startswith("PredictRole")

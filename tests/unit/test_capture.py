@@ -24,7 +24,7 @@ from lambdaserve.core.capture import (
     CaptureRecord,
     parse_capture_line,
 )
-from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.errors import CapturePolicyUnavailableError, LambdaserveError
 from lambdaserve.datasets import churn
 from lambdaserve.local.capture_log import (
     CaptureBatch,
@@ -377,3 +377,34 @@ def test_policy_naming_unknown_fields_stops_serving(
     assert name in response.json()["detail"]
     assert client.get("/health").status_code == 503
     assert sink.records == []
+
+
+class _StagePolicy:
+    """The stage's policy as a version sees it: it may change, or be unreadable for a while."""
+
+    def __init__(self, policy: CapturePolicy) -> None:
+        self.policy: CapturePolicy | None = policy
+
+    def current(self) -> CapturePolicy:
+        if self.policy is None:
+            raise CapturePolicyUnavailableError("the capture policy could not be read (test)")
+        return self.policy
+
+
+def test_a_policy_that_cannot_be_refreshed_skips_capture_not_predictions(
+    model: LoadedModel, rows: list[Row]
+) -> None:
+    sink = MemorySink()
+    stage = _StagePolicy(CapturePolicy(mask=frozenset({"age"})))
+    client = TestClient(create_app(model, capture=sink, capture_policy=stage))
+    assert client.post("/predict", json={"features": rows[0]}).status_code == 200
+    stage.policy = None  # e.g. SSM throttled: the policy in force cannot be known
+    skipped = client.post("/predict/batch", json={"instances": rows[:3]})
+    assert skipped.status_code == 200 and client.get("/health").status_code == 200
+    stage.policy = CapturePolicy(mask=frozenset({"age", "region"}))
+    assert client.post("/predict", json={"features": rows[4]}).status_code == 200
+    # Three rows skipped; the last row captured under the new policy.
+    assert [(r.features["age"], r.features["region"]) for r in sink.records] == [
+        (None, rows[0]["region"]),
+        (None, None),
+    ]
