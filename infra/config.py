@@ -19,6 +19,11 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _SCHEDULE = r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
 _MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+#: ``lambdaserve.core.manifest.Manifest.name`` (infra imports no runtime code).
+_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Bundles are stored as ``models/<name>/<version>/...`` (``lambdaserve.core.artifacts``).
+MODELS_PREFIX = "models/"
+_BUNDLE_KEY = re.compile(r"^s3://[^/]+/(?:.+/)?models/([^/]+)/[^/]+/[^/]+$")
 #: Seconds Firehose buffers captures before writing them to S3 (infra/constructs/capture_pipeline).
 CAPTURE_BUFFER_SECONDS = 60
 
@@ -59,6 +64,13 @@ class StageConfig(BaseModel):
         default=10, ge=1, le=29, description="API Gateway stops waiting after 29 s"
     )
     reserved_concurrency: int | None = Field(default=50, ge=1)
+    model_name: str | None = Field(
+        default=None,
+        pattern=_MODEL_NAME,
+        description="the model this stage serves (defaults to the name in model_uri): the "
+        "predict and drift functions may read only its bundles, models/<model_name>/, and the "
+        "drift job only its reports; unset, they may read every model's bundles under models/",
+    )
     model_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}/.+")
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     runtime: Literal["onnx", "sklearn"] = Field(
@@ -120,6 +132,11 @@ class StageConfig(BaseModel):
     def _consistent(self) -> StageConfig:
         if (self.model_uri is None) != (self.model_sha256 is None):
             raise ValueError("model_uri and model_sha256 go together: set both or neither")
+        if self.model_uri and self.model_name and self._uri_model() != self.model_name:
+            raise ValueError(
+                f"model_uri names model {self._uri_model()!r}, not model_name "
+                f"{self.model_name!r}: a stage serves one model"
+            )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
         if "*" in self.cors_allowed_origins:
@@ -167,6 +184,22 @@ class StageConfig(BaseModel):
     @property
     def prefix(self) -> str:
         return f"lambdaserve-{self.stage}"
+
+    def _uri_model(self) -> str | None:
+        match = _BUNDLE_KEY.match(self.model_uri or "")
+        return match[1] if match else None
+
+    @property
+    def served_model(self) -> str | None:
+        """The one model this stage serves, when the configuration names it."""
+        return self.model_name or self._uri_model()
+
+    @property
+    def bundle_prefix(self) -> str:
+        """The narrowest key prefix of the bundles this stage may read: ``models/<name>/`` for
+        a named model, else ``models/`` (every model: the stack does not know which one)."""
+        name = self.served_model
+        return f"{MODELS_PREFIX}{name}/" if name else MODELS_PREFIX
 
 
 def load_stage_config(context: dict[str, Any] | Any, stage: str | None = None) -> StageConfig:

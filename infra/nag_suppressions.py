@@ -56,12 +56,12 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         _ids(
             re.escape("AwsSolutions-IAM5[Resource::*]"),
             r"AwsSolutions-IAM5\[Resource::<PredictLogs[0-9A-F]+\.Arn>:\*\]",
-            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/models/\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/models/([A-Za-z0-9._-]+/)?\*\]",
         ),
         "X-Ray PutTraceSegments/PutTelemetryRecords accept no resource ARN (Resource::*); log "
         "streams are created inside the function's own log group (<log group ARN>:*); bundles "
-        "are read under the artifact bucket's models/ prefix, whose keys are per model version "
-        "and unknown at deploy time.",
+        "are read under models/<model>/ of the stage's model (models/ when the configuration "
+        "does not name it), whose keys are per model version and unknown at deploy time.",
     ),
     Acknowledgement(
         r"{prefix}-serving/PredictApi/Api/CloudWatchRole/Resource",
@@ -108,7 +108,7 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         "named at rollout time; rollout state is one object per model under rollouts/.",
     ),
     Acknowledgement(
-        r"{prefix}-serving/Rollout/Machine/Role/DefaultPolicy/Resource",
+        r"{prefix}-serving/Rollout/MachineRole/DefaultPolicy/Resource",
         _ids(
             r"AwsSolutions-IAM5\[Resource::<RolloutFunction[0-9A-F]+\.Arn>:\*\]",
             re.escape("AwsSolutions-IAM5[Resource::*]"),
@@ -130,13 +130,15 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
             re.escape("AwsSolutions-IAM5[Resource::*]"),
             r"AwsSolutions-IAM5\[Resource::<DriftFunctionLogs[0-9A-F]+\.Arn>:\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Captures.*/captures/\*\]",
-            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/(models|drift-reports)/\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/(models|drift-reports)/"
+            r"([A-Za-z0-9._-]+/)?\*\]",
             re.escape("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]"),
         ),
         "X-Ray trace writes accept no resource ARN (Resource::*); log streams are created in "
         "the function's own log group; captures are read from hourly partitions under captures/ "
         "whose object names Firehose generates; bundles are read under models/ (keys per model "
-        "version, published after deploy); reports are read and created under drift-reports/ "
+        "version, published after deploy; models/<model>/ for a named model); reports are read "
+        "and created under drift-reports/ (drift-reports/<model>/) "
         "with one key per model version and window, PutObject only with If-None-Match; "
         "kms:GenerateDataKey* (GenerateDataKey and GenerateDataKeyWithoutPlaintext) on the alarm "
         "topic's key alone is what SNS needs to publish to an encrypted topic.",
@@ -169,7 +171,7 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         "job-specific keys; SageMaker writes its own /aws/sagemaker/TrainingJobs log streams.",
     ),
     Acknowledgement(
-        r"{prefix}-training/TrainingPipeline/Role/DefaultPolicy/Resource",
+        r"{prefix}-training/TrainingPipelineRole/DefaultPolicy/Resource",
         _ids(
             rf"AwsSolutions-IAM5\[Resource::arn:aws:sagemaker:[a-z0-9-]+:{_ACCOUNT}:"
             r"training-job/\*\]",

@@ -109,7 +109,7 @@ class CapturePipeline(Construct):
             log_group_name=source.log_group_name,
             filter_pattern=FILTER_PATTERN,
             destination_arn=self.delivery_stream.attr_arn,
-            role_arn=self._subscription_role().role_arn,
+            role_arn=self._subscription_role(source).role_arn,
         )
 
     @property
@@ -160,20 +160,26 @@ class CapturePipeline(Construct):
         )
         return role
 
-    def _subscription_role(self) -> iam.Role:
-        """The role CloudWatch Logs assumes to put the selected lines into this stream only."""
+    def _subscription_role(self, source: logs.ILogGroup) -> iam.Role:
+        """The role CloudWatch Logs assumes to put the selected lines into this stream only,
+        and only on behalf of the predict function's log group: CloudWatch Logs names the log
+        group as ``aws:SourceArn`` when it assumes the role (both ARN forms, with and without
+        the ``:*`` CloudFormation's log group ``Arn`` carries, are accepted)."""
         stack = Stack.of(self)
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=source.log_group_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         return iam.Role(
             self,
             "SubscriptionRole",
             assumed_by=iam.ServicePrincipal(
                 f"logs.{stack.region}.amazonaws.com",
                 conditions={
-                    "StringLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="logs", resource="*", arn_format=ArnFormat.NO_RESOURCE_NAME
-                        )
-                    }
+                    "ArnLike": {"aws:SourceArn": [log_group_arn, f"{log_group_arn}:*"]},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
                 },
             ),
             description="lambdaserve capture subscription: CloudWatch Logs to the capture stream",

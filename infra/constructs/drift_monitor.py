@@ -39,7 +39,6 @@ TIMEOUT = Duration.minutes(10)
 SCHEDULER_RETRIES = 3
 FUNCTION_RETRIES = 2
 CAPTURES_PREFIX = "captures/"
-MODELS_PREFIX = "models/"
 REPORTS_PREFIX = "drift-reports/"
 
 
@@ -95,7 +94,7 @@ class DriftMonitor(Construct):
             retention_period=Duration.days(14),
         )
         log_group = function_log_group(self, "FunctionLogs", config)
-        self.role = self._role(log_group, capture_bucket, artifact_bucket, alarm_topic)
+        self.role = self._role(config, log_group, capture_bucket, artifact_bucket, alarm_topic)
         layer = dependency_layer(
             self,
             "Layer",
@@ -198,13 +197,19 @@ class DriftMonitor(Construct):
 
     def _role(
         self,
+        config: StageConfig,
         log_group: logs.ILogGroup,
         capture_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         alarm_topic: sns.ITopic,
     ) -> iam.Role:
-        """Exactly what one run calls: read captures and bundles, read and create reports,
-        publish alarms, its own logs and X-Ray, and dead-letter a failed run."""
+        """Exactly what one run calls: read captures and the stage's model's bundles, read,
+        list and create its reports, publish alarms, its own logs and X-Ray, and dead-letter a
+        failed run. Bundles and reports are the stage's model's (``models/<name>/``,
+        ``drift-reports/<name>/``) when the configuration names it, every model's otherwise."""
+        bundles = config.bundle_prefix
+        model = config.served_model
+        reports = f"{REPORTS_PREFIX}{model}/" if model else REPORTS_PREFIX
         role = iam.Role(
             self,
             "Role",
@@ -226,24 +231,30 @@ class DriftMonitor(Construct):
             # Bundles (manifest, reference) at the version their URI pins.
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
+                resources=[artifact_bucket.arn_for_objects(f"{bundles}*")],
             ),
-            # Earlier reports (persistence) and the existence check of this window's report.
+            # Earlier reports (persistence).
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[artifact_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
+                resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
             ),
             # Create-only: S3 accepts the write only with If-None-Match (S3 user guide,
             # "Enforce conditional writes on Amazon S3 buckets"), so a report is never replaced.
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
-                resources=[artifact_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
+                resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
                 conditions={"Null": {"s3:if-none-match": "false"}},
             ),
-            # S3 answers 404 for a missing report or bundle only to a caller that may list the
-            # bucket (403 otherwise, which the job cannot tell from a real denial); the S3 docs
-            # do not say that a prefix-conditioned ListBucket counts, so this one is not.
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[artifact_bucket.bucket_arn]),
+            # Listing only where the job lists: a model version's reports (persistence, and
+            # whether this window's report exists: S3ReportFiles.exists lists the key rather
+            # than HEAD it, because S3 answers a missing key's HEAD with 404 only to a caller
+            # that may list the whole bucket), and a model's versions (S3ArtifactStore, when a
+            # bundle is missing). A missing bundle is then a 403: the job fails either way.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[artifact_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{reports}*", f"{bundles}*"]}},
+            ),
             # The asynchronous invocation's on-failure destination sends with the function's role.
             iam.PolicyStatement(
                 actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]

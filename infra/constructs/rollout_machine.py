@@ -35,6 +35,7 @@ from infra.constructs.python_function import (
     lambda_architecture,
     logs_and_tracing,
 )
+from infra.constructs.state_machine_role import state_machine_role
 
 HANDLER = "functions.rollout.handler.lambda_handler"
 STATE_PREFIX = "rollouts/"
@@ -117,10 +118,17 @@ class RolloutMachine(Construct):
             ),
             description="lambdaserve rollout step: one controller tick on the live alias",
         )
+        machine_name = f"{config.prefix}-rollout"
         self.state_machine = sfn.StateMachine(
             self,
             "Machine",
-            state_machine_name=f"{config.prefix}-rollout",
+            state_machine_name=machine_name,
+            role=state_machine_role(
+                self,
+                "MachineRole",
+                state_machine_name=machine_name,
+                description="lambdaserve rollout state machine: step the rollout function",
+            ),
             definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
             timeout=MAX_DURATION,
             tracing_enabled=True,
@@ -222,7 +230,12 @@ class RolloutMachine(Construct):
     ) -> iam.Role:
         """Exactly what one tick calls: the alias of ``target``, the challenger's guard alarms,
         invocation counts, the rollout state, its own logs and X-Ray."""
-        stack = Stack.of(self)
+        guard_alarms = Stack.of(self).format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{target.function_name}-v*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         role = iam.Role(
             self,
             "Role",
@@ -242,18 +255,19 @@ class RolloutMachine(Construct):
                 ],
                 resources=[target.function_arn],
             ),
-            # The challenger's alarms are named <function>-v<version>-<signal>.
+            # The challenger's alarms are named <function>-v<version>-<signal>
+            # (CloudWatchGuard.alarm_prefix), and carry no actions: the controller reads their
+            # state. cloudwatch:AlarmActions holds the actions of a PutMetricAlarm request (for
+            # every state: CloudWatch user guide, "Using condition keys to limit alarm
+            # actions"); it is absent from a request without actions, which is all this
+            # statement allows, so the role cannot make an alarm stop instances or notify.
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricAlarm"],
-                resources=[
-                    stack.format_arn(
-                        service="cloudwatch",
-                        resource="alarm",
-                        resource_name=f"{target.function_name}-v*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[guard_alarms],
+                conditions={"Null": {"cloudwatch:AlarmActions": "true"}},
             ),
+            # A finished rollout deletes its challenger's alarms (CloudWatchGuard.release).
+            iam.PolicyStatement(actions=["cloudwatch:DeleteAlarms"], resources=[guard_alarms]),
             # DescribeAlarms returns composite alarms only when granted on "*", and
             # GetMetricStatistics accepts no resource ARN.
             iam.PolicyStatement(

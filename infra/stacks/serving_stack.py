@@ -91,7 +91,7 @@ class ServingStack(Stack):
         log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
         self.log_group: logs.ILogGroup = log_group
-        role = self._role(log_group, artifact_bucket)
+        role = self._role(log_group, artifact_bucket, config)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=[capture_salt.secret_arn]
@@ -222,8 +222,12 @@ class ServingStack(Stack):
         )
         return key
 
-    def _role(self, log_group: logs.ILogGroup, artifact_bucket: s3.IBucket) -> iam.Role:
-        """Least privilege: its own log group, X-Ray, and reading model bundles."""
+    def _role(
+        self, log_group: logs.ILogGroup, artifact_bucket: s3.IBucket, config: StageConfig
+    ) -> iam.Role:
+        """Least privilege: its own log group, X-Ray, and reading the bundles of the stage's
+        model (``models/<name>/``; every model's, ``models/``, when the configuration does not
+        name it: a published version's bundle key is chosen after deploy)."""
         role = iam.Role(
             self,
             "PredictRole",
@@ -235,7 +239,7 @@ class ServingStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[artifact_bucket.arn_for_objects("models/*")],
+                resources=[artifact_bucket.arn_for_objects(f"{config.bundle_prefix}*")],
             )
         )
         return role

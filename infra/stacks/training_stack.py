@@ -17,6 +17,7 @@ from constructs import Construct
 from infra.assets import REPO_ROOT, training_source_bundling
 from infra.config import StageConfig
 from infra.constructs.log_retention import retention
+from infra.constructs.state_machine_role import state_machine_role
 
 #: The registry account of AWS's scikit-learn framework images per commercial region (the same for
 #: every image version: the SageMaker Python SDK's ``image_uri_config/sklearn.json``). Other
@@ -131,6 +132,14 @@ class TrainingStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
             )
         )
+        # Not narrower than training-output/*: every job runs as this one role, and IAM cannot
+        # tell two of its sessions apart (SageMaker assumes it with a fixed session name and no
+        # per-job session tags; SessionChainingConfig only forwards the creating session's tags,
+        # and the state machine's session has none per execution), so a per-job prefix cannot
+        # be enforced by this role. What keeps one job off another's output is SageMaker: it
+        # uploads only to <S3OutputPath>/<TrainingJobName>/, and refuses a job name already used
+        # in the account and region. What it does not stop is code inside a container writing
+        # with the role's credentials; that needs one role per job.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
@@ -227,10 +236,17 @@ class TrainingStack(Stack):
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        machine_name = f"{config.prefix}-training"
         self.state_machine = sfn.StateMachine(
             self,
             "TrainingPipeline",
-            state_machine_name=f"{config.prefix}-training",
+            state_machine_name=machine_name,
+            role=state_machine_role(
+                self,
+                "TrainingPipelineRole",
+                state_machine_name=machine_name,
+                description="lambdaserve training state machine: run one SageMaker training job",
+            ),
             definition_body=sfn.DefinitionBody.from_chainable(
                 train.next(sfn.Succeed(self, "BundleWritten"))
             ),

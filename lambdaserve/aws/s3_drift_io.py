@@ -145,12 +145,13 @@ class S3ReportFiles:
         return f"s3://{self.bucket}/{self.prefix}{name}"
 
     def exists(self, name: str) -> bool:
-        try:
-            with _aws_errors(f"read {self._uri(name)}"):
-                self._client.head_object(Bucket=self.bucket, Key=self.prefix + name)
-        except _Missing:
-            return False
-        return True
+        """Listed, not HEAD: S3 answers a missing key's HEAD with 404 only to a caller that may
+        list the whole bucket (403 otherwise), and the drift role lists only under its prefixes
+        (an ``s3:prefix`` condition), which a listing with the key as prefix satisfies."""
+        key = self.prefix + name
+        with _aws_errors(f"read {self._uri(name)}"):
+            response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(item.get("Key") == key for item in response.get("Contents", []))
 
     def create(self, name: str, body: bytes, content_type: str) -> bool:
         """Write ``name`` unless it exists (``If-None-Match: *``); False when it does."""

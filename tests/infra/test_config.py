@@ -57,3 +57,16 @@ def test_a_feature_is_masked_or_hashed_not_both() -> None:
 def test_cognito_needs_its_pool() -> None:
     with pytest.raises(StageConfigError, match="cognito_user_pool_arn"):
         load_stage_config(_context({"auth_mode": "cognito"}))
+
+
+def test_the_served_model_narrows_the_bundle_prefix() -> None:
+    """Named by model_name or by model_uri's key; unnamed, every model's bundles."""
+    uri = {"model_uri": "s3://bucket/team/models/churn/3/bundle.tar.gz", "model_sha256": "a" * 64}
+    assert load_stage_config(_context({})).bundle_prefix == "models/"
+    assert load_stage_config(_context({"model_name": "fraud"})).bundle_prefix == "models/fraud/"
+    assert load_stage_config(_context(uri)).bundle_prefix == "models/churn/"
+    assert load_stage_config(_context({**uri, "model_name": "churn"})).served_model == "churn"
+    with pytest.raises(StageConfigError, match="model_uri names model 'churn', not model_name"):
+        load_stage_config(_context({**uri, "model_name": "fraud"}))
+    with pytest.raises(StageConfigError, match="model_name: String should match"):
+        load_stage_config(_context({"model_name": "../x"}))

@@ -126,6 +126,17 @@ def _objects(bucket: str, prefix: str) -> str:
     )
 
 
+def _flat(parts: list[Any]) -> list[Any]:
+    """An ``Fn::Join`` part list as CDK renders it: adjacent literal strings merged."""
+    merged: list[Any] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
+
+
 def _export(synth: Synthesized, kind: str, part: str) -> str:
     """The export name (``<stack>:ExportsOutput...``) of a storage or serving value."""
     text = json.dumps(synth.template_json("monitoring"))
@@ -275,9 +286,18 @@ def test_cloudwatch_logs_may_only_put_records_into_the_capture_stream(
     role_id = _id(synth, "AWS::IAM::Role", "CaptureSubscriptionRole")
     trust = _trust(synth, role_id)
     assert trust["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
-    source = json.dumps(trust["Condition"]["StringLike"]["aws:SourceArn"])
-    assert f"arn:aws:logs:{region}:" in source  # any log group of this account and region
-    assert source.removesuffix("]]}").endswith(':*"')
+    # Only on behalf of the predict function's log group, of this account: not any log group.
+    assert set(trust["Condition"]) == {"ArnLike", "StringEquals"}
+    account: Any = synth.config.account or {"Ref": "AWS::AccountId"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": account}
+    log_group = {"Fn::ImportValue": _export(synth, "serving", "RefPredictLogs")}
+    arn = ["arn:aws:logs:", region, ":", account, ":log-group:", log_group]
+    source_arns = trust["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert [part for a in source_arns for part in a["Fn::Join"][1]] == [
+        *_flat(arn),
+        *_flat(arn),
+        ":*",
+    ]
     stream_id, _ = _stream(synth)
     stream = json.dumps(_arn(stream_id), sort_keys=True)
     assert _grants(_policy_of(synth, role_id)) == {
@@ -383,7 +403,12 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
             _objects(artifacts, "drift-reports/"),
             condition({"Null": {"s3:if-none-match": "false"}}),  # create-only
         ),
-        ("s3:ListBucket", json.dumps({"Fn::ImportValue": artifacts}), "null"),
+        # Listed only where the job lists (reports; a model's versions), never the bucket.
+        (
+            "s3:ListBucket",
+            json.dumps({"Fn::ImportValue": artifacts}),
+            condition({"StringLike": {"s3:prefix": ["drift-reports/*", "models/*"]}}),
+        ),
         ("sns:Publish", topic, "null"),
         ("kms:Decrypt", alarm_key, "null"),
         ("kms:GenerateDataKey*", alarm_key, "null"),
@@ -395,6 +420,25 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
         ),
         ("sqs:SendMessage", queue, "null"),
     }
+
+
+def test_the_drift_role_reads_and_lists_only_the_stages_model(cognito: Synthesized) -> None:
+    """A stage whose configuration names its model (here by model_uri, models/churn/3/...):
+    its bundles and its reports, not another model's."""
+    role_id = _id(cognito, "AWS::IAM::Role", "DriftRole")
+    artifacts = json.dumps({"Fn::ImportValue": _export(cognito, "storage", "GetAttArtifacts")})
+    grants = [g for g in _grants(_policy_of(cognito, role_id)) if "Artifacts" in g[1]]
+    by_action: dict[str, set[tuple[str, str]]] = {}
+    for action, resource, condition in grants:
+        by_action.setdefault(action, set()).add((resource, condition))
+    objects = _objects(_export(cognito, "storage", "GetAttArtifacts"), "")
+    bundles = objects.replace("/*", "/models/churn/*")
+    reports = objects.replace("/*", "/drift-reports/churn/*")
+    assert by_action["s3:GetObject"] == {(bundles, "null"), (reports, "null")}
+    assert by_action["s3:GetObjectVersion"] == {(bundles, "null")}
+    assert {r for r, _ in by_action["s3:PutObject"]} == {reports}
+    prefixes = {"StringLike": {"s3:prefix": ["drift-reports/churn/*", "models/churn/*"]}}
+    assert by_action["s3:ListBucket"] == {(artifacts, json.dumps(prefixes, sort_keys=True))}
 
 
 def _environment(synth: Synthesized) -> dict[str, Any]:

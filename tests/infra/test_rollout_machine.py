@@ -57,15 +57,19 @@ def _definition(synth: Synthesized) -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-def _statements(synth: Synthesized, policy_prefix: str) -> dict[str, list[Any]]:
-    """Action -> the resources of every statement that allows it."""
+def _statements(
+    synth: Synthesized, policy_prefix: str, conditioned: frozenset[str] = frozenset()
+) -> dict[str, list[Any]]:
+    """Action -> the resources of every statement that allows it (only ``conditioned``
+    actions may carry a condition; see _conditions)."""
     policies = _resources(synth, "AWS::IAM::Policy")
     (policy,) = [v for k, v in policies.items() if k.startswith(policy_prefix)]
     by_action: dict[str, list[Any]] = {}
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         assert statement["Effect"] == "Allow"
-        assert "Condition" not in statement
         actions = statement["Action"]
+        if "Condition" in statement:
+            assert set(actions if isinstance(actions, list) else [actions]) <= conditioned
         for action in actions if isinstance(actions, list) else [actions]:
             resources = statement["Resource"]
             by_action.setdefault(action, []).extend(
@@ -192,7 +196,7 @@ def test_the_machine_logs_without_execution_data_and_traces(dev: Synthesized) ->
 
 def test_the_machine_may_invoke_only_the_rollout_function(dev: Synthesized) -> None:
     function_id, _ = _rollout_function(dev)
-    by_action = _statements(dev, "RolloutMachineRole")
+    by_action = _statements(dev, "RolloutMachineRole")  # the role passed to the machine
     invoke = by_action.pop("lambda:InvokeFunction")
     assert {json.dumps(r) for r in invoke} == {
         json.dumps({"Fn::GetAtt": [function_id, "Arn"]}),
@@ -230,7 +234,8 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
     }
     assert "ManagedPolicyArns" not in role
     predict_id = _logical_id(dev, "AWS::Lambda::Function", "Predict")
-    by_action = {k: [json.dumps(r) for r in v] for k, v in _statements(dev, "RolloutRole").items()}
+    statements = _statements(dev, "RolloutRole", frozenset({"cloudwatch:PutMetricAlarm"}))
+    by_action = {k: [json.dumps(r) for r in v] for k, v in statements.items()}
 
     assert set(by_action) == {
         "logs:CreateLogStream",
@@ -241,6 +246,7 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
         "lambda:UpdateAlias",
         "lambda:GetFunctionConfiguration",
         "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
         "cloudwatch:DescribeAlarms",
         "cloudwatch:GetMetricStatistics",
         "s3:GetObject",
@@ -254,6 +260,7 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
         assert by_action[action] == [predict_arn]
     (alarms,) = by_action["cloudwatch:PutMetricAlarm"]
     assert ':alarm:", {"Ref": "' + predict_id + '"}, "-v*"' in alarms
+    assert by_action["cloudwatch:DeleteAlarms"] == [alarms]  # the same <function>-v* names
     for action in ("cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "xray:"):
         for key in [a for a in by_action if a.startswith(action)]:
             assert by_action[key] == ['"*"']
@@ -263,6 +270,55 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
     logs = by_action["logs:PutLogEvents"]
     assert logs and all("RolloutFunctionLogs" in r for r in logs)
     assert not any(a.endswith("*") for a in by_action)
+
+
+def test_the_rollout_role_creates_only_guard_alarms_without_actions(dev: Synthesized) -> None:
+    """The guard's alarms are read, never acted on: a PutMetricAlarm with any action (an SNS
+    topic, an EC2 stop, a Systems Manager action) is not allowed, and only under the guard's
+    name prefix (CloudWatchGuard.alarm_prefix: <function>-v<N>-)."""
+    policies = _resources(dev, "AWS::IAM::Policy")
+    (policy,) = [v for k, v in policies.items() if k.startswith("RolloutRole")]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (put,) = [s for s in statements if "cloudwatch:PutMetricAlarm" in json.dumps(s["Action"])]
+    assert put["Action"] == "cloudwatch:PutMetricAlarm"
+    assert put["Condition"] == {"Null": {"cloudwatch:AlarmActions": "true"}}
+    (delete,) = [s for s in statements if "cloudwatch:DeleteAlarms" in json.dumps(s["Action"])]
+    assert delete["Resource"] == put["Resource"]
+    predict_id = _logical_id(dev, "AWS::Lambda::Function", "Predict")
+    assert put["Resource"]["Fn::Join"][1][-2:] == [{"Ref": predict_id}, "-v*"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "role_prefix", "machine"),
+    [
+        ("dev", "serving", "RolloutMachineRole", "lambdaserve-dev-rollout"),
+        ("cognito", "serving", "RolloutMachineRole", "lambdaserve-staging-rollout"),
+        ("dev", "training", "TrainingPipelineRole", "lambdaserve-dev-training"),
+    ],
+)
+def test_each_state_machine_role_trusts_only_its_own_machine(
+    name: str, kind: str, role_prefix: str, machine: str, request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    resources = synth.template_json(kind)["Resources"]
+    roles = {k: v for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"}
+    (role_id,) = [k for k in roles if k.startswith(role_prefix)]
+    (trust,) = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+    account = synth.config.account
+    account_ref: Any = account if account else {"Ref": "AWS::AccountId"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": account_ref}
+    (source,) = trust["Condition"]["ArnEquals"].values()
+    region = synth.config.region
+    text = json.dumps(source)
+    assert f"arn:aws:states:{region}:" in text
+    assert text.replace('"]]}', "").strip('"').endswith(f":stateMachine:{machine}")
+    assert "*" not in text  # one machine, not stateMachine:*
+    machines = [k for k, v in resources.items() if v["Type"] == "AWS::StepFunctions::StateMachine"]
+    (machine_id,) = machines
+    props = resources[machine_id]["Properties"]
+    assert props["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert props["StateMachineName"] == machine
 
 
 def _environment(synth: Synthesized) -> dict[str, Any]:

@@ -91,10 +91,23 @@ def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
         ("s3:GetObject", "s3:GetObjectVersion"),
     }
     s3 = next(s for s in statements if s["Action"][0].startswith("s3:"))
+    # The stage names no model (no model_name, no model_uri): every model's bundles.
     assert json.dumps(s3["Resource"]).endswith('"/models/*"]]}')
     logs = next(s for s in statements if s["Action"][0].startswith("logs:"))
     assert all("PredictLogs" in json.dumps(r) for r in logs["Resource"])
     assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_the_predict_role_reads_only_the_bundles_of_the_stages_model(cognito: Synthesized) -> None:
+    """The cognito stage pins models/churn/3/... (model_uri): only churn's bundles are readable,
+    at any version (versions are published after deploy), and no other model's."""
+    _, policy = _one(cognito, "AWS::IAM::Policy", "PredictRole")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (s3,) = [s for s in statements if s["Action"][0].startswith("s3:")]
+    assert s3["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    (join,) = [s3["Resource"]] if isinstance(s3["Resource"], dict) else s3["Resource"]
+    assert join["Fn::Join"][1][-1] == "/models/churn/*"
+    assert "Condition" not in s3
 
 
 def test_only_the_predict_role_reads_the_capture_salt_and_only_it(cognito: Synthesized) -> None:
