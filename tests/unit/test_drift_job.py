@@ -472,11 +472,23 @@ def test_a_window_without_traffic_is_still_a_heartbeat(
     assert directive["Dimensions"] == [["service"]] and heartbeat["service"] == "drift"
 
 
+class _RefusingTopic(FakeTopic):
+    def publish(self, subject: str, message: str) -> str:
+        raise DriftJobError("the alarm topic refused the notification (test)")
+
+
 def test_a_failed_run_is_not_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
-    handler = handler_with([], FakeTopic(), MemoryFiles())
-    with pytest.raises(DriftJobError):
-        handler({"detail": {}}, Context())
-    assert emf_documents(capsys) == []
+    """A well-formed scheduled run that fails part-way (its drifted window's notification is
+    refused after the report is stored) raises and does not beat: the heartbeat alarm must see
+    the missing run, though the report's own metrics were emitted."""
+    files = MemoryFiles()
+    shifted = records(400, center=3.0, plans=(0.05, 0.15, 0.8))
+    handler = handler_with(shifted, _RefusingTopic(), files)
+    with pytest.raises(DriftJobError, match="refused the notification"):
+        handler({"time": "2026-11-27T12:05:00Z"}, Context())
+    documents = emf_documents(capsys)
+    assert documents, "the stored report's metrics are emitted before the notification"
+    assert not [d for d in documents if "DriftJobRuns" in d], "a failed run is not a heartbeat"
 
 
 def test_handler_refuses_an_event_without_a_scheduled_time() -> None:
