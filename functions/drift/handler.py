@@ -40,6 +40,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lambdaserve.core.capture import CapturePolicy, parse_field_names
 from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.core.metric_names import (
+    DRIFT_SERVICE,
+    MODEL_NAME,
+    MODEL_VERSION,
+    NAMESPACE,
+    DriftMetric,
+)
 from lambdaserve.lifecycle.drift_job import (
     BaselineSource,
     CaptureSource,
@@ -50,7 +57,6 @@ from lambdaserve.lifecycle.drift_job import (
 )
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, alarm_message
 
-NAMESPACE = "lambdaserve"
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 FieldNames = Annotated[frozenset[str], NoDecode]
 
@@ -158,18 +164,22 @@ class EmfDriftMetrics:
         # A provider of our own keeps the metric sets per handler (Powertools keeps them on the
         # class otherwise).
         provider = AmazonCloudWatchEMFProvider(
-            namespace=NAMESPACE, service="drift", metric_set={}, dimension_set={}, metadata_set={}
+            namespace=NAMESPACE,
+            service=DRIFT_SERVICE,
+            metric_set={},
+            dimension_set={},
+            metadata_set={},
         )
         self.metrics = Metrics(provider=provider)
 
     def __call__(self, report: DriftReport) -> None:
-        self.metrics.add_dimension(name="model_name", value=report.model_name)
-        self.metrics.add_dimension(name="model_version", value=report.model_version)
+        self.metrics.add_dimension(name=MODEL_NAME, value=report.model_name)
+        self.metrics.add_dimension(name=MODEL_VERSION, value=report.model_version)
         for name, value in (
-            ("DriftRuns", 1),
-            ("DriftedFeatures", len(report.dataset.drifted_features)),
-            ("DatasetDrift", int(report.dataset.verdict == "drift")),
-            ("PersistentDrift", int(report.persistent)),
+            (DriftMetric.RUNS, 1),
+            (DriftMetric.DRIFTED_FEATURES, len(report.dataset.drifted_features)),
+            (DriftMetric.DATASET_DRIFT, int(report.dataset.verdict == "drift")),
+            (DriftMetric.PERSISTENT_DRIFT, int(report.persistent)),
         ):
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         self.metrics.flush_metrics()
@@ -177,8 +187,10 @@ class EmfDriftMetrics:
     def heartbeat(self, reports: int) -> None:
         """One document per completed run, without model dimensions, so one plain alarm reads it
         (a run over a window without traffic writes no report but is still a run)."""
-        self.metrics.add_metric(name="DriftJobRuns", unit=MetricUnit.Count, value=1)
-        self.metrics.add_metric(name="DriftReportsWritten", unit=MetricUnit.Count, value=reports)
+        self.metrics.add_metric(name=DriftMetric.JOB_RUNS, unit=MetricUnit.Count, value=1)
+        self.metrics.add_metric(
+            name=DriftMetric.REPORTS_WRITTEN, unit=MetricUnit.Count, value=reports
+        )
         self.metrics.flush_metrics()
 
 

@@ -40,12 +40,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lambdaserve.aws.clients import aws_client, is_transient
 from lambdaserve.core.errors import RolloutError, TransientRolloutError
 from lambdaserve.core.functions import LIVE_ALIAS
+from lambdaserve.core.metric_names import (
+    MODEL_NAME,
+    MODEL_VERSION,
+    NAMESPACE,
+    PREDICT_SERVICE,
+    PredictMetric,
+)
 from lambdaserve.core.rollout_guard import GuardReport
 from lambdaserve.core.rollout_state import RolloutState
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
-EMF_NAMESPACE = "lambdaserve"  # lambdaserve.serving.lambda_entry.NAMESPACE
-EMF_SERVICE = "predict"
+EMF_NAMESPACE = NAMESPACE
+EMF_SERVICE = PREDICT_SERVICE
 _MAX_DATAPOINTS = 1440
 #: The signal suffixes of the challenger's alarms (``<function>-v<version>-<signal>``).
 ALARM_SIGNALS = ("errors", "p99", "server-errors", "client-error-rate", "score-shift")
@@ -208,8 +215,10 @@ class ScoreShiftSpec(_MathAlarm):
 
     def metrics(self, period: int) -> list[dict[str, Any]]:
         return [
-            _metric_stat("challenger", "MeanScore", self.challenger, period, "Average"),
-            _metric_stat("champion", "MeanScore", self.champion, period, "Average"),
+            _metric_stat(
+                "challenger", PredictMetric.MEAN_SCORE, self.challenger, period, "Average"
+            ),
+            _metric_stat("champion", PredictMetric.MEAN_SCORE, self.champion, period, "Average"),
         ]
 
     def expression(self) -> tuple[str, str]:
@@ -237,13 +246,15 @@ class ClientErrorRateSpec(_MathAlarm):
 
     def metrics(self, period: int) -> list[dict[str, Any]]:
         found = [
-            _metric_stat("err", "ClientErrors", self.challenger, period, "Sum"),
-            _metric_stat("req", "PredictionRequests", self.challenger, period, "Sum"),
+            _metric_stat("err", PredictMetric.CLIENT_ERRORS, self.challenger, period, "Sum"),
+            _metric_stat("req", PredictMetric.PREDICTION_REQUESTS, self.challenger, period, "Sum"),
         ]
         if self.champion is not None:
             found += [
-                _metric_stat("base_err", "ClientErrors", self.champion, period, "Sum"),
-                _metric_stat("base_req", "PredictionRequests", self.champion, period, "Sum"),
+                _metric_stat("base_err", PredictMetric.CLIENT_ERRORS, self.champion, period, "Sum"),
+                _metric_stat(
+                    "base_req", PredictMetric.PREDICTION_REQUESTS, self.champion, period, "Sum"
+                ),
             ]
         return found
 
@@ -310,20 +321,20 @@ class CloudWatchGuard:
             else state.challenger.bundle_version or None
         )
         if bundle_version:
-            emf = {"service": EMF_SERVICE, "model_name": state.model_name}
-            emf["model_version"] = bundle_version
+            emf = {"service": EMF_SERVICE, MODEL_NAME: state.model_name}
+            emf[MODEL_VERSION] = bundle_version
             specs.append(
                 AlarmSpec(
                     f"{prefix}-server-errors",
                     EMF_NAMESPACE,
-                    "ServerErrors",
+                    PredictMetric.SERVER_ERRORS,
                     emf,
                     "Sum",
                     p.server_errors,
                 )
             )
             champion = (
-                {**emf, "model_version": state.champion.bundle_version}
+                {**emf, MODEL_VERSION: state.champion.bundle_version}
                 if state.champion.bundle_version
                 else None
             )

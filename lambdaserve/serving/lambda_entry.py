@@ -29,12 +29,18 @@ from lambdaserve.core.errors import (
     UnsafeArtifactError,
 )
 from lambdaserve.core.feedback_tokens import FeedbackSigner
+from lambdaserve.core.metric_names import (
+    MODEL_NAME,
+    MODEL_VERSION,
+    NAMESPACE,
+    PREDICT_SERVICE,
+    PredictMetric,
+)
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.capture_sinks import LogLineSink
 from lambdaserve.serving.model_loader import LoadedModel, load_model
 from lambdaserve.serving.settings import ServingSettings
 
-NAMESPACE = "lambdaserve"
 PREDICTION_PATHS = ("/predict", "/predict/batch")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -54,14 +60,22 @@ class EmfObserver:
         unseen: int,
         mean_score: float,
     ) -> None:
-        self.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+        self.metrics.add_metric(name=PredictMetric.PREDICTIONS, unit=MetricUnit.Count, value=rows)
         # The rollout guard compares the challenger's mean score with the champion's.
-        self.metrics.add_metric(name="MeanScore", unit=MetricUnit.NoUnit, value=mean_score)
-        self.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-        self.metrics.add_metric(name="UnseenCategoryRows", unit=MetricUnit.Count, value=unseen)
+        self.metrics.add_metric(
+            name=PredictMetric.MEAN_SCORE, unit=MetricUnit.NoUnit, value=mean_score
+        )
+        self.metrics.add_metric(
+            name=PredictMetric.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms
+        )
+        self.metrics.add_metric(
+            name=PredictMetric.UNSEEN_CATEGORY_ROWS, unit=MetricUnit.Count, value=unseen
+        )
 
     def capture_failed(self, model: LoadedModel, *, records: int) -> None:
-        self.metrics.add_metric(name="CaptureErrors", unit=MetricUnit.Count, value=records)
+        self.metrics.add_metric(
+            name=PredictMetric.CAPTURE_ERRORS, unit=MetricUnit.Count, value=records
+        )
 
 
 def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None, str | None]:
@@ -89,8 +103,8 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
     logger.info(
         "model loaded",
         extra={
-            "model_name": model.name,
-            "model_version": model.version,
+            MODEL_NAME: model.name,
+            MODEL_VERSION: model.version,
             "digest": model.bundle.digest,
             "runtime": model.predictor.runtime,
             "load_seconds": round(model.load_seconds, 4),
@@ -155,11 +169,11 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
             "no CAPTURE_SALT_SECRET: feedback tokens verify only in this execution environment"
         )
     model, error = _load(settings, logger) if salt_error is None else (None, salt_error)
-    dimensions = {"model_name": model.name, "model_version": model.version} if model else {}
+    dimensions = {MODEL_NAME: model.name, MODEL_VERSION: model.version} if model else {}
     # Powertools' Metrics keeps its sets on the class; a provider of our own keeps them per handler.
     provider = AmazonCloudWatchEMFProvider(
         namespace=NAMESPACE,
-        service="predict",
+        service=PREDICT_SERVICE,
         metric_set={},
         dimension_set={},
         metadata_set={},
@@ -186,23 +200,27 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         response: dict[str, Any] = asgi(event, context)
         status = int(response.get("statusCode", 500))
         metrics.add_metric(
-            name="Latency",
+            name=PredictMetric.LATENCY,
             unit=MetricUnit.Milliseconds,
             value=(time.perf_counter() - started) * 1000,
         )
-        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=PredictMetric.REQUESTS, unit=MetricUnit.Count, value=1)
         if not _is_prediction(event):
             # The rollout guard's ServerErrors/ClientErrors alarms judge predictions only: a
             # client sending bad feedback to the challenger must not roll it back.
             if status >= 400:
-                metrics.add_metric(name="OtherRequestErrors", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(
+                    name=PredictMetric.OTHER_REQUEST_ERRORS, unit=MetricUnit.Count, value=1
+                )
         else:
             # The denominator of the guard's 4XX share against the champion's.
-            metrics.add_metric(name="PredictionRequests", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(
+                name=PredictMetric.PREDICTION_REQUESTS, unit=MetricUnit.Count, value=1
+            )
             if status >= 500:
-                metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=PredictMetric.SERVER_ERRORS, unit=MetricUnit.Count, value=1)
             elif status >= 400:
-                metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=PredictMetric.CLIENT_ERRORS, unit=MetricUnit.Count, value=1)
         return response
 
     return handler

@@ -1,0 +1,86 @@
+"""Every metric of our namespace a synthesized template alarms on (or queries) is one that some
+function emits: the names live in ``lambdaserve.core.metric_names``, which the emitters and the
+rollout guard import and the stacks (which never import runtime code) are checked against."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lambdaserve.core.metric_names import EMITTED, NAMESPACE, DriftMetric, PredictMetric
+from tests.infra.conftest import Synthesized
+
+pytestmark = pytest.mark.infra
+#: ``SELECT AVG(DriftedFeatures) FROM SCHEMA("lambdaserve", ...)``: a Metrics Insights query.
+_INSIGHTS = re.compile(r'SELECT\s+\w+\((\w+)\)\s+FROM\s+SCHEMA\("([^"]+)"')
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def our_metrics(template: dict[str, Any]) -> set[str]:
+    """The names of every metric in our namespace an alarm (or a math/insights expression)
+    of ``template`` reads."""
+    names: set[str] = set()
+    for node in _walk(template.get("Resources", {})):
+        if node.get("Namespace") == NAMESPACE and isinstance(node.get("MetricName"), str):
+            names.add(node["MetricName"])
+        expression = node.get("Expression")
+        if isinstance(expression, str):
+            names |= {m for m, ns in _INSIGHTS.findall(expression) if ns == NAMESPACE}
+    return names
+
+
+@pytest.mark.parametrize("name", ["dev", "cognito"])
+def test_every_metric_the_stacks_read_is_emitted(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(name)
+    read = set().union(*(our_metrics(json.loads(p.read_text())) for p in synth.template_paths))
+    assert read, "the stacks alarm on our own metrics (drift heartbeat and drift per model)"
+    assert read <= EMITTED, f"alarmed on but emitted by no function: {sorted(read - EMITTED)}"
+    assert {DriftMetric.JOB_RUNS} <= read
+
+
+def test_the_predict_functions_namespace_is_ours(dev: Synthesized) -> None:
+    resources = dev.template_json("serving")["Resources"]
+    (function,) = [
+        r
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("Predict")
+    ]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
+
+
+def test_a_name_no_function_emits_is_caught() -> None:
+    """The check can fail: a template alarming on a misspelt metric is reported."""
+    template = {
+        "Resources": {
+            "A": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {"Namespace": NAMESPACE, "MetricName": "ServerError"},
+            },
+            "B": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "Metrics": [
+                        {"Expression": f'SELECT MAX(DriftRun) FROM SCHEMA("{NAMESPACE}", a)'}
+                    ]
+                },
+            },
+        }
+    }
+    assert our_metrics(template) - EMITTED == {"ServerError", "DriftRun"}
+    assert PredictMetric.SERVER_ERRORS in EMITTED
