@@ -1,7 +1,7 @@
 """The functions' code assets: each handler and the runtime part of ``lambdaserve`` it needs.
 
-The predict asset is an allow-list: the core, serving and the AWS adapters, and the local
-store's URI helper. The CLI, training, datasets, registry (MLflow) and lifecycle use cases never
+The predict asset is an allow-list: the core, serving and the AWS adapters; nothing of the
+local backend (an import-linter contract keeps serving off it). The CLI, training, datasets, registry (MLflow) and lifecycle use cases never
 run in the predict function, and ``serving/background_server.py`` is the uvicorn runner of the
 demo and tests, ``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves
 every first-party import inside the asset resolves within it.
@@ -34,9 +34,6 @@ INCLUDED = (
     "lambdaserve/core",
     "lambdaserve/serving",
     "lambdaserve/aws",
-    "lambdaserve/local/__init__.py",
-    "lambdaserve/local/artifact_store.py",
-    "lambdaserve/local/capture_log.py",  # the capture line format serving/capture_sinks prints
 )
 EXCLUDED = frozenset(
     {"lambdaserve/serving/background_server.py", "lambdaserve/serving/local_gateway.py"}

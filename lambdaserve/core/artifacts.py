@@ -9,11 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlparse
 
 from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.core.errors import ArtifactStoreError
 from lambdaserve.core.manifest import Manifest
 
 ARCHIVE = "bundle.tar.gz"
+
+
+def path_from_uri(uri: str) -> Path:
+    """``file:///abs/path`` or a plain path, as a Path."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme:
+        raise ArtifactStoreError(f"{uri!r} is not a local path or file:// URI")
+    return Path(uri)
 
 
 def bundle_key(name: str, version: str, filename: str = ARCHIVE) -> str:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, version_order
+from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, path_from_uri, version_order
 from lambdaserve.core.bundle import (
     VerifiedBundle,
     open_bundle,
@@ -23,7 +22,7 @@ from lambdaserve.core.bundle import (
     sha256_file,
     verify_bundle,
 )
-from lambdaserve.core.errors import ArtifactStoreError, ModelNotFoundError, VersionExistsError
+from lambdaserve.core.errors import ModelNotFoundError, VersionExistsError
 from lambdaserve.core.manifest import MANIFEST_FILE, Manifest
 
 HOME_ENV = "LAMBDASERVE_HOME"
@@ -31,16 +30,6 @@ HOME_ENV = "LAMBDASERVE_HOME"
 
 def default_store_root() -> Path:
     return Path(os.environ.get(HOME_ENV) or ".lambdaserve")
-
-
-def path_from_uri(uri: str) -> Path:
-    """``file:///abs/path`` or a plain path, as a Path."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme:
-        raise ArtifactStoreError(f"{uri!r} is not a local path or file:// URI")
-    return Path(uri)
 
 
 class LocalArtifactStore:

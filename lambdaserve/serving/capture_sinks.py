@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
-from lambdaserve.local.capture_log import stream_text
+from lambdaserve.core.capture_lines import stream_text
 
 
 class LogLineSink:

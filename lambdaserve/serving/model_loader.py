@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lambdaserve.core.artifacts import path_from_uri
 from lambdaserve.core.bundle import VerifiedBundle, open_bundle
 from lambdaserve.core.predictors import Predictor, Runtime, load_predictor
-from lambdaserve.local.artifact_store import path_from_uri
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from lambdaserve.core.capture import (
     CaptureSink,
     FeatureValue,
 )
+from lambdaserve.core.capture_lines import CaptureBatch
 from lambdaserve.core.encoding import Row, rows_to_columns
 from lambdaserve.core.errors import (
     CapturePolicyError,
@@ -32,7 +33,6 @@ from lambdaserve.core.errors import (
 from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.core.schema import MISSING_CATEGORY
-from lambdaserve.local.capture_log import CaptureBatch
 from lambdaserve.serving.model_loader import LoadedModel
 
 log = logging.getLogger(__name__)

@@ -43,9 +43,7 @@ def our_metrics(template: dict[str, Any]) -> set[str]:
 
 
 @pytest.mark.parametrize("name", ["dev", "cognito"])
-def test_every_metric_the_stacks_read_is_emitted(
-    name: str, request: pytest.FixtureRequest
-) -> None:
+def test_every_metric_the_stacks_read_is_emitted(name: str, request: pytest.FixtureRequest) -> None:
     synth: Synthesized = request.getfixturevalue(name)
     read = set().union(*(our_metrics(json.loads(p.read_text())) for p in synth.template_paths))
     assert read, "the stacks alarm on our own metrics (drift heartbeat and drift per model)"

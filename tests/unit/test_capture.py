@@ -24,10 +24,10 @@ from lambdaserve.core.capture import (
     CaptureRecord,
     parse_capture_line,
 )
+from lambdaserve.core.capture_lines import CaptureBatch
 from lambdaserve.core.errors import CapturePolicyUnavailableError, LambdaserveError
 from lambdaserve.datasets import churn
 from lambdaserve.local.capture_log import (
-    CaptureBatch,
     CaptureLog,
     capture_line,
     read_captures,
