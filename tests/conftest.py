@@ -1,4 +1,5 @@
-"""Shared fixtures: trained bundles (built once per session) and fake AWS credentials."""
+"""Shared fixtures: trained bundles (built once per session), fake AWS credentials, API Gateway
+events and the fake Lambda context (both from ``tests/support``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from lambdaserve.datasets import churn
 from lambdaserve.training.hyperparameters import TrainingConfig
 from lambdaserve.training.job import train
 from lambdaserve.training.sagemaker_env import SageMakerPaths
+from tests.support import events
+from tests.support.lambda_context import FakeLambdaContext
 
 # No test may reach real AWS: fake credentials, a fixed region, no instance metadata lookups.
 for _key, _value in {
@@ -28,6 +31,19 @@ for _key, _value in {
     os.environ[_key] = _value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    """The predict function's context (a new request id each test)."""
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def make_event() -> events.MakeEvent:
+    """``make_event(name, payload=None, *, raw=None, declare_length=False)``: an event of
+    ``tests/events/``; ``payload`` is JSON-encoded into the body, ``raw`` used verbatim."""
+    return events.make_event
 
 
 def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> VerifiedBundle:

@@ -9,7 +9,6 @@ aarch64 ELF at the pinned versions (pip settles for older wheels when a platform
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import importlib.metadata
@@ -40,11 +39,13 @@ from layers.errors import (
 from layers.function_asset import build_function_asset
 from layers.lock_export import TRAINING_REQUIREMENTS
 from layers.pins import InstalledDist, normalize, read_pins, read_requirements, verify_pins
+from tests.support.events import make_event
+from tests.support.imports import unresolved_first_party_imports
+from tests.support.lambda_context import CONTEXT_FILE
 
 pytestmark = pytest.mark.infra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EVENT_FILE = REPO_ROOT / "tests" / "events" / "rest_api_post_predict.json"
 Arch = Literal["arm64", "x86_64"]
 _MACHINE = platform.machine().lower()
 HOST_ARCH: Arch | None = (
@@ -56,24 +57,13 @@ needs_linux_host = pytest.mark.skipif(
 
 CHILD = r"""
 import json
+import runpy
 import sys
 from pathlib import Path
 
 paths, event_path, result_path = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+Context = runpy.run_path(sys.argv[4])["FakeLambdaContext"]  # tests/support/lambda_context.py
 sys.path[:0] = paths
-
-
-class Context:
-    function_name = "lambdaserve-predict"
-    function_version = "3"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lambdaserve-predict:live"
-    aws_request_id = "5b0c3f7e-6a2d-4e1b-9f8a-0c1d2e3f4a5b"
-    log_group_name = "/aws/lambda/lambdaserve-predict"
-    log_stream_name = "2026/11/26/[3]fedcba9876543210fedcba9876543210"
-
-    def get_remaining_time_in_millis(self):
-        return 29000
 
 
 from functions.predict import handler
@@ -140,8 +130,7 @@ def _row(bundle: VerifiedBundle) -> dict[str, Any]:
 
 
 def serve_from_layers(bundle: VerifiedBundle, paths: list[Path], tmp_path: Path) -> dict[str, Any]:
-    event = json.loads(EVENT_FILE.read_text())
-    event["body"] = json.dumps({"features": _row(bundle)})
+    event = make_event("rest_api_post_predict", {"features": _row(bundle)})
     event_path, result_path = tmp_path / "event.json", tmp_path / "result.json"
     event_path.write_text(json.dumps(event))
     env = {
@@ -155,7 +144,10 @@ def serve_from_layers(bundle: VerifiedBundle, paths: list[Path], tmp_path: Path)
     }
     search_path = json.dumps([str(path) for path in paths])
     child = subprocess.run(
-        [sys.executable, "-S", "-I", "-c", CHILD, search_path, str(event_path), str(result_path)],
+        [
+            *(sys.executable, "-S", "-I", "-c", CHILD),
+            *(search_path, str(event_path), str(result_path), str(CONTEXT_FILE)),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -366,31 +358,7 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
         assert not (package / excluded).exists()
     assert not (package / "local" / "training_runner.py").exists()
     assert not (package / "serving" / "background_server.py").exists()
-    assert not _unresolved_first_party_imports(asset)
-
-
-def _unresolved_first_party_imports(asset: Path) -> list[str]:
-    """``lambdaserve``/``functions`` imports of asset modules that the asset cannot satisfy."""
-
-    def resolves(module: str) -> bool:
-        base = asset.joinpath(*module.split("."))
-        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-    unresolved = []
-    for source in asset.rglob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules = [node.module]
-            else:
-                continue
-            unresolved += [
-                f"{source.relative_to(asset)}: {module}"
-                for module in modules
-                if module.split(".")[0] in {"lambdaserve", "functions"} and not resolves(module)
-            ]
-    return unresolved
+    assert not unresolved_first_party_imports(asset)
 
 
 @needs_linux_host

@@ -32,6 +32,7 @@ from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, capture_line
 from tests.integration.moto_server import new_bucket, object_versions
+from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -41,6 +42,7 @@ BASELINE_START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # shift 0 traffic
 SHIFTED_START = BASELINE_START + HOUR  # shift 1.0 traffic
 JUDGE_BASELINE = "2026-11-27T12:05:00Z"  # window 10:00-11:00 (lateness 15 min)
 JUDGE_SHIFTED = "2026-11-27T13:05:00Z"  # window 11:00-12:00
+CONTEXT = FakeLambdaContext.of("lambdaserve-dev-drift", aws_request_id="9f1e-request")
 
 
 def captured(
@@ -304,12 +306,12 @@ def test_lambda_handler_on_moto_alarms_once_through_sns(
     )
     handler = build_handler(settings)
 
-    summary = handler({"time": JUDGE_SHIFTED}, LambdaContext())
+    summary = handler({"time": JUDGE_SHIFTED}, CONTEXT)
     assert summary["window_end"] == "2026-11-27T12:00:00Z"
     assert summary["invalid_capture_lines"] == 1
     (written,) = summary["written"]
     assert written["dataset_verdict"] == "drift" and written["alarm"]
-    assert handler({"time": JUDGE_SHIFTED}, LambdaContext())["written"] == []
+    assert handler({"time": JUDGE_SHIFTED}, CONTEXT)["written"] == []
 
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
@@ -345,17 +347,9 @@ def test_a_failed_notification_keeps_the_report_and_fails_the_run(
     with pytest.raises(
         DriftJobError, match=r"churn v1: its report was stored, but could not publish"
     ):
-        handler({"time": JUDGE_SHIFTED}, LambdaContext())
+        handler({"time": JUDGE_SHIFTED}, CONTEXT)
 
     stored = s3.get_object(Bucket=artifacts, Key="drift-reports/churn/1/2026-11-27T1200.json")
     report = DriftReport.model_validate_json(stored["Body"].read())
     assert report.dataset.verdict == "drift" and report.alarm
-    assert handler({"time": JUDGE_SHIFTED}, LambdaContext())["written"] == []
-
-
-class LambdaContext:
-    function_name = "lambdaserve-dev-drift"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:drift"
-    aws_request_id = "9f1e-request"
+    assert handler({"time": JUDGE_SHIFTED}, CONTEXT)["written"] == []

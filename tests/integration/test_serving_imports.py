@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from lambdaserve.core.bundle import VerifiedBundle
+from tests.support.lambda_context import CONTEXT_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +27,13 @@ HANDLER_FILE = REPO_ROOT / "functions" / "predict" / "handler.py"
 
 CHILD = r"""
 import json
+import runpy
 import sys
 import traceback
 from pathlib import Path
 
 event_path, result_path, block_pandas = sys.argv[1], sys.argv[2], sys.argv[3] == "block-pandas"
+Context = runpy.run_path(sys.argv[4])["FakeLambdaContext"]  # tests/support/lambda_context.py
 pandas_importers = []
 
 
@@ -49,19 +52,6 @@ class PandasWatch:
 
 
 sys.meta_path.insert(0, PandasWatch())
-
-
-class Context:
-    function_name = "lambdaserve-predict"
-    function_version = "3"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lambdaserve-predict:live"
-    aws_request_id = "5b0c3f7e-6a2d-4e1b-9f8a-0c1d2e3f4a5b"
-    log_group_name = "/aws/lambda/lambdaserve-predict"
-    log_stream_name = "2026/11/26/[3]fedcba9876543210fedcba9876543210"
-
-    def get_remaining_time_in_millis(self):
-        return 29000
 
 
 from functions.predict import handler
@@ -103,7 +93,7 @@ def serve_in_child(
     }
     mode = "block-pandas" if block_pandas else "watch"
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(event_path), str(result_path), mode],
+        [sys.executable, "-c", CHILD, str(event_path), str(result_path), mode, str(CONTEXT_FILE)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from lambdaserve.lifecycle.drift_job import (
 )
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
 from lambdaserve.local.drift_reports import LocalReportFiles
+from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.unit
 
@@ -391,13 +391,7 @@ def test_report_keys_round_trip_and_refuse_unsafe_names() -> None:
 # --- the Lambda handler ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Context:
-    function_name: str = "lambdaserve-dev-drift"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:drift"
-    aws_request_id: str = "3c1d-request"
+CONTEXT = FakeLambdaContext.of("lambdaserve-dev-drift", aws_request_id="3c1d-request")
 
 
 class FakeTopic:
@@ -435,7 +429,7 @@ def test_handler_reads_the_scheduled_time_and_answers_a_summary(
     topic, files = FakeTopic(), MemoryFiles()
     shifted = records(400, center=3.0, plans=(0.05, 0.15, 0.8))
     handler = handler_with(shifted, topic, files)
-    summary = handler({"time": "2026-11-27T12:05:00Z"}, Context())
+    summary = handler({"time": "2026-11-27T12:05:00Z"}, CONTEXT)
     assert summary["window_start"] == "2026-11-27T10:00:00Z"
     assert summary["window_end"] == "2026-11-27T11:00:00Z"
     (written,) = summary["written"]
@@ -447,7 +441,7 @@ def test_handler_reads_the_scheduled_time_and_answers_a_summary(
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "lambdaserve"
     assert heartbeat["DriftJobRuns"] == [1.0] and heartbeat["DriftReportsWritten"] == [1.0]
     # A retry of the same schedule writes and alarms nothing, but is a run: the heartbeat beats.
-    again = handler({"time": "2026-11-27T12:05:00Z"}, Context())
+    again = handler({"time": "2026-11-27T12:05:00Z"}, CONTEXT)
     assert again["written"] == [] and len(topic.published) == 1
     (heartbeat,) = emf_documents(capsys)
     assert heartbeat["DriftJobRuns"] == [1.0] and heartbeat["DriftReportsWritten"] == [0.0]
@@ -462,7 +456,7 @@ def test_a_window_without_traffic_is_still_a_heartbeat(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     summary = handler_with([], FakeTopic(), MemoryFiles())(
-        {"time": "2026-11-27T12:05:00Z"}, Context()
+        {"time": "2026-11-27T12:05:00Z"}, CONTEXT
     )
     assert summary["written"] == []
     (heartbeat,) = emf_documents(capsys)
@@ -485,7 +479,7 @@ def test_a_failed_run_is_not_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> 
     shifted = records(400, center=3.0, plans=(0.05, 0.15, 0.8))
     handler = handler_with(shifted, _RefusingTopic(), files)
     with pytest.raises(DriftJobError, match="refused the notification"):
-        handler({"time": "2026-11-27T12:05:00Z"}, Context())
+        handler({"time": "2026-11-27T12:05:00Z"}, CONTEXT)
     documents = emf_documents(capsys)
     assert documents, "the stored report's metrics are emitted before the notification"
     assert not [d for d in documents if "DriftJobRuns" in d], "a failed run is not a heartbeat"
@@ -494,9 +488,9 @@ def test_a_failed_run_is_not_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> 
 def test_handler_refuses_an_event_without_a_scheduled_time() -> None:
     handler = handler_with([], FakeTopic(), MemoryFiles())
     with pytest.raises(DriftJobError, match=r"aws\.scheduler\.scheduled-time"):
-        handler({"detail": {}}, Context())
+        handler({"detail": {}}, CONTEXT)
     with pytest.raises(DriftJobError):
-        handler({"time": "2026-11-27T12:05:00"}, Context())  # no offset: ambiguous
+        handler({"time": "2026-11-27T12:05:00"}, CONTEXT)  # no offset: ambiguous
 
 
 def test_settings_read_capture_policy_names_and_refuse_bad_windows(

@@ -26,6 +26,7 @@ from lambdaserve.serving.rollout_step import (
     StepResult,
     run_step,
 )
+from tests.support.lambda_context import FakeLambdaContext
 from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
 pytestmark = pytest.mark.unit
@@ -47,16 +48,12 @@ class FakeStates:
         self.saved[state.model_name] = state
 
 
-@dataclass(frozen=True)
-class Context:
-    function_name: str = "lambdaserve-dev-rollout"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:rollout"
-    aws_request_id: str = "0b5e9f2c-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+CONTEXT = FakeLambdaContext.of(
+    "lambdaserve-dev-rollout",
+    memory_limit_in_mb=256,
+    aws_request_id="0b5e9f2c-request",
+    remaining_millis=60_000,
+)
 
 
 @dataclass
@@ -221,7 +218,7 @@ def _handler(ports: RolloutPorts) -> LambdaHandler:
 def test_the_handler_answers_what_the_state_machine_reads(fakes: Fakes) -> None:
     _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
 
-    output = _handler(fakes.ports)({"model_name": "churn"}, Context())
+    output = _handler(fakes.ports)({"model_name": "churn"}, CONTEXT)
 
     assert output == {
         "model_name": "churn",
@@ -242,13 +239,13 @@ def test_the_handler_builds_its_ports_once_from_the_settings(fakes: Fakes) -> No
         return fakes.ports
 
     handler = build_handler(SETTINGS, ports=factory, clock=lambda: T0)
-    handler({"model_name": "churn"}, Context())
-    handler({"model_name": "churn"}, Context())
+    handler({"model_name": "churn"}, CONTEXT)
+    handler({"model_name": "churn"}, CONTEXT)
     assert seen == [SETTINGS]
 
 
 def test_missing_state_is_an_error_result_with_a_clear_reason(fakes: Fakes) -> None:
-    output = _handler(fakes.ports)({"model_name": "churn"}, Context())
+    output = _handler(fakes.ports)({"model_name": "churn"}, CONTEXT)
 
     assert output["status"] == "error" and output["finished"] is True
     assert output["model_name"] == "churn"
@@ -258,7 +255,7 @@ def test_missing_state_is_an_error_result_with_a_clear_reason(fakes: Fakes) -> N
 
 @pytest.mark.parametrize("event", [{}, {"model_name": ""}, {"model": "churn"}, ["churn"]])
 def test_a_malformed_event_is_an_error_result(fakes: Fakes, event: Any) -> None:
-    output = _handler(fakes.ports)(event, Context())
+    output = _handler(fakes.ports)(event, CONTEXT)
 
     assert output["status"] == "error" and output["finished"] is True
     assert output["reason"] == 'the event must be {"model_name": "<model name>"}'
@@ -284,7 +281,7 @@ def test_a_transient_failure_is_raised_for_the_state_machine_to_retry(
     writes = fakes.alias.writes
 
     with pytest.raises(RetryableStepError, match=str(failure)):
-        _handler(flaky)({"model_name": "churn"}, Context())
+        _handler(flaky)({"model_name": "churn"}, CONTEXT)
     assert fakes.alias.writes == writes
 
 
@@ -297,7 +294,7 @@ def test_an_unexpected_failure_names_the_request_and_never_the_stack(
 
     broken = RolloutPorts(alias=fakes.alias, guard=fakes.guard, states=BrokenStates())
 
-    output = _handler(broken)({"model_name": "churn"}, Context())
+    output = _handler(broken)({"model_name": "churn"}, CONTEXT)
 
     assert output["status"] == "error" and output["finished"] is True
     assert output["reason"] == (

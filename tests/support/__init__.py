@@ -1,0 +1,1 @@
+"""Test support shared by every tier: the Lambda context, the event loader, the shared checks."""
