@@ -32,9 +32,13 @@ from lambdaserve.local.capture_log import capture_line
 from layers.budget import LAMBDA_UNZIPPED_LIMIT, MB
 from layers.function_asset import build_drift_asset
 from tests.infra.conftest import Synthesized, synthesize
+from tests.support.settings_contract import (
+    POWERTOOLS_LOGGER,
+    assert_environment_is_the_settings,
+    settings_from,
+)
 
 pytestmark = pytest.mark.infra
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 DRIFT_STAGE: dict[str, Any] = {
     "region": "eu-central-1",
     "account": "123456789012",
@@ -451,8 +455,7 @@ def test_the_environment_is_exactly_the_drift_settings_model(
 ) -> None:
     synth: Synthesized = request.getfixturevalue(name)
     environment = _environment(synth)
-    fields = {field.upper() for field in DriftSettings.model_fields}
-    assert set(environment) - POWERTOOLS == fields
+    assert_environment_is_the_settings(environment, DriftSettings, powertools=POWERTOOLS_LOGGER)
     assert environment["CAPTURE_BUCKET"] == _import("storage:ExportsOutputRefCaptures")
     assert environment["ARTIFACT_BUCKET"] == _import("storage:ExportsOutputRefArtifacts")
     assert environment["ALARM_TOPIC_ARN"] == _import("serving:ExportsOutputRefAlarmTopic")
@@ -462,11 +465,7 @@ def test_the_environment_is_exactly_the_drift_settings_model(
         "ARTIFACT_BUCKET": "lambdaserve-storage-artifacts82dd59a1-abc",
         "ALARM_TOPIC_ARN": f"arn:aws:sns:{synth.config.region}:123456789012:alarms",
     }
-    for key in fields:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in resolved.items():
-        monkeypatch.setenv(key, value)
-    settings = DriftSettings()
+    settings = settings_from(DriftSettings, resolved, monkeypatch)
     config = synth.config
     assert settings.window_minutes == config.drift_window_minutes
     assert settings.lateness_minutes == config.drift_lateness_minutes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -18,9 +17,14 @@ import layers.build_layer as build
 from functions.rollout.handler import RetryableStepError, RolloutSettings
 from layers.function_asset import build_rollout_asset
 from tests.infra.conftest import Synthesized
+from tests.support.imports import unresolved_first_party_imports
+from tests.support.settings_contract import (
+    POWERTOOLS_LOGGER,
+    assert_environment_is_the_settings,
+    settings_from,
+)
 
 pytestmark = pytest.mark.infra
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 ROLLOUT_ARN = "<rollout function ARN>"
 SEVEN_DAYS = 7 * 24 * 3600
 
@@ -332,8 +336,7 @@ def test_the_environment_is_exactly_the_settings_model(
 ) -> None:
     synth: Synthesized = request.getfixturevalue(name)
     environment = _environment(synth)
-    fields = {field.upper() for field in RolloutSettings.model_fields}
-    assert set(environment) - POWERTOOLS == fields
+    assert_environment_is_the_settings(environment, RolloutSettings, powertools=POWERTOOLS_LOGGER)
     predict_id = _logical_id(synth, "AWS::Lambda::Function", "Predict")
     assert environment["FUNCTION_NAME"] == {"Ref": predict_id}
     assert "Artifacts" in environment["STATE_BUCKET"]["Fn::ImportValue"]
@@ -354,11 +357,7 @@ def test_the_environment_is_exactly_the_settings_model(
         "STATE_BUCKET": "lambdaserve-storage-artifacts82dd59a1-abc",
         "GUARD_ALARM_NAMES": json.dumps(["AliasErrors-1", "Api5xx-1"]),
     }
-    for key in fields:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in resolved.items():
-        monkeypatch.setenv(key, value)
-    settings = RolloutSettings()
+    settings = settings_from(RolloutSettings, resolved, monkeypatch)
     assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
     assert settings.guard_alarm_names == ("AliasErrors-1", "Api5xx-1")
 
@@ -385,7 +384,7 @@ def test_the_rollout_asset_is_the_handlers_import_closure(tmp_path: Path) -> Non
     assert not any(f.startswith("functions/predict/") for f in files)
     for absent in ("serving/app.py", "core/predictors.py", "core/bundle.py", "cli/", "registry/"):
         assert not any(f.startswith(f"lambdaserve/{absent}") for f in files), absent
-    assert not _unresolved_first_party_imports(tmp_path)
+    assert not unresolved_first_party_imports(tmp_path)
     assert (tmp_path / "functions" / "rollout" / "__pycache__").is_dir()
 
 
@@ -450,25 +449,3 @@ def test_each_asset_is_bundled_by_its_own_build(
         "-m layers.build_layer serving-base onnx --arch arm64 --combined",
         "-m layers.build_layer serving-base --arch arm64 --combined --function rollout",
     }
-
-
-def _unresolved_first_party_imports(asset: Path) -> list[str]:
-    def resolves(module: str) -> bool:
-        base = asset.joinpath(*module.split("."))
-        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-    unresolved = []
-    for source in asset.rglob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules = [node.module]
-            else:
-                continue
-            unresolved += [
-                f"{source.relative_to(asset)}: {module}"
-                for module in modules
-                if module.split(".")[0] in {"lambdaserve", "functions"} and not resolves(module)
-            ]
-    return unresolved

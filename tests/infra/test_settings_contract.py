@@ -9,9 +9,13 @@ import pytest
 from lambdaserve.core.capture import CapturePolicyDocument
 from lambdaserve.serving.settings import ServingSettings
 from tests.infra.conftest import Synthesized
+from tests.support.settings_contract import (
+    POWERTOOLS_METRICS,
+    assert_environment_is_the_settings,
+    settings_from,
+)
 
 pytestmark = pytest.mark.infra
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
 def _environment(synth: Synthesized) -> dict[str, str]:
@@ -33,15 +37,18 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:CaptureSalt-A
 
 
 def test_with_a_model_every_settings_field_is_set_and_nothing_else(cognito: Synthesized) -> None:
-    environment = _environment(cognito)
-    fields = {name.upper() for name in ServingSettings.model_fields}
-    assert set(environment) - POWERTOOLS == fields - SECRETS
+    assert_environment_is_the_settings(
+        _environment(cognito), ServingSettings, powertools=POWERTOOLS_METRICS, unset=SECRETS
+    )
 
 
 def test_without_a_model_the_function_starts_and_says_so(dev: Synthesized) -> None:
-    environment = _environment(dev)
-    fields = {name.upper() for name in ServingSettings.model_fields}
-    assert set(environment) - POWERTOOLS == fields - {"MODEL_URI", "MODEL_SHA256"} - SECRETS
+    assert_environment_is_the_settings(
+        _environment(dev),
+        ServingSettings,
+        powertools=POWERTOOLS_METRICS,
+        unset={"MODEL_URI", "MODEL_SHA256"} | SECRETS,
+    )
 
 
 @pytest.mark.parametrize("name", ["dev", "cognito"])
@@ -49,12 +56,12 @@ def test_the_settings_model_accepts_the_synthesized_values(
     name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synth: Synthesized = request.getfixturevalue(name)
-    for key in {n.upper() for n in ServingSettings.model_fields}:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in _environment(synth).items():
+    resolved = {
         # The salt secret's ARN is a cross-stack import; at runtime it is the ARN itself.
-        monkeypatch.setenv(key, value if isinstance(value, str) else SECRET_ARN)
-    settings = ServingSettings()
+        key: value if isinstance(value, str) else SECRET_ARN
+        for key, value in _environment(synth).items()
+    }
+    settings = settings_from(ServingSettings, resolved, monkeypatch)
     assert settings.max_body_bytes == int(_environment(synth)["MAX_BODY_BYTES"])
     assert settings.preferred_runtime == synth.config.runtime
     assert settings.model_uri == synth.config.model_uri
