@@ -1,10 +1,11 @@
 """The functions' code assets: each handler and the runtime part of ``lambdaserve`` it needs.
 
 The predict asset is an allow-list: the core, serving and the AWS adapters; nothing of the
-local backend (an import-linter contract keeps serving off it). The CLI, training, datasets, registry (MLflow) and lifecycle use cases never
-run in the predict function, and ``serving/background_server.py`` is the uvicorn runner of the
-demo and tests, ``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves
-every first-party import inside the asset resolves within it.
+local backend (an import-linter contract keeps serving off it). The CLI, training, datasets,
+registry (MLflow) and lifecycle use cases never run in the predict function, and
+``serving/background_server.py`` is the uvicorn runner of the demo and tests,
+``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves every
+first-party import inside the asset resolves within it.
 
 The rollout and drift assets are their handlers' first-party import closures: exactly the
 modules each imports (directly or through each other, function-level imports included), with
