@@ -59,6 +59,10 @@ SKLEARN_IMAGE_ACCOUNTS = {
 SKLEARN_IMAGE_TAG = "sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
 DATASETS_PREFIX = "datasets/"
 OUTPUT_PREFIX = "training-output/"
+#: The channel the source archive arrives in (as the SageMaker Python SDK does with network
+#: isolation), and where SageMaker puts it in the container.
+CODE_CHANNEL = "code"
+CODE_CHANNEL_DIR = f"/opt/ml/input/data/{CODE_CHANNEL}"
 
 
 def training_image(config: StageConfig) -> str:
@@ -132,14 +136,21 @@ class TrainingStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
             )
         )
+        # The code channel is an S3 prefix naming exactly the archive: SageMaker lists it.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{self.partition}:s3:::{source.s3_bucket_name}"],
+                conditions={"StringEquals": {"s3:prefix": [source.s3_object_key]}},
+            )
+        )
         # Not narrower than training-output/*: every job runs as this one role, and IAM cannot
         # tell two of its sessions apart (SageMaker assumes it with a fixed session name and no
-        # per-job session tags; SessionChainingConfig only forwards the creating session's tags,
-        # and the state machine's session has none per execution), so a per-job prefix cannot
-        # be enforced by this role. What keeps one job off another's output is SageMaker: it
-        # uploads only to <S3OutputPath>/<TrainingJobName>/, and refuses a job name already used
-        # in the account and region. What it does not stop is code inside a container writing
-        # with the role's credentials; that needs one role per job.
+        # per-job session tags), so no policy can give each job its own prefix. What keeps one
+        # job off another's output is that only SageMaker writes: the job runs with network
+        # isolation (below), so code in the container cannot use these credentials at all, and
+        # SageMaker uploads only to <S3OutputPath>/<TrainingJobName>/, refusing a job name
+        # already used in the account and region.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
@@ -191,10 +202,14 @@ class TrainingStack(Stack):
                 training_image=tasks.DockerImage.from_registry(training_image(config)),
                 training_input_mode=tasks.InputMode.FILE,
             ),
+            # Nothing in the container reaches the network (S3 included): the code arrives as a
+            # channel and installs from its own wheels (training/source_bundle.py).
+            enable_network_isolation=True,
             hyperparameters={
-                # Script mode: the framework container fetches and runs our entry point.
+                # Script mode: the framework container runs our entry point from the archive
+                # SageMaker copied into the code channel (a local path: no S3 call inside).
                 "sagemaker_program": "train.py",
-                "sagemaker_submit_directory": source.s3_object_url,
+                "sagemaker_submit_directory": f"{CODE_CHANNEL_DIR}/{source.s3_object_key}",
                 "sagemaker_region": self.region,
                 "target": sfn.JsonPath.string_at("$.target"),
                 "model_name": sfn.JsonPath.string_at("$.model_name"),
@@ -210,7 +225,15 @@ class TrainingStack(Stack):
                             s3_location=_S3Uri(sfn.JsonPath.string_at("$.train_s3_uri")),
                         )
                     ),
-                )
+                ),
+                tasks.Channel(
+                    channel_name=CODE_CHANNEL,
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=_S3Uri(source.s3_object_url),
+                        )
+                    ),
+                ),
             ],
             output_data_config=tasks.OutputDataConfig(
                 s3_output_location=_S3Uri(f"s3://{artifact_bucket.bucket_name}/{OUTPUT_PREFIX}"),

@@ -6,11 +6,12 @@ and the SageMaker training toolkit); the toolkit's own ``train`` command (the im
 entry; its scikit-learn module is three lines calling the same ``entry_point.run``); an
 ``/opt/ml``-shaped directory (``SAGEMAKER_BASE_DIR``) whose ``hyperparameters.json`` is the
 ``HyperParameters`` block of the synthesized state machine with an execution input applied; and
-the source archive CDK staged for the stack, downloaded by the toolkit from moto's S3 on loopback
-(``S3_ENDPOINT_URL``). The toolkit pip-installs the archive's ``requirements.txt`` over the image's
-packages from the wheelhouse ``make test`` fetched (no index). The bundle it writes is then
-imported into a store as SageMaker's ``model.tar.gz`` and verified by the Python 3.13 code that
-serves it.
+the source archive CDK staged for the stack, placed in the ``code`` channel as SageMaker copies
+it there. The job runs as with network isolation: no S3 endpoint, no package index, no wheels but
+the archive's own, and every proxy pointed at a closed port, so any network use fails the run.
+The toolkit pip-installs the archive's ``requirements.txt`` over the image's packages from the
+archive's ``wheels/``. The bundle it writes is then imported into a store as SageMaker's
+``model.tar.gz`` and verified by the Python 3.13 code that serves it.
 
 Not emulated: SageMaker itself (channel download, instance, IAM, upload of ``/opt/ml/model``,
 which the test does the way SageMaker does: a tar.gz of the directory).
@@ -21,14 +22,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from fastapi.testclient import TestClient
 
@@ -38,7 +38,6 @@ from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import LoadedModel
 from tests.infra.conftest import Synthesized, synthesize
-from tests.integration.moto_server import running_moto_server
 from training import framework_image
 
 pytestmark = pytest.mark.infra
@@ -108,12 +107,6 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     )
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with running_moto_server() as endpoint:
-        yield endpoint
-
-
 def _resolve(value: Any, region: str) -> str:
     """Render a CloudFormation string expression with this test's account, region and bucket."""
     if isinstance(value, str):
@@ -159,7 +152,12 @@ def _opt_ml(root: Path, request: dict[str, Any], rows: int, seed: int) -> Path:
     """Lay out /opt/ml as SageMaker does before it starts the container."""
     config = root / "input" / "config"
     config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]))
+    # The container's /opt/ml is ``root`` here (SAGEMAKER_BASE_DIR): so are paths into it.
+    hyperparameters = {
+        key: value.replace("/opt/ml/", f"{root}/", 1) if value.startswith("/opt/ml/") else value
+        for key, value in request["HyperParameters"].items()
+    }
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     channels = {
         channel["ChannelName"]: {
             "TrainingInputMode": request["AlgorithmSpecification"]["TrainingInputMode"],
@@ -191,36 +189,41 @@ def _opt_ml(root: Path, request: dict[str, Any], rows: int, seed: int) -> Path:
         )
     )
     # What SageMaker copies from train_s3_uri (s3://<artifacts>/datasets/...) into the channel.
-    for name in channels:
-        data = root / "input" / "data" / name
-        data.mkdir(parents=True)
-        churn.write_churn_csv(data / "churn.csv", rows, seed=seed)
+    data = root / "input" / "data" / "train"
+    data.mkdir(parents=True)
+    churn.write_churn_csv(data / "churn.csv", rows, seed=seed)
     return root
 
 
-def _stage_source(synth: Synthesized, request: dict[str, Any], endpoint: str) -> None:
-    """Upload the archive CDK staged for the training stack to where the template points."""
-    uri = request["HyperParameters"]["sagemaker_submit_directory"]
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+def _stage_source(synth: Synthesized, request: dict[str, Any], base: Path) -> None:
+    """Copy the archive CDK staged for the training stack into the code channel, where
+    SageMaker puts the object the channel names (under its key's last part)."""
+    (code,) = [c for c in request["InputDataConfig"] if c["ChannelName"] == "code"]
+    uri = code["DataSource"]["S3DataSource"]["S3Uri"]
+    key = uri.removeprefix("s3://").partition("/")[2]
     assets = json.loads((synth.outdir / "lambdaserve-dev-training.assets.json").read_text())
     (source,) = [
         asset["source"]["path"]
         for asset in assets["files"].values()
         if any(d["objectKey"] == key for d in asset["destinations"].values())
     ]
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=synth.config.region)
-    s3.create_bucket(Bucket=bucket)
-    s3.upload_file(str(synth.outdir / source), bucket, key)
+    channel = base / "input" / "data" / "code"
+    channel.mkdir(parents=True)
+    shutil.copyfile(synth.outdir / source, channel / key.rsplit("/", 1)[-1])
 
 
-def _run_job(
-    image: Image, base: Path, endpoint: str, region: str
-) -> subprocess.CompletedProcess[str]:
+def _run_job(image: Image, base: Path, region: str) -> subprocess.CompletedProcess[str]:
+    """The image's ``train`` as under network isolation: pip has no index and no wheels but
+    the archive's, there is no S3 endpoint, and every proxy is a closed port on loopback."""
+    closed = "http://127.0.0.1:9"
     env = {
-        **_pip_env(image.wheelhouse),
+        **{k: v for k, v in _pip_env(image.wheelhouse).items() if k != "PIP_FIND_LINKS"},
         "SAGEMAKER_BASE_DIR": str(base),
-        "S3_ENDPOINT_URL": endpoint,
         "AWS_REGION": region,
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "ALL_PROXY": closed,
+        "NO_PROXY": "",
         "PATH": f"{image.python.parent}:{os.environ['PATH']}",
     }
     return subprocess.run(
@@ -234,22 +237,24 @@ def _run_job(
 
 
 def test_the_stacks_job_runs_in_the_sklearn_image_and_its_bundle_serves(
-    image: Image, synthesized: Synthesized, s3_endpoint: str, tmp_path: Path
+    image: Image, synthesized: Synthesized, tmp_path: Path
 ) -> None:
     request = training_request(synthesized)
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith(
         "/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
     )
+    assert request["EnableNetworkIsolation"] is True
     submit = request["HyperParameters"]["sagemaker_submit_directory"]
-    assert submit.startswith("s3://") and submit.endswith(".gz")  # the archive itself, not a zip
-    _stage_source(synthesized, request, s3_endpoint)
+    # The archive itself, in the code channel: the toolkit makes no S3 call to get it.
+    assert submit.startswith("/opt/ml/input/data/code/") and submit.endswith(".gz")
     base = _opt_ml(tmp_path / "opt_ml", request, rows=1500, seed=11)
+    _stage_source(synthesized, request, base)
 
-    result = _run_job(image, base, s3_endpoint, synthesized.config.region)
+    result = _run_job(image, base, synthesized.config.region)
 
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    assert (base / "output" / "success").exists()
+    assert (base / "output" / "success").exists(), log[-4000:]
     assert "Installing dependencies from requirements.txt" in log  # over the image's packages
     # SageMaker uploads /opt/ml/model as model.tar.gz; import it as a user would.
     model_tar = tmp_path / "model.tar.gz"
@@ -276,14 +281,14 @@ def test_the_stacks_job_runs_in_the_sklearn_image_and_its_bundle_serves(
 
 
 def test_a_failed_job_reports_our_reason_to_sagemaker(
-    image: Image, synthesized: Synthesized, s3_endpoint: str, tmp_path: Path
+    image: Image, synthesized: Synthesized, tmp_path: Path
 ) -> None:
     request = training_request(synthesized)
     request["HyperParameters"]["target"] = "no_such_column"
-    _stage_source(synthesized, request, s3_endpoint)
     base = _opt_ml(tmp_path / "opt_ml", request, rows=300, seed=3)
+    _stage_source(synthesized, request, base)
 
-    result = _run_job(image, base, s3_endpoint, synthesized.config.region)
+    result = _run_job(image, base, synthesized.config.region)
 
     assert result.returncode != 0
     # The first 1024 characters of this file become the job's FailureReason.

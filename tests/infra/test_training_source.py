@@ -16,7 +16,7 @@ from lambdaserve.core.bundle import verify_bundle
 from lambdaserve.datasets import churn
 from layers.lock_export import TRAINING_REQUIREMENTS
 from layers.pins import read_requirements
-from training.source_bundle import build
+from training.source_bundle import OFFLINE_HEADER, build
 
 pytestmark = pytest.mark.infra
 
@@ -38,8 +38,17 @@ def test_archive_contents_and_reproducibility(tmp_path: Path) -> None:
         n.startswith(("lambdaserve/cli", "lambdaserve/serving", "lambdaserve/aws")) for n in names
     )
     assert "scikit-learn==" in requirements and "skl2onnx==" in requirements
-    assert requirements == TRAINING_REQUIREMENTS.read_text()  # exact pins with hashes
-    assert read_requirements(TRAINING_REQUIREMENTS)
+    # Offline (the job runs with network isolation), then the exact pins with hashes.
+    assert requirements == OFFLINE_HEADER + TRAINING_REQUIREMENTS.read_text()
+    assert requirements.startswith("--no-index\n--find-links wheels\n")
+    # A cp312 x86_64 wheel for every pin, in the archive's own wheels/.
+    wheels = {n.removeprefix("wheels/") for n in names if n.startswith("wheels/")}
+    for pin in read_requirements(TRAINING_REQUIREMENTS):
+        distribution = pin.name.replace("-", "_").lower()
+        (wheel,) = [w for w in wheels if w.lower().startswith(f"{distribution}-{pin.version}-")]
+        tags = wheel.removesuffix(".whl").split("-")[-3:]
+        assert tags[0] in {"py3", "py2.py3", "cp312"} or "abi3" in tags[1], wheel
+        assert tags[2] == "any" or "x86_64" in tags[2], wheel
 
 
 def test_train_py_runs_from_the_extracted_archive(tmp_path: Path) -> None:

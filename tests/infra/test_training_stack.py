@@ -35,6 +35,31 @@ def test_state_machine_runs_a_sagemaker_training_job_to_completion(dev: Synthesi
     assert '\\"TrainingFailed\\"' in definition  # a failed job fails the execution
 
 
+def test_the_job_runs_with_network_isolation_its_code_arriving_as_a_channel(
+    dev: Synthesized,
+) -> None:
+    """Code in the container reaches nothing (so it cannot write over another job's output
+    with the role's credentials): the archive is the `code` channel, read from a local path."""
+    (machine,) = _resources(dev, "AWS::StepFunctions::StateMachine").values()
+    definition = json.loads(json.dumps(machine["Properties"]["DefinitionString"]))
+    text = json.dumps(definition)
+    assert '\\"EnableNetworkIsolation\\":true' in text
+    assert '\\"ChannelName\\":\\"code\\"' in text
+    assert '\\"sagemaker_submit_directory\\":\\"/opt/ml/input/data/code/' in text
+    policies = _resources(dev, "AWS::IAM::Policy")
+    policy = next(v for k, v in policies.items() if k.startswith("SageMakerRole"))
+    lists = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "s3:ListBucket"
+    ]
+    assert len(lists) == 2 and all("Condition" in s for s in lists)
+    (code,) = [s for s in lists if "StringEquals" in s["Condition"]]
+    assert "cdk-hnb659fds-assets" in json.dumps(code["Resource"])
+    (key,) = code["Condition"]["StringEquals"]["s3:prefix"]
+    assert "/" not in key and key.split(".")[0] in json.dumps(definition)  # the archive itself
+
+
 def test_state_machine_logs_and_traces(dev: Synthesized) -> None:
     (machine,) = _resources(dev, "AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
