@@ -356,7 +356,7 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
     assert (asset / "functions" / "predict" / "handler.py").is_file()
     for excluded in ("cli", "training", "datasets", "registry", "lifecycle"):
         assert not (package / excluded).exists()
-    assert not (package / "local" / "training_runner.py").exists()
+    assert not (package / "local").exists()  # serving imports nothing of the local backend
     assert not (package / "serving" / "background_server.py").exists()
     assert not unresolved_first_party_imports(asset)
 
