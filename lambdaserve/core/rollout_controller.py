@@ -186,6 +186,10 @@ def tick(
     tick that finishes a rollout (promoted, rolled back or aborted) releases its guard."""
     if state.finished:
         return state
+    # One clock, but read by several controllers: S3's Date has one-second resolution, so a
+    # reading can fall up to a second before what the previous controller recorded. Time never
+    # runs backwards within a rollout (or an interval of 0 would hold on it).
+    now = max(now, state.step_started_at, *(event.at for event in state.history[-1:]))
     state = recover(state, alias=alias, hooks=hooks)
     if not state.finished:
         try:

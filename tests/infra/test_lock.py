@@ -118,7 +118,8 @@ def _venv_dists(pins: dict[str, str]) -> dict[str, InstalledDist]:
 
 
 def test_the_training_archive_carries_the_exported_requirements(tmp_path: Path) -> None:
-    assert source_bundle.requirements() == lock_export.TRAINING_REQUIREMENTS.read_text()
+    exported = lock_export.TRAINING_REQUIREMENTS.read_text()
+    assert source_bundle.requirements() == source_bundle.OFFLINE_HEADER + exported
     names = {pin.name for pin in read_requirements(lock_export.TRAINING_REQUIREMENTS)}
     assert {"scikit-learn", "skl2onnx", "onnx", "pandas", "numpy", "pydantic"} <= names
 

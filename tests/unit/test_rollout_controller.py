@@ -412,3 +412,18 @@ def test_rollback_returns_an_aborted_split_to_the_champion() -> None:
     with pytest.raises(RolloutError, match="already rolled_back and the live alias serves 100%"):
         controller.rollback(state, alias=alias, hooks=hooks, now=T0)
     assert _start(RolloutPlan.canary(0.1, 60), alias).status == "running"  # start works again
+
+
+def test_a_clock_reading_a_fraction_behind_the_step_start_does_not_hold_a_zero_interval() -> None:
+    """S3's Date has one-second resolution: the next controller's "now" can read up to a
+    second before the step start the previous one recorded (Date + its monotonic time). An
+    interval of 0 must not wait on that (the README's AWS walkthrough failed so under load)."""
+    alias, guard, hooks = FakeAlias(), FakeGuard(), FakeHooks()
+    plan = RolloutPlan.canary(0.1, interval_seconds=0, min_samples=0)
+    state = _run(plan, alias, guard, hooks, [timedelta(0)])
+    assert alias.routing.shares() == {"1": 0.9, "2": 0.1}
+    state = controller.tick(
+        state, alias=alias, guard=guard, hooks=hooks, now=T0 - timedelta(seconds=0.6)
+    )
+    assert state.status == "promoted", [e.reason for e in state.history]
+    assert all(b.at >= a.at for a, b in zip(state.history, state.history[1:], strict=False))
