@@ -14,8 +14,9 @@ from lambdaserve.core.csv_rows import feature_rows
 from lambdaserve.core.drift_stats import DriftResult
 from lambdaserve.core.schema import FeatureSchema
 from lambdaserve.datasets import churn
-from lambdaserve.lifecycle.drift_job import bundle_baselines, run_drift
+from lambdaserve.lifecycle.drift_job import bundle_baselines
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
+from lambdaserve.lifecycle.scheduled_drift import DriftPorts, DriftSchedule, run_scheduled_drift
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import read_captures
 from lambdaserve.local.drift_reports import LocalReportFiles
@@ -63,15 +64,13 @@ def run_drift_chapter(
     now = datetime.now(UTC)
     # A day window so the demo's captures all fall in one window; scheduled after its end.
     scheduled = datetime(now.year, now.month, now.day, tzinfo=UTC) + DAY + LATENESS
-    reports = DriftReportStore(LocalReportFiles(store.root))
-    written = run_drift(
-        scheduled,
+    ports = DriftPorts(  # the same use case as `drift run` and the drift Lambda
         captures=lambda start, end: read_captures(store.root, start, end),
-        references=bundle_baselines(store),
-        reports=reports,
-        window=DAY,
-        lateness=LATENESS,
+        baselines=bundle_baselines(store),
+        reports=DriftReportStore(LocalReportFiles(store.root)),
     )
+    schedule = DriftSchedule(window=DAY, lateness=LATENESS)
+    written = run_scheduled_drift(scheduled, ports, schedule).written
     for report in written:
         print_report(report, state="written")
     return written

@@ -30,9 +30,9 @@ from lambdaserve.lifecycle.drift_job import (
     DEFAULT_WINDOW,
     bundle_baselines,
     drift_window,
-    run_drift,
 )
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
+from lambdaserve.lifecycle.scheduled_drift import DriftPorts, DriftSchedule, run_scheduled_drift
 from lambdaserve.local.capture_log import read_captures
 from lambdaserve.local.drift_reports import LocalReportFiles
 
@@ -124,16 +124,14 @@ def run(
         fail(str(exc), code=2)
     local = open_store(store)
     reports = DriftReportStore(LocalReportFiles(local.root))
+    ports = DriftPorts(  # locally nothing is published: the reports are printed below
+        captures=lambda start, end: read_captures(local.root, start, end),
+        baselines=bundle_baselines(local, skip or ()),
+        reports=reports,
+    )
+    schedule = DriftSchedule(window=window, lateness=lateness, min_samples=min_samples)
     try:
-        written = run_drift(
-            scheduled,
-            captures=lambda start, end: read_captures(local.root, start, end),
-            references=bundle_baselines(local, skip or ()),
-            reports=reports,
-            window=window,
-            lateness=lateness,
-            min_samples=min_samples,
-        )
+        written = run_scheduled_drift(scheduled, ports, schedule).written
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(

@@ -17,11 +17,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
 from mangum import Mangum
 
+from lambdaserve.aws.emf import emf_metrics
 from lambdaserve.core.capture import CapturePolicy, CapturePolicySource
 from lambdaserve.core.errors import (
     BundleIntegrityError,
@@ -32,7 +30,6 @@ from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.core.metric_names import (
     MODEL_NAME,
     MODEL_VERSION,
-    NAMESPACE,
     PREDICT_SERVICE,
     PredictMetric,
 )
@@ -170,16 +167,7 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         )
     model, error = _load(settings, logger) if salt_error is None else (None, salt_error)
     dimensions = {MODEL_NAME: model.name, MODEL_VERSION: model.version} if model else {}
-    # Powertools' Metrics keeps its sets on the class; a provider of our own keeps them per handler.
-    provider = AmazonCloudWatchEMFProvider(
-        namespace=NAMESPACE,
-        service=PREDICT_SERVICE,
-        metric_set={},
-        dimension_set={},
-        metadata_set={},
-        default_dimensions=dimensions,
-    )
-    metrics = Metrics(provider=provider)
+    metrics = emf_metrics(PREDICT_SERVICE, dimensions)
     app = create_app(
         model,
         settings=settings,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import layers.build_layer as build
-from functions.drift.handler import DriftSettings, EmfDriftMetrics
+from functions.drift.handler import DriftSettings
 from infra.config import StageConfigError, load_stage_config
 from infra.constructs import capture_pipeline, drift_monitor
 from infra.stacks.monitoring_stack import (
@@ -28,6 +28,7 @@ from infra.stacks.monitoring_stack import (
 )
 from lambdaserve.aws.s3_drift_io import S3CaptureReader
 from lambdaserve.core.capture import LOG_MARKER, CaptureRecord, partition
+from lambdaserve.lifecycle.drift_metrics import EmfDriftMetrics
 from lambdaserve.local.capture_log import capture_line
 from layers.budget import LAMBDA_UNZIPPED_LIMIT, MB
 from layers.function_asset import build_drift_asset
@@ -670,7 +671,7 @@ def test_the_alarm_queries_match_the_metrics_the_drift_handler_emits(
     for key, value in _environment(dev).items():
         if key.startswith("POWERTOOLS_"):
             monkeypatch.setenv(key, value)
-    EmfDriftMetrics()(_Report())  # type: ignore[arg-type]
+    EmfDriftMetrics().report(_Report())  # type: ignore[arg-type]
     (document,) = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line
     ]

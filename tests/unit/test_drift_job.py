@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from functions.drift.handler import DriftPorts, DriftSettings, build_handler
+from functions.drift.handler import DriftSettings, build_handler
 from lambdaserve.core.capture import CaptureRecord
 from lambdaserve.core.errors import ModelNotFoundError
 from lambdaserve.core.histograms import FeatureWindows
@@ -32,6 +32,7 @@ from lambdaserve.lifecycle.drift_job import (
     run_drift,
 )
 from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
+from lambdaserve.lifecycle.scheduled_drift import DriftPorts
 from lambdaserve.local.drift_reports import LocalReportFiles
 from tests.support.lambda_context import FakeLambdaContext
 
