@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -23,11 +22,9 @@ from lambdaserve.core.capture import (
     CapturePolicy,
     CapturePolicySource,
     CaptureSink,
-    FeedbackRecord,
 )
 from lambdaserve.core.errors import (
     CapturePolicyError,
-    FeedbackUnavailableError,
     ModelNotLoadedError,
 )
 from lambdaserve.core.feedback_tokens import FeedbackSigner
@@ -107,8 +104,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    unavailable = load_error or "no verified model is loaded"
-    service: PredictionService | None = None
+    service, unavailable = None, load_error or "no verified model is loaded"
     if model is not None:
         try:
             service = PredictionService(
@@ -122,85 +118,62 @@ def create_app(
         except CapturePolicyError as exc:
             # Fail closed: serving without the mask would capture the values it should hide.
             log.error("model %s:%s not served: %s", model.name, model.version, exc)
-            model, unavailable = None, str(exc)
+            unavailable = str(exc)
+    _add_info_routes(app, service, unavailable)
+    if service is None:
+        _add_unavailable_routes(app, unavailable)
+    else:
+        _add_model_routes(app, service, settings)
+    return app
+
+
+def _add_info_routes(app: FastAPI, service: PredictionService | None, unavailable: str) -> None:
+    """``/health`` and ``/model``; both 503 without a servable model."""
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Any:
-        problem = unavailable if model is None else None
-        if service is not None and service.capture is not None:
-            try:  # a stage policy changed to name a field this model lacks stops serving
-                service.policy_in_force()
-            except CapturePolicyError as exc:
-                problem = str(exc)
-        if model is None or problem is not None:
+        problem = unavailable if service is None else service.serving_problem()
+        if service is None or problem is not None:
             return JSONResponse(
                 status_code=503,
                 content=Health(status="unavailable", detail=problem).model_dump(),
             )
         return Health(
             status="ok",
-            model=ModelRef(name=model.name, version=model.version),
-            runtime=model.predictor.runtime,
+            model=ModelRef(name=service.model.name, version=service.model.version),
+            runtime=service.model.predictor.runtime,
         )
 
     @app.get("/model", response_model=ModelDescription, responses=ERROR_RESPONSES)
     async def model_info() -> ModelDescription:
-        if model is None:
+        if service is None:
             raise ModelNotLoadedError(unavailable)
-        return describe(model)
+        return describe(service.model)
 
-    if model is None or service is None:
 
-        @app.post("/predict", responses=ERROR_RESPONSES)
-        async def predict_unavailable(_: Request) -> None:
-            raise ModelNotLoadedError(unavailable)
+def _add_unavailable_routes(app: FastAPI, unavailable: str) -> None:
+    """The model's routes, each a 503 saying why nothing is served."""
 
-        @app.post("/predict/batch", responses=ERROR_RESPONSES)
-        async def batch_unavailable(_: Request) -> None:
-            raise ModelNotLoadedError(unavailable)
+    async def refuse(_: Request) -> None:
+        raise ModelNotLoadedError(unavailable)
 
-        @app.post("/feedback", responses=ERROR_RESPONSES)
-        async def feedback_unavailable(_: Request) -> None:
-            raise ModelNotLoadedError(unavailable)
+    for path in ("/predict", "/predict/batch", "/feedback"):
+        app.post(path, responses=ERROR_RESPONSES)(refuse)
 
-        return app
 
+def _add_model_routes(app: FastAPI, service: PredictionService, settings: ServingSettings) -> None:
+    model = service.model
     manifest = model.bundle.manifest
-    signer = service.feedback_signer
     validators = build_request_validators(
         manifest.features, classes=manifest.classes, max_batch_rows=settings.max_batch_rows
     )
     headers = {"x-model-name": model.name, "x-model-version": model.version}
 
-    async def parse(request: Request, validator: TypeAdapter[Any]) -> Any:
-        # JSON only: a browser sends text/plain and form bodies to 127.0.0.1 from any web page
-        # without a CORS preflight; application/json it must ask for first.
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            raise HTTPException(
-                status_code=415,
-                detail=f"send the body as JSON with Content-Type: application/json (got "
-                f"{media or 'no content type'!r})",
-            )
-        try:  # a client that stops sending half-way does not hold the connection open
-            raw = await asyncio.wait_for(request.body(), timeout=BODY_READ_TIMEOUT_SECONDS)
-        except TimeoutError as exc:
-            raise HTTPException(
-                status_code=408,
-                detail=f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS} s",
-            ) from exc
-        # pydantic-core parses and validates the raw bytes in one pass (see request_models).
-        try:
-            return validator.validate_json(raw)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
-            ) from exc
-
-    def answer(payload: Any) -> Response:
+    def answer(payload: Any, status_code: int = 200) -> Response:
         return Response(
             # allow_nan=False: a NaN or infinity is not JSON, and is refused before this point.
             json.dumps(payload, separators=(",", ":"), allow_nan=False),
+            status_code=status_code,
             headers=headers,
             media_type="application/json",
         )
@@ -214,7 +187,7 @@ def create_app(
     )
     async def predict(request: Request) -> Response:
         received_at = time.perf_counter()
-        body = await parse(request, validators.predict)
+        body = await _parse(request, validators.predict)
         return answer(service.predict([body["features"]], received_at=received_at)[0])
 
     @app.post(
@@ -226,7 +199,7 @@ def create_app(
     )
     async def predict_batch(request: Request) -> Response:
         received_at = time.perf_counter()
-        body = await parse(request, validators.batch)
+        body = await _parse(request, validators.batch)
         return answer({"predictions": service.predict(body["instances"], received_at=received_at)})
 
     @app.post(
@@ -238,50 +211,51 @@ def create_app(
         openapi_extra=_body("FeedbackRequest"),
     )
     async def feedback(request: Request) -> Response:
-        body = await parse(request, validators.feedback)
-        if service.capture is None:
-            raise FeedbackUnavailableError(
-                "feedback is stored with the prediction captures, and capture is off here "
-                "(CAPTURE_ENABLED=false)"
-            )
-        forged = [
-            {
-                "type": "feedback_token",
-                "loc": ("body", "feedback", index, "feedback_token"),
-                "msg": "not the token this model answered with that prediction_id: send the "
-                "feedback_token of the prediction's own response",
-            }
-            for index, item in enumerate(body["feedback"])
-            if not signer.verify(model.name, item["prediction_id"], item["feedback_token"])
-        ]
+        body = await _parse(request, validators.feedback)
+        forged = service.forged_feedback(body["feedback"])
         if forged:  # nothing is stored: a request with one bad token is refused whole
-            raise RequestValidationError(forged)
-        now = datetime.now(UTC)
-        records = [
-            FeedbackRecord(
-                received_at=now,
-                prediction_id=item["prediction_id"],
-                model_name=model.name,
-                label=item["label"],
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "feedback_token",
+                        "loc": ("body", "feedback", index, "feedback_token"),
+                        "msg": "not the token this model answered with that prediction_id: "
+                        "send the feedback_token of the prediction's own response",
+                    }
+                    for index in forged
+                ]
             )
-            for item in body["feedback"]
-        ]
-        try:
-            service.capture.write_feedback(records)
-        except Exception as exc:
-            log.exception("feedback could not be stored")
-            raise FeedbackUnavailableError(
-                "feedback could not be stored; nothing was kept, send it again"
-            ) from exc
-        return Response(
-            FeedbackAccepted(accepted=len(records), model=model.name).model_dump_json(),
-            status_code=202,
-            headers=headers,
-            media_type="application/json",
-        )
+        accepted = service.record_feedback(body["feedback"])
+        return answer(FeedbackAccepted(accepted=accepted, model=model.name).model_dump(), 202)
 
     _publish_request_schemas(app, validators.openapi_components())
-    return app
+
+
+async def _parse(request: Request, validator: TypeAdapter[Any]) -> Any:
+    """The validated JSON body, or a 415/408/422 that says what to send."""
+    # JSON only: a browser sends text/plain and form bodies to 127.0.0.1 from any web page
+    # without a CORS preflight; application/json it must ask for first.
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(
+            status_code=415,
+            detail=f"send the body as JSON with Content-Type: application/json (got "
+            f"{media or 'no content type'!r})",
+        )
+    try:  # a client that stops sending half-way does not hold the connection open
+        raw = await asyncio.wait_for(request.body(), timeout=BODY_READ_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        raise HTTPException(
+            status_code=408,
+            detail=f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS} s",
+        ) from exc
+    # pydantic-core parses and validates the raw bytes in one pass (see request_models).
+    try:
+        return validator.validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        ) from exc
 
 
 def _body(component: str) -> dict[str, Any]:

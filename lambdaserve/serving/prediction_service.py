@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -22,12 +22,14 @@ from lambdaserve.core.capture import (
     CaptureRecord,
     CaptureSink,
     FeatureValue,
+    FeedbackRecord,
 )
 from lambdaserve.core.capture_lines import CaptureBatch
 from lambdaserve.core.encoding import Row, rows_to_columns
 from lambdaserve.core.errors import (
     CapturePolicyError,
     CapturePolicyUnavailableError,
+    FeedbackUnavailableError,
     NonFiniteScoreError,
 )
 from lambdaserve.core.feedback_tokens import FeedbackSigner
@@ -113,6 +115,54 @@ class PredictionService:
         if policy is not self.capture_policy:
             self._adopt(policy)
         return policy
+
+    def serving_problem(self) -> str | None:
+        """Why this model cannot be served right now (the stage's capture policy names a field
+        it lacks), or ``None``."""
+        if self.capture is None:
+            return None
+        try:
+            self.policy_in_force()
+        except CapturePolicyError as exc:
+            return str(exc)
+        return None
+
+    def forged_feedback(self, items: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The indices of ``items`` whose ``feedback_token`` is not the one this model answered
+        with their ``prediction_id``."""
+        name, signer = self.model.name, self.feedback_signer
+        return [
+            index
+            for index, item in enumerate(items)
+            if not signer.verify(name, item["prediction_id"], item["feedback_token"])
+        ]
+
+    def record_feedback(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Store verified outcomes (``prediction_id``, ``label``) in the capture stream; all or
+        nothing, so a client told to send again duplicates nothing it was not told was kept."""
+        if self.capture is None:
+            raise FeedbackUnavailableError(
+                "feedback is stored with the prediction captures, and capture is off here "
+                "(CAPTURE_ENABLED=false)"
+            )
+        now = datetime.now(UTC)
+        records = [
+            FeedbackRecord(
+                received_at=now,
+                prediction_id=item["prediction_id"],
+                model_name=self.model.name,
+                label=item["label"],
+            )
+            for item in items
+        ]
+        try:
+            self.capture.write_feedback(records)
+        except Exception as exc:
+            log.exception("feedback could not be stored")
+            raise FeedbackUnavailableError(
+                "feedback could not be stored; nothing was kept, send it again"
+            ) from exc
+        return len(records)
 
     def _unseen(self, columns: dict[str, Any], n_rows: int) -> list[list[str]]:
         unseen: list[list[str]] = [[] for _ in range(n_rows)]
