@@ -375,14 +375,14 @@ def test_the_rollout_asset_is_the_handlers_import_closure(tmp_path: Path) -> Non
     assert size < 1024 * 1024
     assert {
         "functions/rollout/handler.py",
-        "lambdaserve/serving/rollout_step.py",
+        "lambdaserve/lifecycle/rollout_step.py",
         "lambdaserve/core/rollout_controller.py",
         "lambdaserve/aws/lambda_alias.py",
         "lambdaserve/aws/cloudwatch_guard.py",
         "lambdaserve/aws/s3_rollout_state.py",
     } <= files
     assert not any(f.startswith("functions/predict/") for f in files)
-    for absent in ("serving/app.py", "core/predictors.py", "core/bundle.py", "cli/", "registry/"):
+    for absent in ("serving/", "core/predictors.py", "core/bundle.py", "cli/", "registry/"):
         assert not any(f.startswith(f"lambdaserve/{absent}") for f in files), absent
     assert not unresolved_first_party_imports(tmp_path)
     assert (tmp_path / "functions" / "rollout" / "__pycache__").is_dir()

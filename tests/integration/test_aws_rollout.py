@@ -40,8 +40,8 @@ from lambdaserve.core.errors import FunctionConflictError, FunctionError, Rollou
 from lambdaserve.core.functions import AliasRouting
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.serving.rollout_step import RecordingHooks as StepHooks
-from lambdaserve.serving.rollout_step import run_step
+from lambdaserve.lifecycle.rollout_step import RecordingHooks as StepHooks
+from lambdaserve.lifecycle.rollout_step import run_step
 from tests.integration.moto_server import (
     handler_zip,
     lambda_role,

@@ -20,7 +20,7 @@ from lambdaserve.core import rollout_controller as controller
 from lambdaserve.core.errors import RolloutError, TransientFunctionError, TransientRolloutError
 from lambdaserve.core.rollout_plan import RolloutPlan
 from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.serving.rollout_step import (
+from lambdaserve.lifecycle.rollout_step import (
     MIN_WAIT_SECONDS,
     RecordingHooks,
     StepResult,
