@@ -17,28 +17,8 @@ from lambdaserve.cli.options import (
     open_store,
 )
 from lambdaserve.cli.train_command import register_and_report
-from lambdaserve.core.artifacts import StoredBundle
-from lambdaserve.core.errors import LambdaserveError, VersionExistsError
-from lambdaserve.local.artifact_store import LocalArtifactStore
-from lambdaserve.serving.model_loader import fetch_bundle
-
-
-def import_bundle(store: LocalArtifactStore, source: str) -> tuple[StoredBundle, bool]:
-    """Verify the bundle at ``source`` (a directory, a .tar.gz, or an ``s3://`` URI of one) and
-    store it under its manifest's name and version. Importing the same bundle again changes
-    nothing (``created`` is False); a different bundle under a stored name and version is refused.
-    """
-    bundle = fetch_bundle(source, cache_dir=store.cache_dir)  # verifies every hash
-    try:
-        return store.put(bundle.path), True
-    except VersionExistsError:
-        stored = store.get(bundle.manifest.name, bundle.manifest.version)
-        if stored.digest != bundle.digest:
-            raise VersionExistsError(
-                f"{stored.name} version {stored.version} is already stored with another digest "
-                f"({stored.digest[:12]}, this bundle {bundle.digest[:12]}); bundles are immutable"
-            ) from None
-        return stored, False
+from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.lifecycle.importing import import_bundle
 
 
 def import_(
@@ -57,7 +37,8 @@ def import_(
 ) -> None:
     """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), then register it."""
     try:
-        stored, created = import_bundle(open_store(store), source)
+        local = open_store(store)
+        stored, created = import_bundle(local, source, cache_dir=local.cache_dir)
     except LambdaserveError as exc:
         fail(str(exc))
     if not created and not as_json:

@@ -34,7 +34,7 @@ from lambdaserve.core.registry import TAG_GATE_RESULT, RegisteredVersion
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
 from lambdaserve.lifecycle.publishing import publish_model_version
-from lambdaserve.lifecycle.registration import gate_challenger, promote_to_champion, register_bundle
+from lambdaserve.lifecycle.registration import promote_to_champion, register_and_gate
 from lambdaserve.lifecycle.status import model_status
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
@@ -49,7 +49,7 @@ def load_policy(path: Path | None) -> GatePolicy:
         fail(f"invalid gate policy {path}: {exc}")
 
 
-def register_and_gate(
+def register_locally(
     store: Path | None,
     name: str,
     bundle_version: str | None,
@@ -58,25 +58,19 @@ def register_and_gate(
     policy: GatePolicy,
     force: bool,
 ) -> tuple[RegisteredVersion, bool, GateDecision | None, str | None]:
-    """Register, then run the gate. A refused gate is reported, not an error of registration."""
+    """The local store and registry's ``register_and_gate`` (lifecycle.registration)."""
     local = open_store(store)
-    registry = open_registry(local.root)
-    version, created = register_bundle(
-        registry, local, name, bundle_version, code_version=code_version()
+    gated = register_and_gate(
+        open_registry(local.root),
+        local,
+        name,
+        bundle_version,
+        holdout=Holdout.read(holdout) if holdout else None,
+        policy=policy,
+        force=force,
+        code_version=code_version(),
     )
-    try:
-        decision = gate_challenger(
-            registry,
-            local,
-            version,
-            policy=policy,
-            holdout=Holdout.read(holdout) if holdout else None,
-            force=force,
-        )
-        refusal = None
-    except LambdaserveError as exc:
-        decision, refusal = None, str(exc)
-    return registry.get(version.name, version.version), created, decision, refusal
+    return gated.version, gated.created, gated.decision, gated.refusal
 
 
 def register(
@@ -90,7 +84,7 @@ def register(
     """Register a stored bundle in MLflow; it becomes challenger if it passes the gate."""
     name, bundle_version = parse_model_ref(model)
     try:
-        version, created, decision, refusal = register_and_gate(
+        version, created, decision, refusal = register_locally(
             store, name, bundle_version, holdout=holdout, policy=load_policy(gate), force=force
         )
     except LambdaserveError as exc:

@@ -19,7 +19,7 @@ from lambdaserve.cli.options import (
     StoreOption,
     open_store,
 )
-from lambdaserve.cli.registry_commands import load_policy, register_and_gate
+from lambdaserve.cli.registry_commands import load_policy, register_locally
 from lambdaserve.core.artifacts import StoredBundle
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.local.artifact_store import LocalArtifactStore
@@ -148,7 +148,7 @@ def register_and_report(
     the bundle's summary and the registry's answer."""
     try:
         registration = (
-            register_and_gate(
+            register_locally(
                 store,
                 stored.name,
                 stored.version,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lambdaserve.core.artifacts import ArtifactStore
 from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.errors import InvalidInputError, PromotionRefusedError
+from lambdaserve.core.errors import InvalidInputError, LambdaserveError, PromotionRefusedError
 from lambdaserve.core.promotion_gate import GateDecision, GatePolicy, decide
 from lambdaserve.core.registry import (
     CHALLENGER,
@@ -113,6 +113,44 @@ def gate_challenger(
         )
     registry.set_alias(candidate.name, CHALLENGER, candidate.version)
     return decision
+
+
+@dataclass(frozen=True)
+class GatedRegistration:
+    """A registration and the gate's verdict on it: ``refusal`` says why the gate refused (a
+    refusal is reported, not an error of registration)."""
+
+    version: RegisteredVersion
+    created: bool
+    decision: GateDecision | None
+    refusal: str | None
+
+
+def register_and_gate(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    name: str,
+    bundle_version: str | None,
+    *,
+    holdout: Holdout | None,
+    policy: GatePolicy,
+    force: bool,
+    code_version: str,
+) -> GatedRegistration:
+    """Register a stored bundle, then run the gate (``force`` passes it anyway, recorded)."""
+    version, created = register_bundle(
+        registry, store, name, bundle_version, code_version=code_version
+    )
+    try:
+        decision = gate_challenger(
+            registry, store, version, policy=policy, holdout=holdout, force=force
+        )
+        refusal = None
+    except LambdaserveError as exc:
+        decision, refusal = None, str(exc)
+    return GatedRegistration(
+        registry.get(version.name, version.version), created, decision, refusal
+    )
 
 
 def promote_to_champion(registry: ModelRegistry, name: str, version: str) -> RegisteredVersion:

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from lambdaserve.cli.import_command import import_bundle
 from lambdaserve.datasets import churn
+from lambdaserve.lifecycle.importing import import_bundle
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import LoadedModel
@@ -260,7 +260,8 @@ def test_the_stacks_job_runs_in_the_sklearn_image_and_its_bundle_serves(
     model_tar = tmp_path / "model.tar.gz"
     with tarfile.open(model_tar, "w:gz") as tar:
         tar.add(base / "model", arcname=".")
-    stored, created = import_bundle(LocalArtifactStore(tmp_path / "store"), str(model_tar))
+    local = LocalArtifactStore(tmp_path / "store")
+    stored, created = import_bundle(local, str(model_tar), cache_dir=local.cache_dir)
     assert created and stored.name == "churn"
     versions = stored.manifest.library_versions
     assert versions["python"].startswith("3.12.")  # trained on the image's Python
