@@ -26,6 +26,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from training import framework_image
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = "sourcedir.tar.gz"
 #: What the training job imports; serving, the CLI and the AWS adapters stay out.
@@ -33,11 +35,10 @@ PACKAGES = ("lambdaserve/__init__.py", "lambdaserve/core", "lambdaserve/training
 WHEELS = "wheels"
 #: Read before the pins: install from the archive's own wheels, never an index.
 OFFLINE_HEADER = f"--no-index\n--find-links {WHEELS}\n"
-#: The image's Python and glibc (Ubuntu 24.04: 2.39), as in training/framework-image.txt.
-PYTHON = "3.12"
+#: The image's glibc (Ubuntu 24.04: 2.39), as in training/framework-image.txt.
 IMAGE_GLIBC_MINOR = 39
+#: layers.build_layer.WHEELHOUSE_ENV (not imported: layers imports this package).
 WHEELHOUSE_ENV = "LAMBDASERVE_WHEELHOUSE"
-WHEELHOUSE_SUBDIR = "py312"
 
 
 #: Exported from uv.lock (``make lock``): exact pins with hashes, the closure of the training extra.
@@ -52,15 +53,17 @@ def requirements() -> str:
 def download_wheels(dest: Path) -> list[Path]:
     """Every wheel the requirements pin, for CPython 3.12 on the image's manylinux x86_64, each
     checked against its recorded sha256 (``pip download --require-hashes``)."""
-    options = ["--no-deps", "--only-binary=:all:", "--python-version", PYTHON]
-    options += ["--implementation", "cp", "--abi", f"cp{PYTHON.replace('.', '')}"]
+    python = framework_image.PYTHON
+    options = ["--no-deps", "--only-binary=:all:", "--python-version", python]
+    options += ["--implementation", "cp", "--abi", f"cp{python.replace('.', '')}"]
     tags = ["manylinux2014_x86_64"]
     tags += [f"manylinux_2_{minor}_x86_64" for minor in range(17, IMAGE_GLIBC_MINOR + 1)]
     for tag in tags:  # pip takes --platform literally: every tag the image's glibc accepts
         options += ["--platform", tag]
     wheelhouse = os.environ.get(WHEELHOUSE_ENV)
     if wheelhouse:
-        options += ["--no-index", "--find-links", str(Path(wheelhouse) / WHEELHOUSE_SUBDIR)]
+        subdir = framework_image.WHEELHOUSE_SUBDIR
+        options += ["--no-index", "--find-links", str(Path(wheelhouse) / subdir)]
     command = [sys.executable, "-m", "pip", "download", *options, "--require-hashes"]
     command += ["--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS), "-d", str(dest)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

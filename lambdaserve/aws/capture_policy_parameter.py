@@ -72,15 +72,15 @@ class ParameterCapturePolicy:
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.reads += 1
+        detail: Exception
         try:
             value = aws_client("ssm").get_parameter(Name=self.name)["Parameter"]["Value"]
             return CapturePolicyDocument.model_validate_json(value).policy(self._salt)
         except ClientError as exc:
-            reason = error_code(exc) or "error"
+            reason, detail = error_code(exc) or "error", exc
         except BotoCoreError as exc:
-            reason = type(exc).__name__
+            reason, detail = type(exc).__name__, exc
         except (ValidationError, ValueError) as exc:
-            log.error("capture policy parameter %s is not a policy: %s", self.name, exc)
-            reason = "not a capture policy document"
-        log.error("capture policy parameter %s could not be read: %s", self.name, reason)
+            reason, detail = "not a capture policy document", exc
+        log.error("capture policy parameter %s unread (%s): %s", self.name, reason, detail)
         raise CapturePolicyUnavailableError(f"the capture policy could not be read ({reason})")

@@ -29,12 +29,16 @@ from lambdaserve.cli.options import (
 )
 from lambdaserve.core.errors import LambdaserveError
 from lambdaserve.core.functions import LIVE_ALIAS
-from lambdaserve.core.promotion_gate import GateDecision, GatePolicy
-from lambdaserve.core.registry import TAG_GATE_RESULT, RegisteredVersion
+from lambdaserve.core.promotion_gate import GatePolicy
+from lambdaserve.core.registry import TAG_GATE_RESULT
 from lambdaserve.lifecycle.code_version import code_version
 from lambdaserve.lifecycle.holdout_scoring import Holdout
 from lambdaserve.lifecycle.publishing import publish_model_version
-from lambdaserve.lifecycle.registration import promote_to_champion, register_and_gate
+from lambdaserve.lifecycle.registration import (
+    GatedRegistration,
+    promote_to_champion,
+    register_and_gate,
+)
 from lambdaserve.lifecycle.status import model_status
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
@@ -57,10 +61,10 @@ def register_locally(
     holdout: Path | None,
     policy: GatePolicy,
     force: bool,
-) -> tuple[RegisteredVersion, bool, GateDecision | None, str | None]:
+) -> GatedRegistration:
     """The local store and registry's ``register_and_gate`` (lifecycle.registration)."""
     local = open_store(store)
-    gated = register_and_gate(
+    return register_and_gate(
         open_registry(local.root),
         local,
         name,
@@ -70,7 +74,6 @@ def register_locally(
         force=force,
         code_version=code_version(),
     )
-    return gated.version, gated.created, gated.decision, gated.refusal
 
 
 def register(
@@ -84,18 +87,19 @@ def register(
     """Register a stored bundle in MLflow; it becomes challenger if it passes the gate."""
     name, bundle_version = parse_model_ref(model)
     try:
-        version, created, decision, refusal = register_locally(
+        gated = register_locally(
             store, name, bundle_version, holdout=holdout, policy=load_policy(gate), force=force
         )
     except LambdaserveError as exc:
         fail(str(exc))
+    version, decision, refusal = gated.version, gated.decision, gated.refusal
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "name": version.name,
                     "version": version.version,
-                    "created": created,
+                    "created": gated.created,
                     "aliases": list(version.aliases),
                     "bundle_uri": version.bundle_uri,
                     "bundle_sha256": version.bundle_sha256,
@@ -105,7 +109,7 @@ def register(
             )
         )
     else:
-        verb = "registered" if created else "already registered as"
+        verb = "registered" if gated.created else "already registered as"
         out.print(f"{verb} {version.name} v{version.version} ({version.bundle_sha256[:12]})")
         out.print(
             f"gate: {'; '.join(decision.reasons)}" if decision else f"gate: {refusal}",

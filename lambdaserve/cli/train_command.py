@@ -163,22 +163,22 @@ def register_and_report(
         fail(str(exc))
     result = summary(stored)
     if registration is not None:
-        version, _, decision, refusal = registration
+        decision = registration.decision
         result["registry"] = {
-            "version": version.version,
-            "aliases": list(version.aliases),
+            "version": registration.version.version,
+            "aliases": list(registration.version.aliases),
             "gate": decision.model_dump(mode="json") if decision else None,
-            "refusal": refusal,
+            "refusal": registration.refusal,
         }
     if as_json:
         typer.echo(json.dumps(result))
         return
     print_summary(stored)
     if registration is not None:
-        version, _, decision, refusal = registration
+        version, decision = registration.version, registration.decision
         aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
         out.print(
             f"  registered as {version.name} v{version.version}{aliases}; gate: "
-            + ("; ".join(decision.reasons) if decision else str(refusal)),
+            + ("; ".join(decision.reasons) if decision else str(registration.refusal)),
             highlight=False,
         )

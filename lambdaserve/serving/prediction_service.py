@@ -109,9 +109,8 @@ class PredictionService:
             return self.capture_policy
         try:
             policy = self._policy_source.current()
-        except CapturePolicyUnavailableError as exc:
-            log.warning("capture skipped: %s", exc)
-            return None
+        except CapturePolicyUnavailableError:
+            return None  # the source logged why, once per read; the skip is counted
         if policy is not self.capture_policy:
             self._adopt(policy)
         return policy

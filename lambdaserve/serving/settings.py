@@ -46,7 +46,6 @@ class ServingSettings(BaseSettings):
         description="Secrets Manager secret (ARN or name) holding the salt, from which the "
         "feedback token key is derived too; how Lambda gets both",
     )
-
     capture_policy_parameter: str = Field(
         default="",
         description="SSM parameter holding the stage's capture policy (enabled, mask, hash), "

@@ -371,12 +371,11 @@ def test_a_reloaded_state_resumes_at_the_next_step(
     assert [key for key, _ in object_versions(s3, bucket)] == ["rollouts/churn.json"] * 4
 
 
-def test_all_at_once_checks_the_serving_stack_alarms_before_any_shift(
-    make_rig: Callable[..., Rig], lambda_client: Any, cloudwatch: Any, function_name: str
-) -> None:
-    stack_alarm = f"{function_name}-AliasErrors"
+def _put_stack_alarm(cloudwatch: Any, function_name: str) -> str:
+    """The serving stack's alias errors alarm, as the stack creates it."""
+    name = f"{function_name}-AliasErrors"
     cloudwatch.put_metric_alarm(
-        AlarmName=stack_alarm,
+        AlarmName=name,
         Namespace="AWS/Lambda",
         MetricName="Errors",
         Dimensions=[
@@ -389,6 +388,13 @@ def test_all_at_once_checks_the_serving_stack_alarms_before_any_shift(
         Threshold=5,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
+    return name
+
+
+def test_all_at_once_checks_the_serving_stack_alarms_before_any_shift(
+    make_rig: Callable[..., Rig], lambda_client: Any, cloudwatch: Any, function_name: str
+) -> None:
+    stack_alarm = _put_stack_alarm(cloudwatch, function_name)
     cloudwatch.set_alarm_state(AlarmName=stack_alarm, StateValue="ALARM", StateReason="errors")
     rig = make_rig(extra_alarm_names=(stack_alarm,))
 
@@ -420,17 +426,7 @@ def test_a_promoted_rollout_deletes_the_challengers_alarms(
 def test_a_rolled_back_rollout_deletes_the_challengers_alarms_and_keeps_the_stacks(
     make_rig: Callable[..., Rig], cloudwatch: Any, function_name: str
 ) -> None:
-    stack_alarm = f"{function_name}-AliasErrors"
-    cloudwatch.put_metric_alarm(
-        AlarmName=stack_alarm,
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=5,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
+    stack_alarm = _put_stack_alarm(cloudwatch, function_name)
     rig = make_rig(extra_alarm_names=(stack_alarm,))
     state = rig.tick(rig.start(RolloutPlan.linear(0.25, interval_seconds=0, min_samples=0)), at(1))
     cloudwatch.set_alarm_state(

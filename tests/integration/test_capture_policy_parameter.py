@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["secret_arn"]  # the fixture, shared with the salt tests
 
 
-def _document(mask: list[str] = (), hash_: list[str] = ()) -> str:  # type: ignore[assignment]
+def _document(mask: Sequence[str] = (), hash_: Sequence[str] = ()) -> str:
     return json.dumps({"enabled": True, "mask": list(mask), "hash": list(hash_)})
 
 
