@@ -5,7 +5,7 @@
 Data: a synthetic window of 1,000,000 captured rows x 20 features (15 numeric: normal, lognormal
 and Poisson, 2% missing; 5 categorical with 3 to 30 categories, 2% missing) and a score, built
 vectorized as numpy columns; the reference is profiled from another 50,000 rows the same way
-training does (``lambdaserve.core.reference``).
+training does (``lambdaserve.kernel.reference``).
 
 Cases, each in a fresh process (so one case's memory cannot hide another's), each timed and
 with its peak memory measured as the rise of the process's resident set over what it held
@@ -51,18 +51,18 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.report import Check, at_most, checks_table, speedup, table
-from lambdaserve.core.capture import LOG_MARKER, partition
-from lambdaserve.core.histograms import FeatureWindows
-from lambdaserve.core.reference import (
+from lambdaserve.drift.histograms import FeatureWindows
+from lambdaserve.drift.job import run_drift
+from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.kernel.capture import LOG_MARKER, partition
+from lambdaserve.kernel.reference import (
     NumericReference,
     ReferenceProfile,
     categorical_reference,
     numeric_reference,
     score_reference,
 )
-from lambdaserve.core.schema import MISSING_CATEGORY, FeatureSchema, FeatureSpec
-from lambdaserve.lifecycle.drift_job import run_drift
-from lambdaserve.lifecycle.drift_report import DriftReportStore
+from lambdaserve.kernel.schema import MISSING_CATEGORY, FeatureSchema, FeatureSpec
 from lambdaserve.local.capture_log import read_captures
 
 N_NUMERIC, N_CATEGORICAL = 15, 5

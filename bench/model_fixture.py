@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.training.hyperparameters import EstimatorName, TrainingConfig
 from lambdaserve.training.job import train
 from lambdaserve.training.sagemaker_env import SageMakerPaths

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
 
-#: What training encoded a missing categorical value as (lambdaserve.core.schema.MISSING_CATEGORY).
+#: How training encodes a missing categorical value (lambdaserve.kernel.schema.MISSING_CATEGORY).
 MISSING_CATEGORY = "__missing__"
 BatchMode = Literal["loop", "vectorized"]
 Value = float | str | None

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.encoding import rows_to_columns
-from lambdaserve.core.predictors import load_predictor
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.encoding import rows_to_columns
+from lambdaserve.kernel.predictors import load_predictor
 
 
 @dataclass(frozen=True)

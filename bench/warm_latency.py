@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.events import FakeLambdaContext, batch_event, predict_event
 from bench.naive_service import BatchMode, build_naive_handler
-from lambdaserve.serving.lambda_entry import build_lambda_handler
+from lambdaserve.wiring.aws_predict import build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

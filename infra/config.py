@@ -19,9 +19,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _SCHEDULE = r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
 _MINUTES = {"minute": 1, "hour": 60, "day": 1440}
-#: ``lambdaserve.core.manifest.Manifest.name`` (infra imports no runtime code).
+#: ``lambdaserve.kernel.manifest.Manifest.name`` (infra imports no runtime code).
 _MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-#: Bundles are stored as ``models/<name>/<version>/...`` (``lambdaserve.core.artifacts``).
+#: Bundles are stored as ``models/<name>/<version>/...`` (``lambdaserve.kernel.artifacts``).
 MODELS_PREFIX = "models/"
 _BUNDLE_KEY = re.compile(r"^s3://[^/]+/(?:.+/)?models/([^/]+)/[^/]+/[^/]+$")
 #: Seconds Firehose buffers captures before writing them to S3 (infra/constructs/capture_pipeline).

@@ -1,10 +1,9 @@
 """The functions' code assets: each handler and the runtime part of ``lambdaserve`` it needs.
 
-The predict asset is an allow-list: the core, serving and the AWS adapters; nothing of the
+The predict asset is an allow-list: the kernel, serving and the AWS adapters; nothing of the
 local backend (an import-linter contract keeps serving off it). The CLI, training, datasets,
-registry (MLflow) and lifecycle use cases never run in the predict function, and
-``serving/background_server.py`` is the uvicorn runner of the demo and tests,
-``serving/local_gateway.py`` the local stand-in for API Gateway. A test proves every
+registry (MLflow), rollout, drift and A/B features never run in the predict function, and
+``serving/background_server.py`` is the uvicorn runner of the demo and tests. A test proves every
 first-party import inside the asset resolves within it.
 
 The rollout and drift assets are their handlers' first-party import closures: exactly the
@@ -32,13 +31,11 @@ PACKAGE = "lambdaserve"
 INCLUDED = (
     "lambdaserve/__init__.py",
     "lambdaserve/py.typed",
-    "lambdaserve/core",
+    "lambdaserve/kernel",
     "lambdaserve/serving",
     "lambdaserve/aws",
 )
-EXCLUDED = frozenset(
-    {"lambdaserve/serving/background_server.py", "lambdaserve/serving/local_gateway.py"}
-)
+EXCLUDED = frozenset({"lambdaserve/serving/background_server.py", "lambdaserve/local/gateway.py"})
 ROLLOUT_HANDLER = "functions/rollout/handler.py"
 DRIFT_HANDLER = "functions/drift/handler.py"
 FIRST_PARTY = frozenset({"lambdaserve", "functions"})

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from lambdaserve.core.bundle import VerifiedBundle
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.training.hyperparameters import TrainingConfig
 from lambdaserve.training.job import train
 from lambdaserve.training.sagemaker_env import SageMakerPaths

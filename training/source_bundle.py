@@ -31,7 +31,7 @@ from training import framework_image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = "sourcedir.tar.gz"
 #: What the training job imports; serving, the CLI and the AWS adapters stay out.
-PACKAGES = ("lambdaserve/__init__.py", "lambdaserve/core", "lambdaserve/training")
+PACKAGES = ("lambdaserve/__init__.py", "lambdaserve/kernel", "lambdaserve/training")
 WHEELS = "wheels"
 #: Read before the pins: install from the archive's own wheels, never an index.
 OFFLINE_HEADER = f"--no-index\n--find-links {WHEELS}\n"

@@ -2,7 +2,7 @@
 
 EventBridge Scheduler invokes it with the target input
 ``{"time": "<aws.scheduler.scheduled-time>"}``; it runs the same use case as ``lambdaserve drift
-run`` (``lambdaserve.lifecycle.scheduled_drift``) with the AWS adapters: captures and reports in
+run`` (``lambdaserve.drift.scheduled``) with the AWS adapters: captures and reports in
 S3, references from the bundles, alarms to SNS, metrics as EMF (``lifecycle.drift_metrics``).
 It answers a summary of the window and the reports it wrote; any failure raises (so the
 scheduler retries, then dead-letters) with a message that says what went wrong.
@@ -30,12 +30,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lambdaserve.core.capture import CapturePolicy, parse_field_names
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.lifecycle.drift_job import DriftJobError, bundle_baselines
-from lambdaserve.lifecycle.drift_metrics import EmfDriftMetrics
-from lambdaserve.lifecycle.drift_report import DriftReportStore
-from lambdaserve.lifecycle.scheduled_drift import DriftPorts, DriftSchedule, run_scheduled_drift
+from lambdaserve.aws.drift_metrics import EmfDriftMetrics
+from lambdaserve.drift.job import DriftJobError, bundle_baselines
+from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.drift.scheduled import DriftPorts, DriftSchedule, run_scheduled_drift
+from lambdaserve.kernel.capture import CapturePolicy, parse_field_names
+from lambdaserve.kernel.errors import LambdaserveError
 
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 FieldNames = Annotated[frozenset[str], NoDecode]

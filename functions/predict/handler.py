@@ -3,6 +3,6 @@
 Configured by the environment (``MODEL_URI``, optional ``MODEL_SHA256``; see ServingSettings).
 """
 
-from lambdaserve.serving.lambda_entry import build_lambda_handler
+from lambdaserve.wiring.aws_predict import build_lambda_handler
 
 lambda_handler = build_lambda_handler()

@@ -1,7 +1,7 @@
 """Lambda entry point of unattended rollouts: ``functions/rollout/handler.py:lambda_handler``.
 
 The rollout state machine invokes it with ``{"model_name": "churn"}``; it runs one controller
-step on the predict function's alias (``lambdaserve.lifecycle.rollout_step.run_step``) and answers
+step on the predict function's alias (``lambdaserve.rollout.step.run_step``) and answers
 ``{"model_name", "status", "weight", "wait_seconds", "reason", "finished"}``. A refusal answers
 ``status: "error"`` with the reason (never a stack trace), which fails the execution. A
 transient failure (throttling, a 5xx, a timeout, a lost race on the state) raises
@@ -23,12 +23,12 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lambdaserve.core.errors import LambdaserveError, TransientError
-from lambdaserve.core.functions import LIVE_ALIAS
-from lambdaserve.core.rollout_controller import AliasPort
-from lambdaserve.core.rollout_guard import GuardPort
-from lambdaserve.core.rollout_state import RolloutStateStore, RolloutStatus
-from lambdaserve.lifecycle.rollout_step import RecordingHooks, run_step
+from lambdaserve.kernel.errors import LambdaserveError, TransientError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS
+from lambdaserve.rollout.controller import AliasPort
+from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.state import RolloutStateStore, RolloutStatus
+from lambdaserve.rollout.step import RecordingHooks, run_step
 
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 

@@ -30,7 +30,7 @@ from constructs import Construct
 from infra.config import CAPTURE_BUFFER_SECONDS, StageConfig
 from infra.constructs.log_retention import retention
 
-#: ``lambdaserve.core.capture.LOG_MARKER`` (infra imports no runtime code; a test compares them).
+#: ``lambdaserve.kernel.capture.LOG_MARKER`` (infra imports no runtime code; a test compares them).
 LOG_MARKER = "lambdaserve_capture"
 FILTER_PATTERN = f"{{ $.{LOG_MARKER} = 1 }}"
 CAPTURE_PREFIX = "captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"

@@ -1,7 +1,7 @@
 """The scheduled drift job: ``functions/drift/handler.py`` on an EventBridge Scheduler schedule.
 
 The schedule invokes the function with ``{"time": "<aws.scheduler.scheduled-time>"}``, so every
-attempt of one run judges the same window (``lambdaserve.lifecycle.drift_job``). EventBridge
+attempt of one run judges the same window (``lambdaserve.drift.job``). EventBridge
 Scheduler invokes Lambda asynchronously (Lambda developer guide, "Invoke a Lambda function on a
 schedule"): its retry policy and dead-letter queue cover invocations it cannot deliver, and the
 function's own asynchronous invocation config (retries, then an on-failure destination) covers

@@ -42,7 +42,7 @@ def capture_policy_parameter_name(config: StageConfig) -> str:
 
 
 def capture_policy_document(config: StageConfig) -> str:
-    """The stage's capture policy as ``lambdaserve.core.capture.CapturePolicyDocument`` reads
+    """The stage's capture policy as ``lambdaserve.kernel.capture.CapturePolicyDocument`` reads
     it (a test checks it): mask and hash names, never the salt."""
     return json.dumps(
         {"enabled": True, "mask": sorted(config.capture_mask), "hash": sorted(config.capture_hash)}

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from lambdaserve.aws.clients import aws_client, error_code
-from lambdaserve.core.capture import CapturePolicy, CapturePolicyDocument
-from lambdaserve.core.errors import CapturePolicyUnavailableError
+from lambdaserve.kernel.capture import CapturePolicy, CapturePolicyDocument
+from lambdaserve.kernel.errors import CapturePolicyUnavailableError
 
 log = logging.getLogger(__name__)
 MAX_AGE_SECONDS = 60.0

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from lambdaserve.core.errors import AwsConfigurationError
+from lambdaserve.kernel.errors import AwsConfigurationError
 
 
 @lru_cache(maxsize=32)

@@ -38,17 +38,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdaserve.aws.clients import aws_client, is_transient
-from lambdaserve.core.errors import RolloutError, TransientRolloutError
-from lambdaserve.core.functions import LIVE_ALIAS
-from lambdaserve.core.metric_names import (
+from lambdaserve.kernel.errors import RolloutError, TransientRolloutError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS
+from lambdaserve.kernel.metric_names import (
     MODEL_NAME,
     MODEL_VERSION,
     NAMESPACE,
     PREDICT_SERVICE,
     PredictMetric,
 )
-from lambdaserve.core.rollout_guard import GuardReport
-from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.rollout.guard import GuardReport
+from lambdaserve.rollout.state import RolloutState
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 EMF_NAMESPACE = NAMESPACE

@@ -20,8 +20,8 @@ from lambdaserve.aws.clients import (
     error_code,
     is_transient,
 )
-from lambdaserve.core.errors import FunctionConflictError, FunctionError, TransientFunctionError
-from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
+from lambdaserve.kernel.errors import FunctionConflictError, FunctionError, TransientFunctionError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting
 
 LATEST = "$LATEST"
 

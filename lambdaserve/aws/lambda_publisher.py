@@ -23,8 +23,8 @@ from lambdaserve.aws.clients import (
     aws_client,
     error_code,
 )
-from lambdaserve.core.errors import FunctionConflictError, FunctionError
-from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting, PublishedVersion
+from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, PublishedVersion
 
 MODEL_URI = "MODEL_URI"
 MODEL_SHA256 = "MODEL_SHA256"

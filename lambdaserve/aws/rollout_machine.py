@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.kernel.errors import RolloutError
 
 
 def check_state_machine(state_machine_arn: str, *, client: Any | None = None) -> None:

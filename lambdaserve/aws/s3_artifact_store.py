@@ -25,21 +25,21 @@ from pydantic import ValidationError
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.s3_bundle_source import fetch_archive
-from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, bundle_key, version_order
-from lambdaserve.core.bundle import (
+from lambdaserve.kernel.artifacts import ARCHIVE, StoredBundle, bundle_key, version_order
+from lambdaserve.kernel.bundle import (
     VerifiedBundle,
     open_bundle,
     pack_bundle,
     sha256_file,
     verify_bundle,
 )
-from lambdaserve.core.errors import (
+from lambdaserve.kernel.errors import (
     ArtifactStoreError,
     BundleIntegrityError,
     ModelNotFoundError,
     VersionExistsError,
 )
-from lambdaserve.core.manifest import MANIFEST_FILE, Manifest
+from lambdaserve.kernel.manifest import MANIFEST_FILE, Manifest
 
 _TAKEN_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NotFound", "404"})

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.errors import BundleError
+from lambdaserve.kernel.errors import BundleError
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:

@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdaserve.aws.clients import aws_client, error_code
-from lambdaserve.core.capture import (
+from lambdaserve.kernel.capture import (
     CaptureRecord,
     FeedbackRecord,
     parse_stream_line,
     partition,
 )
-from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.kernel.errors import LambdaserveError
 
 log = logging.getLogger(__name__)
 _TAKEN_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})

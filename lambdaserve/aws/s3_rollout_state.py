@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from lambdaserve.aws.clients import aws_client, error_code, is_transient
-from lambdaserve.core.errors import RolloutError, TransientRolloutError
-from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.kernel.errors import RolloutError, TransientRolloutError
+from lambdaserve.rollout.state import RolloutState
 
 _MISSING_KEY = frozenset({"NoSuchKey", "404"})
 _LOST_RACE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})

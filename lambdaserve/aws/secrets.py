@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lambdaserve.aws.clients import aws_client, error_code
-from lambdaserve.core.errors import LambdaserveError
+from lambdaserve.kernel.errors import LambdaserveError
 
 
 class SecretUnavailableError(LambdaserveError):

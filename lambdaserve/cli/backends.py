@@ -1,4 +1,4 @@
-"""Wire the adapters for a backend: local (the embedded default) or AWS."""
+"""The ``--backend`` options and what they open, from the composition root (``wiring``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.core.artifacts import ArtifactStore
-from lambdaserve.core.functions import FunctionPublisher
-from lambdaserve.core.registry import ModelRegistry
-from lambdaserve.local.artifact_store import LocalArtifactStore, default_store_root
+from lambdaserve.kernel.artifacts import ArtifactStore
+from lambdaserve.kernel.function_versions import FunctionPublisher
+from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.registry.model_registry import ModelRegistry
+from lambdaserve.rollout.use_cases import RolloutContext
+from lambdaserve.wiring import aws
+from lambdaserve.wiring.local import DEFAULT_FUNCTION, LocalBackend, open_local
 
 FUNCTION_ENV = "LAMBDASERVE_FUNCTION"
 BUCKET_ENV = "LAMBDASERVE_ARTIFACT_BUCKET"
-DEFAULT_FUNCTION = "predict"
 
 
 class Backend(StrEnum):
@@ -45,38 +47,54 @@ class Backends:
     target_store: ArtifactStore
     publisher: FunctionPublisher
     function_name: str
+    local: LocalBackend
+    bucket: str | None = None
 
 
 def open_registry(store_root: Path) -> ModelRegistry:
-    from lambdaserve.registry.mlflow_registry import MlflowRegistry
-
-    return MlflowRegistry.for_store(store_root)
+    return LocalBackend(LocalArtifactStore(store_root)).registry
 
 
 def open_backends(
     store: Path | None, backend: Backend, *, function: str | None = None, bucket: str | None = None
 ) -> Backends:
-    local = LocalArtifactStore(store or default_store_root())
-    registry = open_registry(local.root)
+    """The local backend, and for ``--backend aws`` the deployed function and bundle bucket."""
+    local = open_local(store)
     if backend is Backend.local:
-        from lambdaserve.local.function_versions import LocalFunctionVersions
-
         local_name = function or DEFAULT_FUNCTION
         return Backends(
-            local, registry, local, LocalFunctionVersions(local.root, local_name), local_name
+            local.store,
+            local.registry,
+            local.store,
+            local.publisher(local_name),
+            local_name,
+            local,
         )
-    from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
-
     name = function or os.environ.get(FUNCTION_ENV)
     uri = bucket or os.environ.get(BUCKET_ENV)
     if not name or not uri:
         raise typer.BadParameter(
             f"--backend aws needs --function (or ${FUNCTION_ENV}) and --bucket (or ${BUCKET_ENV})"
         )
-    bucket_uri = uri if uri.startswith("s3://") else f"s3://{uri}"
     return Backends(
-        local, registry, S3ArtifactStore.from_uri(bucket_uri), _aws_publisher(name), name
+        local.store,
+        local.registry,
+        aws.artifact_store(uri),
+        aws.publisher(name),
+        name,
+        local,
+        uri,
     )
+
+
+def open_rollout(
+    store: Path | None, backend: Backend, function: str | None, bucket: str | None
+) -> RolloutContext:
+    """What a rollout command drives: the live alias, its guard and the durable state."""
+    wired = open_backends(store, backend, function=function, bucket=bucket)
+    if wired.bucket is None:
+        return wired.local.rollout_context(wired.function_name)
+    return aws.rollout_context(wired.registry, wired.function_name, wired.bucket)
 
 
 @dataclass(frozen=True)
@@ -91,20 +109,11 @@ class FunctionBackend:
 def open_function(
     store: Path | None, backend: Backend, *, function: str | None = None
 ) -> FunctionBackend:
-    local = LocalArtifactStore(store or default_store_root())
-    registry = open_registry(local.root)
+    local = open_local(store)
     if backend is Backend.local:
-        from lambdaserve.local.function_versions import LocalFunctionVersions
-
         local_name = function or DEFAULT_FUNCTION
-        return FunctionBackend(registry, LocalFunctionVersions(local.root, local_name), local_name)
+        return FunctionBackend(local.registry, local.publisher(local_name), local_name)
     name = function or os.environ.get(FUNCTION_ENV)
     if not name:
         raise typer.BadParameter(f"--backend aws needs --function (or ${FUNCTION_ENV})")
-    return FunctionBackend(registry, _aws_publisher(name), name)
-
-
-def _aws_publisher(function_name: str) -> FunctionPublisher:
-    from lambdaserve.aws.lambda_publisher import LambdaPublisher
-
-    return LambdaPublisher(function_name)
+    return FunctionBackend(local.registry, aws.publisher(name), name)

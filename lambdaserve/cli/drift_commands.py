@@ -17,73 +17,30 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref, parse_time
-from lambdaserve.core.artifacts import version_order
-from lambdaserve.core.drift_stats import SCORE_FEATURE
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.lifecycle.drift_job import (
+from lambdaserve.drift.job import (
     DEFAULT_LATENESS,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_WINDOW,
-    bundle_baselines,
     drift_window,
 )
-from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
-from lambdaserve.lifecycle.scheduled_drift import DriftPorts, DriftSchedule, run_scheduled_drift
-from lambdaserve.local.capture_log import read_captures
-from lambdaserve.local.drift_reports import LocalReportFiles
+from lambdaserve.drift.report import DriftReportStore, ReportKey
+from lambdaserve.drift.scheduled import DriftSchedule, run_scheduled_drift
+from lambdaserve.kernel.artifacts import version_order
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.views.console import fail, out
+from lambdaserve.views.drift import print_report
 
 DRIFT_EXIT = 7
 drift_app = typer.Typer(
     help="Drift of captured traffic against each model version's training reference.",
     no_args_is_help=True,
 )
-_VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "dim"}
 
 
 def _scheduled(at: str | None) -> datetime:
     return datetime.now(UTC) if at is None else parse_time(at, "--at")
-
-
-def _verdict(verdict: str) -> str:
-    return f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]"
-
-
-def print_report(report: DriftReport, *, state: str = "") -> None:
-    """A model version's verdicts as a table, with the dataset-level verdicts under it."""
-    title = (
-        f"{report.model_name} v{report.model_version}: {report.window_start:%Y-%m-%d %H:%M} to "
-        f"{report.window_end:%Y-%m-%d %H:%M} UTC, {report.rows} predictions"
-    )
-    table = Table(title=escape(f"{title}{f' ({state})' if state else ''}"))
-    for column in ("feature", "test", "score", "threshold", "verdict"):
-        table.add_column(column, justify="right" if column in {"score", "threshold"} else "left")
-    for result in report.results:
-        name = "prediction score" if result.feature == SCORE_FEATURE else result.feature
-        table.add_row(
-            escape(name),
-            result.test,
-            "-" if result.score is None else f"{result.score:.4f}",
-            f"{result.threshold:g}",
-            _verdict(result.verdict),
-        )
-    out.print(table)
-    dataset = report.dataset
-    out.print(
-        f"  dataset: {_verdict(dataset.verdict)} ({len(dataset.drifted_features)} of "
-        f"{dataset.tested} features drifted, share rule {dataset.share:g}); "
-        f"FDR {report.fdr_alpha:g}: {escape(', '.join(report.fdr_drifted) or 'none')}; "
-        f"persistent ({report.persistence.k} of {report.persistence.n}): "
-        f"{'yes' if report.persistent else 'no'}",
-        highlight=False,
-    )
-    for skipped in report.skipped:
-        out.print(f"  skipped {escape(skipped.feature)}: {escape(skipped.reason)}", highlight=False)
-    for note in report.notes:
-        out.print(f"  note: {escape(note)}", highlight=False)
 
 
 @drift_app.command("run")
@@ -122,13 +79,8 @@ def run(
         span = drift_window(scheduled, window=window, lateness=lateness)
     except ValueError as exc:
         fail(str(exc), code=2)
-    local = open_store(store)
-    reports = DriftReportStore(LocalReportFiles(local.root))
-    ports = DriftPorts(  # locally nothing is published: the reports are printed below
-        captures=lambda start, end: read_captures(local.root, start, end),
-        baselines=bundle_baselines(local, skip or ()),
-        reports=reports,
-    )
+    ports = open_store(store).drift_ports(skip or ())  # printed below: nothing is published
+    reports = ports.reports
     schedule = DriftSchedule(window=window, lateness=lateness, min_samples=min_samples)
     try:
         written = run_scheduled_drift(scheduled, ports, schedule).written
@@ -176,7 +128,7 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """The last report of each selected model version (or only the most recent one)."""
-    reports = DriftReportStore(LocalReportFiles(open_store(store).root))
+    reports = open_store(store).drift_reports()
     keys = _selected(reports, model)
     if not keys:
         fail(f"no drift reports{f' of {model}' if model else ''}; run `lambdaserve drift run`")

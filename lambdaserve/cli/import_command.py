@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.options import (
     HoldoutOption,
     JsonOption,
@@ -17,8 +16,10 @@ from lambdaserve.cli.options import (
     open_store,
 )
 from lambdaserve.cli.train_command import register_and_report
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.lifecycle.importing import import_bundle
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.registry.importing import import_bundle
+from lambdaserve.views.console import fail, out
+from lambdaserve.wiring import aws
 
 
 def import_(
@@ -38,7 +39,9 @@ def import_(
     """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), then register it."""
     try:
         local = open_store(store)
-        stored, created = import_bundle(local, source, cache_dir=local.cache_dir)
+        stored, created = import_bundle(
+            local.store, source, cache_dir=local.store.cache_dir, download=aws.download_bundle
+        )
     except LambdaserveError as exc:
         fail(str(exc))
     if not created and not as_json:

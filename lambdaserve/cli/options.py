@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.local.artifact_store import LocalArtifactStore, default_store_root
+from lambdaserve.wiring.local import LocalBackend, open_local
 
 StoreOption = Annotated[
     Path | None,
@@ -33,8 +33,9 @@ RegisterOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
 
 
-def open_store(store: Path | None) -> LocalArtifactStore:
-    return LocalArtifactStore(store or default_store_root())
+def open_store(store: Path | None) -> LocalBackend:
+    """The local backend over ``--store`` (the composition root's, ``wiring.local``)."""
+    return open_local(store)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

@@ -11,9 +11,9 @@ import httpx
 import typer
 from rich.progress import Progress
 
-from lambdaserve.cli.console import err, fail, out
-from lambdaserve.core.csv_rows import feature_rows
-from lambdaserve.core.schema import FeatureSchema
+from lambdaserve.kernel.csv_rows import feature_rows
+from lambdaserve.kernel.schema import FeatureSchema
+from lambdaserve.views.console import err, fail, out
 
 
 def _refusal(response: httpx.Response, offset: int, shown: int = 5) -> str:

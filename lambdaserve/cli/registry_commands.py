@@ -16,9 +16,7 @@ from lambdaserve.cli.backends import (
     FunctionOption,
     open_backends,
     open_function,
-    open_registry,
 )
-from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.options import (
     HoldoutOption,
     JsonOption,
@@ -27,19 +25,20 @@ from lambdaserve.cli.options import (
     open_store,
     parse_model_ref,
 )
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.functions import LIVE_ALIAS
-from lambdaserve.core.promotion_gate import GatePolicy
-from lambdaserve.core.registry import TAG_GATE_RESULT
-from lambdaserve.lifecycle.code_version import code_version
-from lambdaserve.lifecycle.holdout_scoring import Holdout
-from lambdaserve.lifecycle.publishing import publish_model_version
-from lambdaserve.lifecycle.registration import (
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS
+from lambdaserve.registry.code_version import code_version
+from lambdaserve.registry.holdout_scoring import Holdout
+from lambdaserve.registry.model_registry import TAG_GATE_RESULT
+from lambdaserve.registry.promotion_gate import GatePolicy
+from lambdaserve.registry.registration import (
     GatedRegistration,
     promote_to_champion,
     register_and_gate,
 )
-from lambdaserve.lifecycle.status import model_status
+from lambdaserve.rollout.publishing import publish_model_version
+from lambdaserve.rollout.status import model_status
+from lambdaserve.views.console import fail, out
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
 
@@ -62,11 +61,11 @@ def register_locally(
     policy: GatePolicy,
     force: bool,
 ) -> GatedRegistration:
-    """The local store and registry's ``register_and_gate`` (lifecycle.registration)."""
+    """The local store and registry's ``register_and_gate`` (registry.registration)."""
     local = open_store(store)
     return register_and_gate(
-        open_registry(local.root),
-        local,
+        local.registry,
+        local.store,
         name,
         bundle_version,
         holdout=Holdout.read(holdout) if holdout else None,
@@ -133,7 +132,7 @@ def models(
     if context.invoked_subcommand is not None:
         return
     try:
-        registry = open_registry(open_store(store).root)
+        registry = open_store(store).registry
         table = Table(title="registered models")
         for column in ("model", "version", "aliases", "bundle", "lambda", "roc_auc", "gate"):
             table.add_column(column)
@@ -161,7 +160,7 @@ def show(
     """Everything about one registered version, as JSON."""
     name, version = parse_model_ref(model)
     try:
-        registry = open_registry(open_store(store).root)
+        registry = open_store(store).registry
         found = registry.get(name, version) if version else registry.versions(name)[-1]
     except (LambdaserveError, IndexError) as exc:
         fail(str(exc) or f"no versions of {name}")
@@ -194,7 +193,7 @@ def promote(
     if version is None:
         fail("give NAME:VERSION", code=2)
     try:
-        promoted = promote_to_champion(open_registry(open_store(store).root), name, version)
+        promoted = promote_to_champion(open_store(store).registry, name, version)
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(f"{promoted.name} v{promoted.version} is now champion")

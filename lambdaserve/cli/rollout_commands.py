@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from lambdaserve.cli.backends import (
     Backend,
     BackendOption,
     BucketOption,
     FunctionOption,
-    open_backends,
+    open_rollout,
 )
-from lambdaserve.cli.console import fail, out
 from lambdaserve.cli.options import StoreOption
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState
-from lambdaserve.lifecycle import rollouts
-from lambdaserve.lifecycle.rollouts import RolloutContext
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.rollout import use_cases as rollouts
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState
+from lambdaserve.rollout.use_cases import RolloutContext
+from lambdaserve.views.console import fail, out
+from lambdaserve.views.rollout import timeline_table
+from lambdaserve.wiring import aws
 
 EXIT = {"rolled_back": 5, "aborted": 6}
 rollout_app = typer.Typer(help="Canary, linear and all-at-once rollouts of the challenger.")
@@ -38,61 +38,6 @@ class PlanKind(StrEnum):
     canary = "canary"
     linear = "linear"
     all_at_once = "all-at-once"
-
-
-def rollout_context(
-    store: Path | None, backend: Backend, function: str | None, bucket: str | None
-) -> RolloutContext:
-    wired = open_backends(store, backend, function=function, bucket=bucket)
-    if backend is Backend.local:
-        from lambdaserve.local.function_versions import LocalFunctionVersions
-        from lambdaserve.local.local_alias import LocalAlias
-        from lambdaserve.local.local_guard import LocalGuard
-        from lambdaserve.local.rollout_state_file import RolloutStateFile
-
-        alias = LocalAlias(LocalFunctionVersions(wired.store.root, wired.function_name))
-        local_states = RolloutStateFile(wired.store.root)
-        return RolloutContext(
-            registry=wired.registry,
-            alias=alias,
-            guard=LocalGuard(wired.store.root, wired.function_name),
-            states=local_states,
-            function_name=wired.function_name,
-            published=alias.published_versions,
-            clock=local_states.now,
-        )
-    from lambdaserve.aws.cloudwatch_guard import CloudWatchGuard
-    from lambdaserve.aws.lambda_alias import LambdaAlias
-    from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
-    from lambdaserve.aws.s3_rollout_state import S3RolloutState
-
-    target = wired.target_store
-    assert isinstance(target, S3ArtifactStore)
-    aws_alias = LambdaAlias(wired.function_name)
-    states = S3RolloutState(target.bucket)
-    return RolloutContext(
-        registry=wired.registry,
-        alias=aws_alias,
-        guard=CloudWatchGuard(wired.function_name),
-        states=states,
-        function_name=wired.function_name,
-        published=aws_alias.published_versions,
-        clock=states.now,  # S3's clock: the rollout Lambda measures holds on the same one
-    )
-
-
-def timeline_table(state: RolloutState) -> Table:
-    table = Table(
-        title=f"{state.model_name}: {state.plan.kind} v{state.champion.model_version} → "
-        f"v{state.challenger.model_version} ({state.status})"
-    )
-    for column in ("time (UTC)", "action", "challenger share", "reason"):
-        table.add_column(column)
-    for event in state.history:
-        table.add_row(
-            event.at.strftime("%H:%M:%S"), event.action, f"{event.weight:.0%}", event.reason
-        )
-    return table
 
 
 def _finish(state: RolloutState) -> None:
@@ -135,10 +80,9 @@ ForceGateOption = Annotated[
 
 def _hand_over(context: RolloutContext, state: RolloutState, name: str, arn: str) -> RolloutState:
     """Start the state machine; if that fails after the first shift, put the traffic back."""
-    from lambdaserve.aws.rollout_machine import start_unattended
 
     try:
-        execution = start_unattended(arn, name)
+        execution = aws.start_unattended(arn, name)
     except LambdaserveError as exc:
         if state.finished:
             raise
@@ -183,11 +127,9 @@ def start(
         }[plan]()
         if unattended and backend is not Backend.aws:
             fail("--unattended needs --backend aws", code=2)
-        context = rollout_context(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket)
         if unattended:
-            from lambdaserve.aws.rollout_machine import check_state_machine
-
-            check_state_machine(unattended)  # before any traffic moves
+            aws.check_state_machine(unattended)  # before any traffic moves
         state = rollouts.start_rollout(context, name, chosen, challenger, force=force)
         if unattended:
             state = _hand_over(context, state, name, unattended)
@@ -211,7 +153,7 @@ def resume(
 ) -> None:
     """Advance the rollout by one tick (or until it ends, with --watch)."""
     try:
-        context = rollout_context(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket)
         state = rollouts.advance(context, name)
         if watch:
             state = _watch(context, state, name, poll, timeout)
@@ -231,7 +173,7 @@ def status(
     """The rollout's plan, step and timeline. Read-only: it changes neither the alias nor the
     registry (``rollout resume`` brings the registry up to a rollout promoted unattended)."""
     try:
-        context = rollout_context(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket)
         state = context.states.load(name)
         if state is not None and rollouts.registry_behind(context, state):
             out.print(
@@ -255,7 +197,7 @@ def promote(
 ) -> None:
     """Send all traffic to the challenger now and make it champion."""
     try:
-        state = rollouts.promote_rollout(rollout_context(store, backend, function, bucket), name)
+        state = rollouts.promote_rollout(open_rollout(store, backend, function, bucket), name)
     except LambdaserveError as exc:
         fail(str(exc))
     _finish(state)
@@ -274,7 +216,7 @@ def rollback(
     crash, an abort or a change by hand); after a promotion, roll out the earlier version."""
     try:
         state = rollouts.rollback_rollout(
-            rollout_context(store, backend, function, bucket), name, reason
+            open_rollout(store, backend, function, bucket), name, reason
         )
     except LambdaserveError as exc:
         fail(str(exc))
@@ -295,7 +237,7 @@ def ab_start(
 ) -> None:
     """Split traffic and hold it (guards still roll back on alarms) until `ab stop`."""
     try:
-        context = rollout_context(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket)
         state = rollouts.start_rollout(
             context, name, RolloutPlan.ab(weight, min_samples), challenger, force=force
         )
@@ -317,7 +259,7 @@ def ab_stop(
 ) -> None:
     """End the A/B test: back to the champion, or --promote the challenger."""
     try:
-        context = rollout_context(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket)
         state = (
             rollouts.promote_rollout(context, name)
             if promote_challenger

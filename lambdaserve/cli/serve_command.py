@@ -15,21 +15,16 @@ import uvicorn
 from rich.markup import escape
 from starlette.types import ASGIApp
 
-from lambdaserve.cli.console import err, fail
 from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
-from lambdaserve.local.artifact_store import LocalArtifactStore
-from lambdaserve.local.capture_log import CaptureLog
-from lambdaserve.local.feedback_key import local_feedback_signer
-from lambdaserve.local.function_versions import LocalFunctionVersions
-from lambdaserve.serving.app import create_app
-from lambdaserve.serving.local_gateway import create_gateway
+from lambdaserve.kernel.artifacts import ArtifactStore
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, FunctionPublisher
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.views.console import err, fail
 
 
-def resolve_model(store: LocalArtifactStore, ref: str | None) -> LoadedModel:
+def resolve_model(store: ArtifactStore, ref: str | None) -> LoadedModel:
     """Load ``NAME[:VERSION]`` from the store; without a ref, the only model's latest version."""
     if ref is None:
         models = store.models()
@@ -41,13 +36,13 @@ def resolve_model(store: LocalArtifactStore, ref: str | None) -> LoadedModel:
     return LoadedModel.from_bundle(store.open(name, version))
 
 
-def describe_routing(functions: LocalFunctionVersions, routing: AliasRouting) -> str:
+def describe_routing(functions: FunctionPublisher, name: str, routing: AliasRouting) -> str:
     described = {v.function_version: v.description for v in functions.versions()}
     routes = ", ".join(
         f"version {version} ({described.get(version) or 'no description'}) {share:.0%}"
         for version, share in routing.shares().items()
     )
-    return f"function {functions.function_name}, alias {routing.alias}: {routes}"
+    return f"function {name}, alias {routing.alias}: {routes}"
 
 
 def serve(
@@ -66,36 +61,30 @@ def serve(
     """
     settings = ServingSettings()
     try:
-        artifacts = open_store(store)
-        functions = LocalFunctionVersions(artifacts.root, function)
+        local = open_store(store)
+        functions = local.functions(function)
         routing = functions.alias(LIVE_ALIAS) if model is None else None
         if routing is None:
-            loaded = resolve_model(artifacts, model)
+            loaded = resolve_model(local.store, model)
         else:
-            banner = describe_routing(functions, routing)
+            banner = describe_routing(functions, function, routing)
     except LambdaserveError as exc:
         fail(str(exc))
     app: ASGIApp
     if routing is not None:
-        app = create_gateway(artifacts.root, function, settings=settings)
+        app = local.gateway(function, settings)
         err.print(
             f"serving {escape(banner)} on http://{host}:{port} through the local gateway "
             "(alias changes apply without restart; docs at /docs)",
             highlight=False,
         )
     else:
-        capture = CaptureLog(artifacts.root) if settings.capture_enabled else None
-        app = create_app(
-            loaded,
-            settings=settings,
-            capture=capture,
-            feedback_signer=local_feedback_signer(artifacts.root),
-        )
+        app = local.model_app(loaded, settings)
         err.print(
             f"serving [bold]{loaded.name}[/] version {loaded.version} ({loaded.predictor.runtime}) "
             f"on http://{host}:{port}  (docs at /docs)",
             highlight=False,
         )
     if settings.capture_enabled:
-        err.print(f"capturing predictions under {escape(str(artifacts.root / 'captures'))}")
+        err.print(f"capturing predictions under {escape(str(local.root / 'captures'))}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

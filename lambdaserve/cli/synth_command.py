@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.cli.console import err, fail
+from lambdaserve.views.console import err, fail
 
 CDK = Path("node_modules") / ".bin" / "cdk"
 

@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from lambdaserve.cli.console import err, fail, out
 from lambdaserve.cli.options import (
     HoldoutOption,
     JsonOption,
@@ -20,71 +17,10 @@ from lambdaserve.cli.options import (
     open_store,
 )
 from lambdaserve.cli.registry_commands import load_policy, register_locally
-from lambdaserve.core.artifacts import StoredBundle
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.local.artifact_store import LocalArtifactStore
-from lambdaserve.local.training_runner import run_training_job
-
-STAGES = 8  # load, clean, cross-validate, fit, evaluate, export ONNX, write bundle, done
-
-
-def train_model(
-    store: LocalArtifactStore, data: Path, hyperparameters: dict[str, object], *, progress: bool
-) -> StoredBundle:
-    """Train under the SageMaker contract and put the bundle into the store."""
-    name = str(hyperparameters["model_name"])
-    hyperparameters = {**hyperparameters, "model_version": store.next_version(name)}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"training {name}", total=STAGES)
-
-        def on_stage(stage: str) -> None:
-            bar.update(task, advance=1, description=f"training {name}: {stage}")
-
-        with run_training_job(data, hyperparameters, on_stage=on_stage) as job:
-            return store.put(job.model_dir)
-
-
-def summary(stored: StoredBundle) -> dict[str, object]:
-    manifest = stored.manifest
-    return {
-        "name": stored.name,
-        "version": stored.version,
-        "bundle_uri": stored.uri,
-        "bundle_sha256": stored.digest,
-        "runtime": manifest.preferred_runtime,
-        "estimator": manifest.estimator.name,
-        "metrics": manifest.metrics,
-        "onnx": manifest.onnx.model_dump(exclude_none=True),
-        "coercions": [c.model_dump() for c in manifest.data.coercions],
-        "dropped_columns": list(manifest.data.dropped_columns),
-    }
-
-
-def print_summary(stored: StoredBundle) -> None:
-    manifest = stored.manifest
-    table = Table(title=f"{stored.name} version {stored.version} ({manifest.preferred_runtime})")
-    table.add_column("holdout metric")
-    table.add_column("value", justify="right")
-    table.add_column("cv mean ± std", justify="right")
-    for metric, value in manifest.metrics.items():
-        cv = manifest.cv_metrics.get(metric)
-        table.add_row(metric, f"{value:.4f}", f"{cv.mean:.4f} ± {cv.std:.4f}" if cv else "")
-    out.print(table)
-    for coercion in manifest.data.coercions:
-        out.print(f"  [yellow]coerced[/] {coercion.column}: {coercion.message}", highlight=False)
-    if manifest.onnx.status != "ok":
-        out.print(
-            f"  ONNX: {manifest.onnx.status} ({manifest.onnx.reason}); serving uses scikit-learn"
-        )
-    out.print(f"  bundle: {stored.uri}\n  sha256: {stored.digest}")
+from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.views.console import fail, out
+from lambdaserve.views.training import print_summary, summary, train_model
 
 
 def train(

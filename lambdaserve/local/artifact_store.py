@@ -14,16 +14,16 @@ import os
 import shutil
 from pathlib import Path
 
-from lambdaserve.core.artifacts import ARCHIVE, StoredBundle, path_from_uri, version_order
-from lambdaserve.core.bundle import (
+from lambdaserve.kernel.artifacts import ARCHIVE, StoredBundle, path_from_uri, version_order
+from lambdaserve.kernel.bundle import (
     VerifiedBundle,
     open_bundle,
     pack_bundle,
     sha256_file,
     verify_bundle,
 )
-from lambdaserve.core.errors import ModelNotFoundError, VersionExistsError
-from lambdaserve.core.manifest import MANIFEST_FILE, Manifest
+from lambdaserve.kernel.errors import ModelNotFoundError, VersionExistsError
+from lambdaserve.kernel.manifest import MANIFEST_FILE, Manifest
 
 HOME_ENV = "LAMBDASERVE_HOME"
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lambdaserve.core.capture import (
+from lambdaserve.kernel.capture import (
     CAPTURE_PREFIX,
     CaptureRecord,
     FeedbackRecord,
@@ -27,9 +27,9 @@ from lambdaserve.core.capture import (
     record_time,
     stream_line,
 )
-from lambdaserve.core.capture_lines import CaptureBatch
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.times import as_utc
+from lambdaserve.kernel.capture_lines import CaptureBatch
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.times import as_utc
 
 _HOUR = timedelta(hours=1)
 #: A capture record's line (``stream_line``, under the name the capture side knows it by).

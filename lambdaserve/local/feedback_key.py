@@ -9,8 +9,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.feedback_tokens import FeedbackSigner
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.serving.feedback_tokens import FeedbackSigner
 
 KEY_FILE = "feedback.key"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lambdaserve.core.errors import FunctionError
-from lambdaserve.core.functions import LIVE_ALIAS, AliasRouting
+from lambdaserve.kernel.errors import FunctionError
+from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting
 from lambdaserve.local.function_versions import LocalFunctionVersions
 
 

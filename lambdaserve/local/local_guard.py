@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from lambdaserve.core.errors import RolloutError
-from lambdaserve.core.rollout_guard import GuardPolicy, GuardReport, evaluate_signals
-from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.kernel.errors import RolloutError
 from lambdaserve.local.request_log import signals_since
+from lambdaserve.rollout.guard import GuardPolicy, GuardReport, evaluate_signals
+from lambdaserve.rollout.state import RolloutState
 
 
 class LocalGuard:

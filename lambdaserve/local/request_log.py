@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambdaserve.core.rollout_guard import VersionSignals
-from lambdaserve.core.times import as_utc
+from lambdaserve.kernel.times import as_utc
+from lambdaserve.rollout.guard import VersionSignals
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lambdaserve.core.errors import RolloutError, TransientRolloutError
-from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.kernel.errors import RolloutError, TransientRolloutError
+from lambdaserve.rollout.state import RolloutState
 
 
 def _digest(body: bytes) -> str:

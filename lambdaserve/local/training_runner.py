@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdaserve.core.errors import TrainingError
+from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.errors import TrainingError
+from lambdaserve.local.artifact_store import LocalArtifactStore
 
 STAGE_PREFIX = "lambdaserve-stage:"
 JOB_MODULE = "lambdaserve.training.job"
@@ -89,3 +91,17 @@ def run_training_job(
             output_data_dir=opt_ml / "output" / "data",
             log="".join(log_lines),
         )
+
+
+def train_and_store(
+    store: LocalArtifactStore,
+    data: Path,
+    hyperparameters: Mapping[str, object],
+    *,
+    on_stage: Callable[[str], None] | None = None,
+) -> StoredBundle:
+    """Train under the SageMaker contract as the store's next version and store the bundle."""
+    name = str(hyperparameters["model_name"])
+    numbered = {**hyperparameters, "model_version": store.next_version(name)}
+    with run_training_job(data, numbered, on_stage=on_stage) as job:
+        return store.put(job.model_dir)

@@ -1,1 +1,1 @@
-"""Model registry adapters (MLflow)."""
+"""The model registry: its port, the promotion gate (pure), register/import use cases, MLflow."""

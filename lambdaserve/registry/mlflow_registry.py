@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lambdaserve.core.artifacts import StoredBundle
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.errors import ModelNotFoundError, RegistryError
-from lambdaserve.core.registry import (
+from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import ModelNotFoundError, RegistryError
+from lambdaserve.registry.model_registry import (
     TAG_ARCHIVE_SHA256,
     TAG_BUNDLE_SHA256,
     TAG_BUNDLE_URI,

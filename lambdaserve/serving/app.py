@@ -18,18 +18,18 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
-from lambdaserve.core.capture import (
+from lambdaserve.kernel.capture import (
     CapturePolicy,
     CapturePolicySource,
     CaptureSink,
 )
-from lambdaserve.core.errors import (
+from lambdaserve.kernel.errors import (
     CapturePolicyError,
     ModelNotLoadedError,
 )
-from lambdaserve.core.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.body_limit import BodyLimitMiddleware
 from lambdaserve.serving.error_handlers import install_error_handlers
+from lambdaserve.serving.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.prediction_service import PredictionObserver, PredictionService
 from lambdaserve.serving.request_models import build_request_validators

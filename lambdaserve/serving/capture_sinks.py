@@ -23,8 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
-from lambdaserve.core.capture_lines import stream_text
+from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
+from lambdaserve.kernel.capture_lines import stream_text
 
 
 class LogLineSink:

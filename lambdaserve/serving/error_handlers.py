@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from lambdaserve.core.errors import (
+from lambdaserve.kernel.errors import (
     BundleError,
     CapturePolicyError,
     FeedbackUnavailableError,

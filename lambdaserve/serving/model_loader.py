@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdaserve.core.artifacts import path_from_uri
-from lambdaserve.core.bundle import VerifiedBundle, open_bundle
-from lambdaserve.core.predictors import Predictor, Runtime, load_predictor
+from lambdaserve.kernel.artifacts import path_from_uri
+from lambdaserve.kernel.bundle import VerifiedBundle, open_bundle
+from lambdaserve.kernel.errors import ArtifactStoreError
+from lambdaserve.kernel.predictors import Predictor, Runtime, load_predictor
+
+#: Fetch an ``s3://`` bundle into a cache directory; answer where it landed.
+BundleDownload = Callable[[str, Path], Path]
 
 
 @dataclass(frozen=True)
@@ -35,21 +40,32 @@ class LoadedModel:
 
 
 def fetch_bundle(
-    uri: str, *, cache_dir: Path, expected_sha256: str | None = None
+    uri: str,
+    *,
+    cache_dir: Path,
+    expected_sha256: str | None = None,
+    download: BundleDownload | None = None,
 ) -> VerifiedBundle:
-    """Resolve ``file://``/path or ``s3://`` URIs; every hash is checked before returning."""
+    """Resolve ``file://``/path URIs, or ``s3://`` ones through ``download`` (the AWS backend's,
+    chosen by the wiring); every hash is checked before returning."""
     if uri.startswith("s3://"):
-        from lambdaserve.aws.s3_bundle_source import download_bundle
-
-        location = download_bundle(uri, cache_dir)
+        if download is None:
+            raise ArtifactStoreError(f"{uri}: s3:// bundles are read by the AWS backend only")
+        location = download(uri, cache_dir)
     else:
         location = path_from_uri(uri)
     return open_bundle(location, cache_dir=cache_dir, expected_digest=expected_sha256)
 
 
 def load_model(
-    uri: str, *, cache_dir: Path, expected_sha256: str | None = None, prefer: Runtime | None = None
+    uri: str,
+    *,
+    cache_dir: Path,
+    expected_sha256: str | None = None,
+    prefer: Runtime | None = None,
+    download: BundleDownload | None = None,
 ) -> LoadedModel:
-    return LoadedModel.from_bundle(
-        fetch_bundle(uri, cache_dir=cache_dir, expected_sha256=expected_sha256), prefer
+    bundle = fetch_bundle(
+        uri, cache_dir=cache_dir, expected_sha256=expected_sha256, download=download
     )
+    return LoadedModel.from_bundle(bundle, prefer)

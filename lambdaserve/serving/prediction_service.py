@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from lambdaserve.core.capture import (
+from lambdaserve.kernel.capture import (
     CapturePolicy,
     CapturePolicySource,
     CaptureRecord,
@@ -24,17 +24,17 @@ from lambdaserve.core.capture import (
     FeatureValue,
     FeedbackRecord,
 )
-from lambdaserve.core.capture_lines import CaptureBatch
-from lambdaserve.core.encoding import Row, rows_to_columns
-from lambdaserve.core.errors import (
+from lambdaserve.kernel.capture_lines import CaptureBatch
+from lambdaserve.kernel.encoding import Row, rows_to_columns
+from lambdaserve.kernel.errors import (
     CapturePolicyError,
     CapturePolicyUnavailableError,
     FeedbackUnavailableError,
     NonFiniteScoreError,
 )
-from lambdaserve.core.feedback_tokens import FeedbackSigner
-from lambdaserve.core.prediction_ids import new_prediction_ids
-from lambdaserve.core.schema import MISSING_CATEGORY
+from lambdaserve.kernel.prediction_ids import new_prediction_ids
+from lambdaserve.kernel.schema import MISSING_CATEGORY
+from lambdaserve.serving.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.model_loader import LoadedModel
 
 log = logging.getLogger(__name__)

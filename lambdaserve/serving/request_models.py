@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal, TypedDict
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from lambdaserve.core.capture import PREDICTION_ID_PATTERN
-from lambdaserve.core.feedback_tokens import FEEDBACK_TOKEN_PATTERN
-from lambdaserve.core.manifest import ClassLabel
-from lambdaserve.core.schema import FeatureSchema, FeatureSpec
+from lambdaserve.kernel.capture import PREDICTION_ID_PATTERN
+from lambdaserve.kernel.manifest import ClassLabel
+from lambdaserve.kernel.schema import FeatureSchema, FeatureSpec
+from lambdaserve.serving.feedback_tokens import FEEDBACK_TOKEN_PATTERN
 
 MAX_CATEGORY_LENGTH = 256
 #: Models compute in float32 (ONNX Runtime, most encoders): a larger finite value overflows to

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from lambdaserve.core.feedback_tokens import FEEDBACK_TOKEN_PATTERN
-from lambdaserve.core.manifest import ClassLabel, OnnxExport
-from lambdaserve.core.schema import FeatureSpec
+from lambdaserve.kernel.manifest import ClassLabel, OnnxExport
+from lambdaserve.kernel.schema import FeatureSpec
+from lambdaserve.serving.feedback_tokens import FEEDBACK_TOKEN_PATTERN
 
 
 class ModelRef(BaseModel):

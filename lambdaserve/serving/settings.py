@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lambdaserve.core.capture import CapturePolicy, parse_field_names
+from lambdaserve.kernel.capture import CapturePolicy, parse_field_names
 
 #: Lambda's synchronous payload limit is 6 MB; stay under it with room for the event envelope.
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024

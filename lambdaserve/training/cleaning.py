@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from lambdaserve.core.encoding import normalize_category
-from lambdaserve.core.errors import TrainingError
-from lambdaserve.core.manifest import ClassLabel, Coercion
-from lambdaserve.core.schema import (
+from lambdaserve.kernel.encoding import normalize_category
+from lambdaserve.kernel.errors import TrainingError
+from lambdaserve.kernel.manifest import ClassLabel, Coercion
+from lambdaserve.kernel.schema import (
     MISSING_CATEGORY,
     MISSING_TOKENS,
     FeatureDtype,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lambdaserve.core.errors import TrainingError
+from lambdaserve.kernel.errors import TrainingError
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
 

@@ -1,6 +1,6 @@
 """The scikit-learn pipeline: column typing, imputation, encoding and the chosen estimator.
 
-The pipeline is fitted on the object matrix ``lambdaserve.core.encoding.columns_to_matrix``
+The pipeline is fitted on the object matrix ``lambdaserve.kernel.encoding.columns_to_matrix``
 builds, with columns addressed by position, so serving needs numpy only (no pandas), and
 skl2onnx can export it with one named input per feature.
 """
@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from lambdaserve.core.schema import FeatureSchema
+from lambdaserve.kernel.schema import FeatureSchema
 from lambdaserve.training.hyperparameters import TrainingConfig
 
 

@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from lambdaserve.core.manifest import MetricSummary
+from lambdaserve.kernel.manifest import MetricSummary
 
 
 def binary_metrics(

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lambdaserve.core.errors import TrainingError
+from lambdaserve.kernel.errors import TrainingError
 
 EstimatorName = Literal["random_forest", "hist_gradient_boosting", "logistic_regression"]
 ESTIMATORS: tuple[str, ...] = ("random_forest", "hist_gradient_boosting", "logistic_regression")

@@ -23,10 +23,10 @@ import numpy.typing as npt
 import skops.io as sio
 from sklearn.model_selection import train_test_split
 
-from lambdaserve.core.bundle import VerifiedBundle, seal_bundle
-from lambdaserve.core.encoding import columns_to_matrix
-from lambdaserve.core.errors import LambdaserveError
-from lambdaserve.core.manifest import (
+from lambdaserve.kernel.bundle import VerifiedBundle, seal_bundle
+from lambdaserve.kernel.encoding import columns_to_matrix
+from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.manifest import (
     REFERENCE_FILE,
     SKOPS_FILE,
     DataInfo,
@@ -34,7 +34,7 @@ from lambdaserve.core.manifest import (
     Manifest,
     OnnxExport,
 )
-from lambdaserve.core.reference import build_reference
+from lambdaserve.kernel.reference import build_reference
 from lambdaserve.training.cleaning import CleanedData, clean
 from lambdaserve.training.data_loading import load_training_data
 from lambdaserve.training.estimators import build_pipeline, estimator_params

@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.pipeline import Pipeline
 
-from lambdaserve.core.manifest import ONNX_FILE, OnnxExport
-from lambdaserve.core.onnx_predictor import OnnxPredictor
-from lambdaserve.core.schema import FeatureSchema
+from lambdaserve.kernel.manifest import ONNX_FILE, OnnxExport
+from lambdaserve.kernel.onnx_predictor import OnnxPredictor
+from lambdaserve.kernel.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 

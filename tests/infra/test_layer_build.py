@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import VerifiedBundle
 from layers import build_layer as build
 from layers import bytecode
 from layers.budget import MB, check_budget
@@ -354,7 +354,17 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
 
     assert size < 2 * MB
     assert (asset / "functions" / "predict" / "handler.py").is_file()
-    for excluded in ("cli", "training", "datasets", "registry", "lifecycle"):
+    for excluded in (
+        "cli",
+        "training",
+        "datasets",
+        "registry",
+        "rollout",
+        "drift",
+        "abtest",
+        "demo",
+        "local",
+    ):
         assert not (package / excluded).exists()
     assert not (package / "local").exists()  # serving imports nothing of the local backend
     assert not (package / "serving" / "background_server.py").exists()

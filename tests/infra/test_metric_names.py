@@ -1,5 +1,5 @@
 """Every metric of our namespace a synthesized template alarms on (or queries) is one that some
-function emits: the names live in ``lambdaserve.core.metric_names``, which the emitters and the
+function emits: the names live in ``lambdaserve.kernel.metric_names``, which the emitters and the
 rollout guard import and the stacks (which never import runtime code) are checked against."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.metric_names import EMITTED, NAMESPACE, DriftMetric, PredictMetric
+from lambdaserve.kernel.metric_names import EMITTED, NAMESPACE, DriftMetric, PredictMetric
 from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.infra

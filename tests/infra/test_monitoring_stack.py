@@ -26,9 +26,9 @@ from infra.stacks.monitoring_stack import (
     METRICS_SERVICE,
     across_models,
 )
+from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.aws.s3_drift_io import S3CaptureReader
-from lambdaserve.core.capture import LOG_MARKER, CaptureRecord, partition
-from lambdaserve.lifecycle.drift_metrics import EmfDriftMetrics
+from lambdaserve.kernel.capture import LOG_MARKER, CaptureRecord, partition
 from lambdaserve.local.capture_log import capture_line
 from layers.budget import LAMBDA_UNZIPPED_LIMIT, MB
 from layers.function_asset import build_drift_asset
@@ -248,7 +248,7 @@ def _record(moment: datetime, prediction_id: str) -> CaptureRecord:
 
 
 def test_what_firehose_writes_is_what_the_drift_reader_reads() -> None:
-    """Partition layout, file extension and line framing agree with lambdaserve.core.capture
+    """Partition layout, file extension and line framing agree with lambdaserve.kernel.capture
     and the S3 capture reader: two envelopes' messages, each record newline-terminated."""
     moment = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
     records = [_record(moment, "p1"), _record(moment, "p2"), _record(moment, "p3")]
@@ -742,9 +742,9 @@ def test_the_drift_asset_is_the_handlers_import_closure(tmp_path: Path) -> None:
     assert size < 1 * MB
     assert {
         "functions/drift/handler.py",
-        "lambdaserve/lifecycle/drift_job.py",
-        "lambdaserve/lifecycle/drift_report.py",
-        "lambdaserve/core/drift_stats.py",
+        "lambdaserve/drift/job.py",
+        "lambdaserve/drift/report.py",
+        "lambdaserve/drift/statistics.py",
         "lambdaserve/aws/s3_drift_io.py",
         "lambdaserve/aws/s3_artifact_store.py",
     } <= files
@@ -774,7 +774,7 @@ def test_the_drift_layer_fits_the_budget_and_runs_the_handler(tmp_path: Path) ->
         "sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "import functions.drift.handler as handler\n"
         "import scipy.stats, numpy\n"
-        "from lambdaserve.core import drift_stats\n"
+        "from lambdaserve.drift import statistics as drift_stats\n"
         "event = handler.DriftEvent.model_validate({'time': '2026-11-27T12:05:00Z'})\n"
         "print(json.dumps({'handler': handler.__file__, 'scipy': scipy.__file__,\n"
         "                  'numpy': numpy.__file__, 'time': event.time.isoformat()}))\n"

@@ -375,8 +375,8 @@ def test_the_rollout_asset_is_the_handlers_import_closure(tmp_path: Path) -> Non
     assert size < 1024 * 1024
     assert {
         "functions/rollout/handler.py",
-        "lambdaserve/lifecycle/rollout_step.py",
-        "lambdaserve/core/rollout_controller.py",
+        "lambdaserve/rollout/step.py",
+        "lambdaserve/rollout/controller.py",
         "lambdaserve/aws/lambda_alias.py",
         "lambdaserve/aws/cloudwatch_guard.py",
         "lambdaserve/aws/s3_rollout_state.py",

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from infra.constructs.predict_api import ROUTES
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import LoadedModel
 from tests.infra.conftest import Synthesized, synthesize

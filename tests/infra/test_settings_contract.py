@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lambdaserve.core.capture import CapturePolicyDocument
+from lambdaserve.kernel.capture import CapturePolicyDocument
 from lambdaserve.serving.settings import ServingSettings
 from tests.infra.conftest import Synthesized
 from tests.support.settings_contract import (

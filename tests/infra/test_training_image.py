@@ -33,8 +33,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lambdaserve.datasets import churn
-from lambdaserve.lifecycle.importing import import_bundle
 from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.registry.importing import import_bundle
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import LoadedModel
 from tests.infra.conftest import Synthesized, synthesize

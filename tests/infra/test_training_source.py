@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdaserve.core.bundle import verify_bundle
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import verify_bundle
 from layers.lock_export import TRAINING_REQUIREMENTS
 from layers.pins import read_requirements
 from training.source_bundle import OFFLINE_HEADER, build
@@ -32,7 +32,7 @@ def test_archive_contents_and_reproducibility(tmp_path: Path) -> None:
         "train.py",
         "requirements.txt",
         "lambdaserve/training/job.py",
-        "lambdaserve/core/bundle.py",
+        "lambdaserve/kernel/bundle.py",
     } <= names
     assert not any(
         n.startswith(("lambdaserve/cli", "lambdaserve/serving", "lambdaserve/aws")) for n in names

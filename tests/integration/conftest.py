@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.schema import FeatureSpec
 from lambdaserve.datasets import churn
-from lambdaserve.serving.lambda_entry import LambdaHandler, build_lambda_handler
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.schema import FeatureSpec
+from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
 from tests.integration.moto_server import running_moto_server
 

@@ -35,13 +35,13 @@ from lambdaserve.aws.cloudwatch_guard import AwsGuardPolicy, CloudWatchGuard, st
 from lambdaserve.aws.lambda_alias import LambdaAlias
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
 from lambdaserve.aws.s3_rollout_state import S3RolloutState
-from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import FunctionConflictError, FunctionError, RolloutError
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.lifecycle.rollout_step import RecordingHooks as StepHooks
-from lambdaserve.lifecycle.rollout_step import run_step
+from lambdaserve.kernel.errors import FunctionConflictError, FunctionError, RolloutError
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout import controller
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
+from lambdaserve.rollout.step import RecordingHooks as StepHooks
+from lambdaserve.rollout.step import run_step
 from tests.integration.moto_server import (
     handler_zip,
     lambda_role,

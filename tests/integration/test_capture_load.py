@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import (
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.capture import (
     LOG_MARKER,
     CaptureRecord,
     FeedbackRecord,
@@ -33,11 +33,11 @@ from lambdaserve.core.capture import (
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, read_captures
 from lambdaserve.local.function_versions import LocalFunctionVersions
+from lambdaserve.local.gateway import create_gateway
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.capture_sinks import LogLineSink
-from lambdaserve.serving.lambda_entry import LambdaHandler
-from lambdaserve.serving.local_gateway import create_gateway
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
 

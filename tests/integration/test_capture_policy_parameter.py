@@ -15,9 +15,9 @@ import pytest
 from lambdaserve.aws import capture_policy_parameter
 from lambdaserve.aws.capture_policy_parameter import ParameterCapturePolicy
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.errors import CapturePolicyUnavailableError
-from lambdaserve.serving.lambda_entry import LambdaHandler
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import CapturePolicyUnavailableError
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
 from tests.integration.conftest import Row
 from tests.integration.test_capture_load import stdout_lines

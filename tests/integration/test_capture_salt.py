@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.serving.lambda_entry import LambdaHandler
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
 from tests.integration.conftest import Row
 from tests.integration.test_capture_load import stdout_lines

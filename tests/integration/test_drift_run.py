@@ -20,15 +20,15 @@ from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 from lambdaserve.aws.s3_drift_io import S3CaptureReader, S3ReportFiles
 from lambdaserve.cli.main import app
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord, partition, stream_line
-from lambdaserve.core.csv_rows import feature_rows
-from lambdaserve.core.encoding import rows_to_columns
-from lambdaserve.core.prediction_ids import new_prediction_id
-from lambdaserve.core.predictors import load_predictor
 from lambdaserve.datasets import churn
-from lambdaserve.lifecycle.drift_job import DriftJobError, bundle_baselines, run_drift
-from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore
+from lambdaserve.drift.job import DriftJobError, bundle_baselines, run_drift
+from lambdaserve.drift.report import DriftReport, DriftReportStore
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord, partition, stream_line
+from lambdaserve.kernel.csv_rows import feature_rows
+from lambdaserve.kernel.encoding import rows_to_columns
+from lambdaserve.kernel.prediction_ids import new_prediction_id
+from lambdaserve.kernel.predictors import load_predictor
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, capture_line
 from tests.integration.moto_server import new_bucket, object_versions

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lambdaserve.cli.main import app as cli
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.prediction_ids import new_prediction_ids
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.prediction_ids import new_prediction_ids
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, read_captures, read_feedback
 from lambdaserve.local.feedback_key import local_feedback_signer

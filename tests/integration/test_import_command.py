@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.cli.main import app
-from lambdaserve.core.bundle import VerifiedBundle, seal_bundle
+from lambdaserve.kernel.bundle import VerifiedBundle, seal_bundle
 
 pytestmark = pytest.mark.integration
 

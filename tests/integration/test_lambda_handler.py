@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.serving.lambda_entry import LambdaHandler, build_lambda_handler
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
 
 pytestmark = [

@@ -21,8 +21,8 @@ from botocore.stub import Stubber
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
-from lambdaserve.core.errors import FunctionConflictError, FunctionError
-from lambdaserve.core.functions import AliasRouting, PublishedVersion
+from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.function_versions import AliasRouting, PublishedVersion
 from tests.integration.moto_server import handler_zip, lambda_role
 
 pytestmark = pytest.mark.integration

@@ -20,17 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.core.traffic_assignment import choose_version
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.function_versions import AliasRouting
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.function_versions import LocalFunctionVersions
+from lambdaserve.local.gateway import create_gateway
 from lambdaserve.local.local_guard import LocalGuard
 from lambdaserve.local.request_log import RequestLog, RequestRecord, read_records, signals_since
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
+from lambdaserve.rollout.traffic_assignment import choose_version
 from lambdaserve.serving.background_server import free_port, serve_in_thread
-from lambdaserve.serving.local_gateway import create_gateway
 from lambdaserve.serving.settings import ServingSettings
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.errors import ModelNotFoundError, RegistryError
-from lambdaserve.core.registry import CHAMPION
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import ModelNotFoundError, RegistryError
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.registry.mlflow_registry import MlflowRegistry
+from lambdaserve.registry.model_registry import CHAMPION
 from lambdaserve.serving.background_server import free_port
 
 pytestmark = pytest.mark.integration

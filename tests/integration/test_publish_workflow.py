@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.cli.main import app
-from lambdaserve.core.bundle import VerifiedBundle, sha256_file
+from lambdaserve.kernel.bundle import VerifiedBundle, sha256_file
 from lambdaserve.local.artifact_store import LocalArtifactStore, path_from_uri
 from lambdaserve.registry.mlflow_registry import MlflowRegistry
 from tests.integration.moto_server import (

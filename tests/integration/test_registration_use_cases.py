@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.promotion_gate import GatePolicy
-from lambdaserve.core.registry import CHALLENGER, TAG_GATE_RESULT
-from lambdaserve.lifecycle.importing import import_bundle
-from lambdaserve.lifecycle.registration import (
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.local.artifact_store import LocalArtifactStore
+from lambdaserve.registry.importing import import_bundle
+from lambdaserve.registry.mlflow_registry import MlflowRegistry
+from lambdaserve.registry.model_registry import CHALLENGER, TAG_GATE_RESULT
+from lambdaserve.registry.promotion_gate import GatePolicy
+from lambdaserve.registry.registration import (
     GatedRegistration,
     promote_to_champion,
     register_and_gate,
 )
-from lambdaserve.local.artifact_store import LocalArtifactStore
-from lambdaserve.registry.mlflow_registry import MlflowRegistry
 
 pytestmark = pytest.mark.integration
 

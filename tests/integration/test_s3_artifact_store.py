@@ -16,14 +16,14 @@ from botocore.stub import Stubber
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 from lambdaserve.aws.s3_bundle_source import download_bundle
-from lambdaserve.core.bundle import (
+from lambdaserve.kernel.bundle import (
     VerifiedBundle,
     open_bundle,
     pack_bundle,
     read_manifest,
     seal_bundle,
 )
-from lambdaserve.core.errors import (
+from lambdaserve.kernel.errors import (
     ArtifactStoreError,
     BundleError,
     BundleIntegrityError,

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.core.bundle import VerifiedBundle, pack_bundle, seal_bundle
-from lambdaserve.serving.lambda_entry import LambdaHandler
+from lambdaserve.kernel.bundle import VerifiedBundle, pack_bundle, seal_bundle
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
 
 pytestmark = [

@@ -11,8 +11,8 @@ import pytest
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.cloudwatch_guard import AwsGuardPolicy, CloudWatchGuard
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
 from tests.integration.moto_server import running_moto_server
 
 pytestmark = pytest.mark.integration

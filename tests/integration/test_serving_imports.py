@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from tests.support.lambda_context import CONTEXT_FILE
 
 pytestmark = pytest.mark.integration

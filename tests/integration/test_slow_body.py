@@ -10,7 +10,7 @@ import time
 import pytest
 
 import lambdaserve.serving.app as serving_app
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lambdaserve.aws.s3_rollout_state import S3RolloutState
-from lambdaserve.core.errors import RolloutError, TransientError
+from lambdaserve.kernel.errors import RolloutError, TransientError
 from tests.integration.loopback_s3 import answering_s3, s3_client
 from tests.integration.moto_server import closed_loopback_port
 

@@ -9,7 +9,7 @@ import pytest
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.rollout_machine import check_state_machine, start_unattended
-from lambdaserve.core.errors import RolloutError
+from lambdaserve.kernel.errors import RolloutError
 from tests.integration.moto_server import running_moto_server
 
 pytestmark = pytest.mark.integration

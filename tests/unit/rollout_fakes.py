@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lambdaserve.core.errors import FunctionConflictError
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.rollout_guard import GuardReport
-from lambdaserve.core.rollout_state import RolloutState
+from lambdaserve.kernel.errors import FunctionConflictError
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout.guard import GuardReport
+from lambdaserve.rollout.state import RolloutState
 
 
 class FakeAlias:

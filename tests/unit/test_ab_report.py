@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from lambdaserve.core.capture import CaptureRecord, FeedbackRecord
-from lambdaserve.core.errors import InvalidInputError
-from lambdaserve.core.prediction_ids import new_prediction_ids
-from lambdaserve.lifecycle.ab_report import FEEDBACK_PER_PREDICTION, ab_report, wilson
+from lambdaserve.abtest.report import FEEDBACK_PER_PREDICTION, ab_report, wilson
+from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
+from lambdaserve.kernel.errors import InvalidInputError
+from lambdaserve.kernel.prediction_ids import new_prediction_ids
 
 T0 = datetime(2026, 11, 27, 10, tzinfo=UTC)
 

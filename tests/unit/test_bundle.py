@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdaserve.core.bundle import (
+from lambdaserve.kernel.bundle import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_FILES,
     VerifiedBundle,
@@ -21,8 +21,8 @@ from lambdaserve.core.bundle import (
     unpack_bundle,
     verify_bundle,
 )
-from lambdaserve.core.errors import BundleError, BundleIntegrityError, UnsafeArtifactError
-from lambdaserve.core.manifest import MANIFEST_FILE, ONNX_FILE, REFERENCE_FILE, SKOPS_FILE
+from lambdaserve.kernel.errors import BundleError, BundleIntegrityError, UnsafeArtifactError
+from lambdaserve.kernel.manifest import MANIFEST_FILE, ONNX_FILE, REFERENCE_FILE, SKOPS_FILE
 
 pytestmark = pytest.mark.unit
 

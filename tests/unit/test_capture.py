@@ -17,16 +17,16 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.capture import (
+from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.capture import (
     LOG_MARKER,
     CapturePolicy,
     CaptureRecord,
     parse_capture_line,
 )
-from lambdaserve.core.capture_lines import CaptureBatch
-from lambdaserve.core.errors import CapturePolicyUnavailableError, LambdaserveError
-from lambdaserve.datasets import churn
+from lambdaserve.kernel.capture_lines import CaptureBatch
+from lambdaserve.kernel.errors import CapturePolicyUnavailableError, LambdaserveError
 from lambdaserve.local.capture_log import (
     CaptureLog,
     capture_line,

@@ -14,25 +14,25 @@ import pytest
 from pydantic import ValidationError
 
 from functions.drift.handler import DriftSettings, build_handler
-from lambdaserve.core.capture import CaptureRecord
-from lambdaserve.core.errors import ModelNotFoundError
-from lambdaserve.core.histograms import FeatureWindows
-from lambdaserve.core.reference import (
-    ReferenceProfile,
-    categorical_reference,
-    numeric_reference,
-    score_reference,
-)
-from lambdaserve.core.schema import FeatureSchema, FeatureSpec
-from lambdaserve.lifecycle.drift_html import render_html
-from lambdaserve.lifecycle.drift_job import (
+from lambdaserve.drift.histograms import FeatureWindows
+from lambdaserve.drift.html import render_html
+from lambdaserve.drift.job import (
     DriftJobError,
     WindowAccumulator,
     drift_window,
     run_drift,
 )
-from lambdaserve.lifecycle.drift_report import DriftReport, DriftReportStore, ReportKey
-from lambdaserve.lifecycle.scheduled_drift import DriftPorts
+from lambdaserve.drift.report import DriftReport, DriftReportStore, ReportKey
+from lambdaserve.drift.scheduled import DriftPorts
+from lambdaserve.kernel.capture import CaptureRecord
+from lambdaserve.kernel.errors import ModelNotFoundError
+from lambdaserve.kernel.reference import (
+    ReferenceProfile,
+    categorical_reference,
+    numeric_reference,
+    score_reference,
+)
+from lambdaserve.kernel.schema import FeatureSchema, FeatureSpec
 from lambdaserve.local.drift_reports import LocalReportFiles
 from tests.support.lambda_context import FakeLambdaContext
 

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
 
-from lambdaserve.core.drift_stats import (
+from lambdaserve.drift.histograms import (
+    CategoricalWindow,
+    FeatureWindows,
+    NumericWindow,
+    ScoreWindow,
+    aligned_bins,
+)
+from lambdaserve.drift.statistics import (
     PSI_EPSILON,
     SCORE_FEATURE,
     STAT_TESTS,
@@ -26,21 +33,14 @@ from lambdaserve.core.drift_stats import (
     psi,
     psi_on_bins,
 )
-from lambdaserve.core.histograms import (
-    CategoricalWindow,
-    FeatureWindows,
-    NumericWindow,
-    ScoreWindow,
-    aligned_bins,
-)
-from lambdaserve.core.reference import (
+from lambdaserve.kernel.reference import (
     SCORE_EDGES,
     CategoricalReference,
     NumericReference,
     ReferenceProfile,
     ScoreReference,
 )
-from lambdaserve.core.schema import MISSING_CATEGORY
+from lambdaserve.kernel.schema import MISSING_CATEGORY
 
 pytestmark = pytest.mark.unit
 

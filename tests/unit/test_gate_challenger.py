@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lambdaserve.core.promotion_gate import GatePolicy
-from lambdaserve.core.registry import CHALLENGER, CHAMPION, TAG_GATE, RegisteredVersion
-from lambdaserve.lifecycle.registration import gate_challenger
+from lambdaserve.registry.model_registry import CHALLENGER, CHAMPION, TAG_GATE, RegisteredVersion
+from lambdaserve.registry.promotion_gate import GatePolicy
+from lambdaserve.registry.registration import gate_challenger
 
 pytestmark = pytest.mark.unit
 

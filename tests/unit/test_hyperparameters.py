@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdaserve.core.errors import TrainingError
+from lambdaserve.kernel.errors import TrainingError
 from lambdaserve.training.hyperparameters import load_hyperparameters
 
 pytestmark = pytest.mark.unit

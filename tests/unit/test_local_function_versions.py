@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.errors import FunctionConflictError, FunctionError
-from lambdaserve.core.functions import AliasRouting, FunctionPublisher, PublishedVersion
+from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.function_versions import AliasRouting, FunctionPublisher, PublishedVersion
 from lambdaserve.local.function_versions import LocalFunctionVersions
 
 pytestmark = pytest.mark.unit

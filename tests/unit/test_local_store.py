@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.errors import BundleIntegrityError, ModelNotFoundError, VersionExistsError
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import BundleIntegrityError, ModelNotFoundError, VersionExistsError
 from lambdaserve.local.artifact_store import LocalArtifactStore, path_from_uri
 
 pytestmark = pytest.mark.unit

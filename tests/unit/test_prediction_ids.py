@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from lambdaserve.core import prediction_ids
-from lambdaserve.core.prediction_ids import new_prediction_id, new_prediction_ids
+from lambdaserve.kernel import prediction_ids
+from lambdaserve.kernel.prediction_ids import new_prediction_id, new_prediction_ids
 
 pytestmark = pytest.mark.unit
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lambdaserve.core.bundle import VerifiedBundle
-from lambdaserve.core.encoding import rows_to_columns
-from lambdaserve.core.errors import BundleError, UnsafeArtifactError
-from lambdaserve.core.predictors import load_predictor
-from lambdaserve.core.sklearn_predictor import TRUSTED_SKOPS_TYPES, load_skops_model
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.encoding import rows_to_columns
+from lambdaserve.kernel.errors import BundleError, UnsafeArtifactError
+from lambdaserve.kernel.predictors import load_predictor
+from lambdaserve.kernel.sklearn_predictor import TRUSTED_SKOPS_TYPES, load_skops_model
 from tests.conftest import train_bundle
 
 pytestmark = pytest.mark.unit

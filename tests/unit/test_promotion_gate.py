@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambdaserve.core.promotion_gate import GatePolicy, decide
+from lambdaserve.registry.promotion_gate import GatePolicy, decide
 
 pytestmark = pytest.mark.unit
 POLICY = GatePolicy(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lambdaserve.core.reference import (
+from lambdaserve.kernel.reference import (
     SCORE_EDGES,
     bin_counts,
     categorical_reference,
     numeric_reference,
     score_reference,
 )
-from lambdaserve.core.schema import MISSING_CATEGORY
+from lambdaserve.kernel.schema import MISSING_CATEGORY
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from lambdaserve.core.bundle import VerifiedBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import RolloutError, TransientRolloutError
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
+from lambdaserve.kernel.errors import RolloutError, TransientRolloutError
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout import controller
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
 from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
 pytestmark = pytest.mark.unit

@@ -16,11 +16,11 @@ from functions.rollout.handler import (
     RolloutSettings,
     build_handler,
 )
-from lambdaserve.core import rollout_controller as controller
-from lambdaserve.core.errors import RolloutError, TransientFunctionError, TransientRolloutError
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.lifecycle.rollout_step import (
+from lambdaserve.kernel.errors import RolloutError, TransientFunctionError, TransientRolloutError
+from lambdaserve.rollout import controller
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
+from lambdaserve.rollout.step import (
     MIN_WAIT_SECONDS,
     RecordingHooks,
     StepResult,

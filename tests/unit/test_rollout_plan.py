@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from lambdaserve.core.rollout_plan import RolloutPlan
+from lambdaserve.rollout.plan import RolloutPlan
 
 pytestmark = pytest.mark.unit
 open_unit = st.floats(min_value=0.001, max_value=0.999, allow_nan=False)

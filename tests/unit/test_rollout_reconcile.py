@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.registry import CHALLENGER, CHAMPION, RegisteredVersion
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState, VersionRef
-from lambdaserve.lifecycle.rollouts import RolloutContext, reconcile_registry, registry_behind
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.registry.model_registry import CHALLENGER, CHAMPION, RegisteredVersion
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState, VersionRef
+from lambdaserve.rollout.use_cases import RolloutContext, reconcile_registry, registry_behind
 from tests.unit.rollout_fakes import FakeAlias
 
 pytestmark = pytest.mark.unit

@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lambdaserve.core.errors import RolloutError
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.registry import (
+from lambdaserve.kernel.errors import RolloutError
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.registry.model_registry import (
     CHALLENGER,
     CHAMPION,
     TAG_GATE_RESULT,
     TAG_LAMBDA_VERSION,
     RegisteredVersion,
 )
-from lambdaserve.core.rollout_plan import RolloutPlan
-from lambdaserve.core.rollout_state import RolloutState
-from lambdaserve.lifecycle.rollouts import RolloutContext, start_rollout
+from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.state import RolloutState
+from lambdaserve.rollout.use_cases import RolloutContext, start_rollout
 from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
 pytestmark = pytest.mark.unit

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.traffic_assignment import choose_version, experiment_id, unit_bucket
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout.traffic_assignment import choose_version, experiment_id, unit_bucket
 
 pytestmark = pytest.mark.unit
 
@@ -67,8 +67,8 @@ def test_bucket_is_the_salted_sha256_golden_value() -> None:
 
 ASSIGN_SCRIPT = """
 import json
-from lambdaserve.core.functions import AliasRouting
-from lambdaserve.core.traffic_assignment import choose_version
+from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout.traffic_assignment import choose_version
 routing = AliasRouting(alias="live", version="1", additional={"2": 0.4})
 print(json.dumps([choose_version(routing, unit_id=f"unit-{i}") for i in range(1000)]))
 """

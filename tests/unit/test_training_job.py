@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lambdaserve.core.bundle import verify_bundle
-from lambdaserve.core.reference import ReferenceProfile
 from lambdaserve.datasets import churn
+from lambdaserve.kernel.bundle import verify_bundle
+from lambdaserve.kernel.reference import ReferenceProfile
 from lambdaserve.training.job import main
 
 pytestmark = pytest.mark.unit

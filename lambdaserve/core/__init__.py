@@ -1,1 +1,0 @@
-"""Pure domain code: bundles, schemas, predictors, statistics; no cloud, web or pandas imports."""

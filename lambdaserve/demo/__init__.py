@@ -1,0 +1,1 @@
+"""The story ``lambdaserve demo`` tells: the whole local lifecycle in one run."""

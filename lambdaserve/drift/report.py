@@ -1,0 +1,260 @@
+"""The drift report: one per (model, version, window), written once, never changed.
+
+A report carries every number its verdicts used: per-feature ``DriftResult``s, the score's, the
+dataset verdict of the share rule, the features that survive Benjamini-Hochberg, the
+"k of the last n windows" persistence rule with the history it saw, the features skipped (masked
+or hashed by the capture policy) and the aligned bin counts of reference and window, so the HTML
+page can be drawn again from the JSON alone.
+
+Stored as ``drift-reports/<model>/<version>/<window_end:%Y-%m-%dT%H%M>.json`` (+ ``.html``), the
+same layout in the local store and in the artifact bucket.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Literal, Protocol, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from lambdaserve.drift.histograms import FeatureWindows, Reference, Window, aligned_bins
+from lambdaserve.drift.html import render_html
+from lambdaserve.drift.statistics import SCORE_FEATURE, DatasetDrift, DriftResult, Verdict
+from lambdaserve.kernel.artifacts import version_order
+from lambdaserve.kernel.reference import CategoricalReference, NumericReference, ReferenceProfile
+
+REPORT_PREFIX = "drift-reports"
+_STAMP = "%Y-%m-%dT%H%M"
+#: The manifest's name and version pattern: safe as a path segment and as an S3 key part.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ReportKey:
+    """Where the report of one model version's window lives (its name without the suffix)."""
+
+    model_name: str
+    model_version: str
+    window_end: datetime
+
+    def __post_init__(self) -> None:
+        for part in (self.model_name, self.model_version):
+            if not NAME_PATTERN.match(part):
+                raise ValueError(f"{part!r} is not a model name or version")
+        if self.window_end.tzinfo is None:
+            raise ValueError("window_end must be timezone-aware")
+
+    @property
+    def stem(self) -> str:
+        end = self.window_end.astimezone(UTC)
+        return f"{REPORT_PREFIX}/{self.model_name}/{self.model_version}/{end:{_STAMP}}"
+
+    @classmethod
+    def parse(cls, name: str) -> Self | None:
+        """The key of ``drift-reports/<model>/<version>/<stamp>.json``; None for other names."""
+        parts = name.removesuffix(".json").split("/")
+        if not name.endswith(".json") or len(parts) != 4 or parts[0] != REPORT_PREFIX:
+            return None
+        try:
+            end = datetime.strptime(parts[3], _STAMP).replace(tzinfo=UTC)
+            return cls(parts[1], parts[2], end)
+        except ValueError:
+            return None
+
+
+def verdict_outcome(verdict: Verdict) -> bool | None:
+    """A verdict as a ``persistent_drift`` history entry (None: too little data to say)."""
+    return None if verdict == "insufficient_data" else verdict == "drift"
+
+
+class BinCounts(BaseModel):
+    """Reference and window counts on the same bins, with a label per bin."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: tuple[str, ...]
+    reference: tuple[int, ...]
+    window: tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Self:
+        if not len(self.labels) == len(self.reference) == len(self.window):
+            raise ValueError("labels, reference and window counts must have the same length")
+        return self
+
+
+class SkippedFeature(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feature: str
+    reason: str
+
+
+class Persistence(BaseModel):
+    """Drifted (dataset verdict) in at least ``k`` of the last ``n`` windows, oldest first."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    k: int = Field(ge=1)
+    n: int = Field(ge=1)
+    history: tuple[bool | None, ...] = Field(description="None: no report or too little data")
+    features: tuple[str, ...] = Field(description="features drifted in k of the last n windows")
+
+
+class DriftReport(BaseModel):
+    """One model version's drift over one window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    report_version: Literal[1] = 1
+    model_name: str = Field(pattern=NAME_PATTERN.pattern)
+    model_version: str = Field(pattern=NAME_PATTERN.pattern)
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    scheduled_time: AwareDatetime
+    rows: int = Field(ge=0)
+    min_samples: int = Field(ge=1)
+    features: tuple[DriftResult, ...]
+    score: DriftResult
+    dataset: DatasetDrift
+    fdr_alpha: float
+    fdr_drifted: tuple[str, ...]
+    persistent: bool
+    persistence: Persistence
+    skipped: tuple[SkippedFeature, ...] = ()
+    notes: tuple[str, ...] = ()
+    bins: dict[str, BinCounts]
+    generated_at: AwareDatetime
+
+    @property
+    def key(self) -> ReportKey:
+        return ReportKey(self.model_name, self.model_version, self.window_end)
+
+    @property
+    def outcome(self) -> bool | None:
+        """The dataset verdict as a persistence history entry."""
+        return verdict_outcome(self.dataset.verdict)
+
+    @property
+    def alarm(self) -> bool:
+        """Whether to alert: the dataset drifted now, or persistently."""
+        return self.dataset.verdict == "drift" or self.persistent
+
+    @property
+    def results(self) -> tuple[DriftResult, ...]:
+        return (*self.features, self.score)
+
+
+# -- the report store ---------------------------------------------------------------------------
+
+
+class ReportFiles(Protocol):
+    """Create-only files by name (a local directory or an S3 bucket)."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def create(self, name: str, body: bytes, content_type: str) -> bool:
+        """Write ``name`` unless it exists; False (and nothing changed) when it does."""
+        ...
+
+    def read(self, name: str) -> bytes | None: ...
+
+    def names(self, prefix: str) -> list[str]:
+        """Every name under ``prefix`` (a ``/``-separated path)."""
+        ...
+
+
+class DriftReportStore:
+    """Reports as ``<stem>.json`` (the commit) and ``<stem>.html``, both create-only.
+
+    The page is written first; the JSON commits the report. A page left by an earlier attempt
+    that failed before committing is kept: it was drawn from the same window.
+    """
+
+    def __init__(self, files: ReportFiles) -> None:
+        self.files = files
+
+    def exists(self, key: ReportKey) -> bool:
+        return self.files.exists(f"{key.stem}.json")
+
+    def put(self, report: DriftReport) -> bool:
+        """Store the report unless one exists for its key; True when this call wrote it."""
+        stem = report.key.stem
+        self.files.create(f"{stem}.html", render_html(report).encode(), "text/html; charset=utf-8")
+        body = report.model_dump_json(indent=1).encode()
+        return self.files.create(f"{stem}.json", body, "application/json")
+
+    def get(self, key: ReportKey) -> DriftReport | None:
+        raw = self.files.read(f"{key.stem}.json")
+        return None if raw is None else DriftReport.model_validate_json(raw)
+
+    def html(self, key: ReportKey) -> bytes | None:
+        return self.files.read(f"{key.stem}.html")
+
+    def list_keys(
+        self, model_name: str | None = None, model_version: str | None = None
+    ) -> list[ReportKey]:
+        """Stored report keys, oldest window first."""
+        prefix = "/".join(p for p in (REPORT_PREFIX, model_name, model_version) if p)
+        keys = (ReportKey.parse(name) for name in self.files.names(f"{prefix}/"))
+        found = [k for k in keys if k is not None]
+        return sorted(
+            found, key=lambda k: (k.window_end, k.model_name, version_order(k.model_version))
+        )
+
+
+def bin_labels(reference: Reference) -> tuple[str, ...]:
+    """A label per bin, in ``aligned_bins`` order."""
+    if isinstance(reference, CategoricalReference):
+        return (*sorted(reference.counts), "(unseen)", "(missing)")
+    edges = [f"{e:.4g}" for e in reference.edges]
+    if not edges:
+        inner = ["all"]
+    else:
+        inner = [f"<= {edges[0]}"]
+        inner += [f"({a}, {b}]" for a, b in pairwise(edges)]
+        inner.append(f"> {edges[-1]}")
+    return (*inner, "(missing)") if isinstance(reference, NumericReference) else tuple(inner)
+
+
+def aligned_counts(reference: ReferenceProfile, windows: FeatureWindows) -> dict[str, BinCounts]:
+    """Every feature's (and the score's) reference and window counts, labelled."""
+    pairs: list[tuple[str, Reference, Window]] = [
+        (name, ref, windows.features[name]) for name, ref in reference.features.items()
+    ]
+    pairs.append((SCORE_FEATURE, reference.score, windows.score))
+    counts = {}
+    for name, ref, win in pairs:
+        ref_bins, win_bins = aligned_bins(ref, win)
+        counts[name] = BinCounts(
+            labels=bin_labels(ref), reference=tuple(ref_bins), window=tuple(win_bins)
+        )
+    return counts
+
+
+def alarm_message(report: DriftReport) -> tuple[str, str]:
+    """Subject (at most 100 characters, as SNS requires) and body of a drift alarm."""
+    reasons = []
+    if report.dataset.verdict == "drift":
+        reasons.append(
+            f"dataset drift: {len(report.dataset.drifted_features)} of {report.dataset.tested} "
+            f"features drifted (share rule {report.dataset.share:g})"
+        )
+    if report.persistent:
+        k, n = report.persistence.k, report.persistence.n
+        reasons.append(f"drifted in at least {k} of the last {n} windows")
+    subject = f"lambdaserve drift: {report.model_name} v{report.model_version}"[:100]
+    lines = [
+        f"{report.model_name} version {report.model_version}, window "
+        f"{report.window_start.isoformat()} to {report.window_end.isoformat()} "
+        f"({report.rows} predictions)",
+        *reasons,
+        f"drifted features: {', '.join(report.dataset.drifted_features) or 'none'}",
+        f"FDR-controlled drifted features: {', '.join(report.fdr_drifted) or 'none'}",
+        f"prediction score: {report.score.message}",
+        f"report: {report.key.stem}.html",
+    ]
+    return subject, "\n".join(lines)

@@ -1,0 +1,153 @@
+"""The scheduled drift job as one use case, the same for the drift Lambda and ``drift run``.
+
+One run judges the window a schedule names (``drift_job.run_drift``), and for each report it
+stores: emits the report's metrics, then publishes an alarm when the dataset drifted or drifts
+persistently. A run that completes beats once (the heartbeat an alarm watches, emitted whether or
+not the window held traffic); a run that fails raises before it beats, so the heartbeat alarm
+sees the missing run. The Lambda passes EMF metrics and an SNS topic; locally nothing is
+published and reports are printed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from lambdaserve.drift.job import (
+    DEFAULT_LATENESS,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_PERSISTENCE,
+    DEFAULT_WINDOW,
+    BaselineSource,
+    CaptureSource,
+    DriftWindow,
+    drift_window,
+    run_drift,
+)
+from lambdaserve.drift.report import DriftReport, DriftReportStore, alarm_message
+
+
+class AlarmPort(Protocol):
+    """Where drift alarms go (an SNS topic on AWS)."""
+
+    def publish(self, subject: str, message: str) -> str: ...
+
+
+class DriftMetricsPort(Protocol):
+    """Where the job's metrics go (EMF on AWS)."""
+
+    def report(self, report: DriftReport) -> None:
+        """The metrics of one stored report."""
+        ...
+
+    def heartbeat(self, reports: int) -> None:
+        """One completed run, which wrote ``reports`` reports."""
+        ...
+
+
+@dataclass(frozen=True)
+class DriftPorts:
+    captures: CaptureSource
+    baselines: BaselineSource
+    reports: DriftReportStore
+    alarms: AlarmPort | None = None
+    metrics: DriftMetricsPort | None = None
+    invalid_lines: Callable[[], int] = lambda: 0
+
+
+@dataclass(frozen=True)
+class DriftSchedule:
+    """How windows are cut and judged (the drift function's settings, or ``drift run``'s)."""
+
+    window: timedelta = DEFAULT_WINDOW
+    lateness: timedelta = DEFAULT_LATENESS
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    persistence: tuple[int, int] = DEFAULT_PERSISTENCE
+
+    def window_of(self, scheduled: datetime) -> DriftWindow:
+        return drift_window(scheduled, window=self.window, lateness=self.lateness)
+
+
+class WrittenReport(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_name: str
+    model_version: str
+    rows: int
+    dataset_verdict: str
+    drifted_features: tuple[str, ...]
+    persistent: bool
+    alarm: bool
+
+
+class DriftSummary(BaseModel):
+    """What a run answers: its window and the reports it wrote."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scheduled_time: AwareDatetime
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    written: tuple[WrittenReport, ...]
+    invalid_capture_lines: int
+
+
+@dataclass(frozen=True)
+class DriftRun:
+    window: DriftWindow
+    written: list[DriftReport]
+    summary: DriftSummary
+
+
+def run_scheduled_drift(
+    scheduled: datetime,
+    ports: DriftPorts,
+    schedule: DriftSchedule = DriftSchedule(),
+) -> DriftRun:
+    """Judge the window of ``scheduled``; store, measure and (when it drifted) alarm on each new
+    report; beat once the run completed (features never compared, those the capture policy
+    masks or hashes, come with ``ports.baselines``)."""
+
+    def notify(report: DriftReport) -> None:
+        if ports.metrics is not None:
+            ports.metrics.report(report)
+        if report.alarm and ports.alarms is not None:
+            ports.alarms.publish(*alarm_message(report))
+
+    window = schedule.window_of(scheduled)
+    written = run_drift(
+        scheduled,
+        captures=ports.captures,
+        references=ports.baselines,
+        reports=ports.reports,
+        on_stored=notify,
+        window=schedule.window,
+        lateness=schedule.lateness,
+        min_samples=schedule.min_samples,
+        persistence=schedule.persistence,
+    )
+    if ports.metrics is not None:
+        ports.metrics.heartbeat(len(written))
+    summary = DriftSummary(
+        scheduled_time=scheduled,
+        window_start=window.start,
+        window_end=window.end,
+        written=tuple(
+            WrittenReport(
+                model_name=r.model_name,
+                model_version=r.model_version,
+                rows=r.rows,
+                dataset_verdict=r.dataset.verdict,
+                drifted_features=r.dataset.drifted_features,
+                persistent=r.persistent,
+                alarm=r.alarm,
+            )
+            for r in written
+        ),
+        invalid_capture_lines=ports.invalid_lines(),
+    )
+    return DriftRun(window, written, summary)

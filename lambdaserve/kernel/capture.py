@@ -1,0 +1,197 @@
+"""Prediction capture: one versioned record per prediction, with masking or hashing of named
+fields, written to a sink (JSONL partitions locally; a structured log line that a CloudWatch
+Logs subscription forwards to Firehose and S3 on AWS).
+
+Ground-truth feedback travels the same way: a ``FeedbackRecord`` (``"kind": "feedback"``) names
+the ``prediction_id`` it labels and the observed class, in the same stream and partitions
+(by the time it was received), so the capture pipeline carries both without another stream.
+
+Partitions, the same locally and in S3 (Firehose prefix
+``captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/``)::
+
+    captures/dt=2026-11-27/hour=12/<part>.jsonl
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+
+from lambdaserve.kernel.manifest import ClassLabel
+
+CAPTURE_SCHEMA_VERSION = 1
+CAPTURE_PREFIX = "captures"
+#: The marker a CloudWatch Logs subscription filter selects capture lines by.
+LOG_MARKER = "lambdaserve_capture"
+#: How every line of the stream starts: the marker first.
+LINE_HEAD = f'{{"{LOG_MARKER}":1,'
+
+FeatureValue = float | int | str | bool | None
+
+
+class CaptureRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    captured_at: datetime
+    prediction_id: str
+    model_name: str
+    model_version: str = Field(description="the bundle manifest's version")
+    bundle_sha256: str
+    function_version: str | None = Field(default=None, description="executed Lambda version")
+    features: dict[str, FeatureValue]
+    probability: float
+    label: ClassLabel
+    latency_ms: float
+    flags: tuple[str, ...] = ()
+
+
+#: A prediction id as ``prediction_ids`` makes it (ULID layout, Crockford base32).
+PREDICTION_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+
+
+class FeedbackRecord(BaseModel):
+    """The observed outcome of one earlier prediction (its ground truth)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["feedback"] = "feedback"
+    received_at: datetime
+    prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN)
+    model_name: str = Field(description="the model the feedback was sent to")
+    label: ClassLabel = Field(description="the class that was actually observed")
+
+
+class CapturePolicy(BaseModel):
+    """Which fields never leave the function as they came: masked (dropped to null) or hashed
+    (salted sha256, so equal values stay equal without being readable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    mask: frozenset[str] = frozenset()
+    hash: frozenset[str] = frozenset()
+    salt: str = ""
+
+    def apply(self, features: Mapping[str, FeatureValue]) -> dict[str, FeatureValue]:
+        out: dict[str, FeatureValue] = {}
+        for name, value in features.items():
+            if name in self.mask:
+                out[name] = None
+            elif name in self.hash and value is not None:
+                digest = hashlib.sha256(f"{self.salt}:{value}".encode()).hexdigest()[:16]
+                out[name] = f"sha256:{digest}"
+            else:
+                out[name] = value
+        return out
+
+    @property
+    def altered(self) -> frozenset[str]:
+        """Fields whose captured values cannot be compared with the training reference."""
+        return self.mask | self.hash
+
+    def unknown_fields(self, features: Iterable[str]) -> str | None:
+        """Why this policy cannot guard a model with these ``features`` (names are compared
+        exactly, case included), or ``None``: a name that matches no feature would let the
+        feature it meant be captured raw."""
+        known = set(features)
+        problems = [
+            f"{variable} names {', '.join(sorted(names - known))}"
+            for variable, names in (("CAPTURE_MASK", self.mask), ("CAPTURE_HASH", self.hash))
+            if names - known
+        ]
+        if not problems:
+            return None
+        return (
+            f"capture policy refused: {'; '.join(problems)}, which match no feature of the model "
+            "(names are case-sensitive); nothing is served or captured until the policy is fixed"
+        )
+
+
+class CapturePolicyDocument(BaseModel):
+    """The policy as a stage stores it outside any function version (an SSM parameter on AWS,
+    ``{"enabled": true, "mask": [...], "hash": [...]}``), so a change reaches every version
+    already serving; the salt is never in it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    mask: frozenset[str] = frozenset()
+    hash: frozenset[str] = frozenset()
+
+    def policy(self, salt: str) -> CapturePolicy:
+        if self.hash and not salt:
+            raise ValueError("the policy hashes fields and no salt is available")
+        return CapturePolicy(enabled=self.enabled, mask=self.mask, hash=self.hash, salt=salt)
+
+
+class CapturePolicySource(Protocol):
+    """Where the policy in force comes from when it may change while a version serves."""
+
+    def current(self) -> CapturePolicy:
+        """The policy in force now (cheap: sources cache); raises
+        ``CapturePolicyUnavailableError`` when it cannot be known."""
+        ...
+
+
+def parse_field_names(value: object) -> object:
+    """``CAPTURE_MASK``/``CAPTURE_HASH`` as the environment spells them: ``a,b`` or a JSON list
+    ``["a", "b"]``, blanks ignored (a pydantic before-validator; other values pass through)."""
+    if isinstance(value, str):
+        text = value.strip()
+        names = json.loads(text) if text.startswith("[") else text.split(",")
+        return frozenset(str(name).strip() for name in names if str(name).strip())
+    return value
+
+
+def partition(captured_at: datetime) -> str:
+    return f"{CAPTURE_PREFIX}/dt={captured_at:%Y-%m-%d}/hour={captured_at:%H}"
+
+
+class CaptureSink(Protocol):
+    def write(self, records: Sequence[CaptureRecord]) -> None:
+        """Persist the records; must not raise into the request path (log and count instead)."""
+        ...
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Persist feedback records; raising is allowed (the feedback request then fails)."""
+        ...
+
+
+def parse_stream_line(line: str | bytes) -> CaptureRecord | FeedbackRecord:
+    """A line of the capture stream, ``{"lambdaserve_capture":1,...}``: a prediction's capture
+    record, or a feedback record (``"kind": "feedback"``)."""
+    payload = json.loads(line)
+    if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
+        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
+    if payload.get("kind") == "feedback":
+        return FeedbackRecord.model_validate(payload)
+    return CaptureRecord.model_validate(payload)
+
+
+def parse_capture_line(line: str | bytes) -> CaptureRecord:
+    """A capture line, ``{"lambdaserve_capture":1,...}``, as the predict function writes it."""
+    record = parse_stream_line(line)
+    if not isinstance(record, CaptureRecord):
+        raise ValueError("a feedback line, not a capture record")
+    return record
+
+
+def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
+    """One compact JSON line (newline included) with the marker the log subscription selects.
+
+    The fields are serialized by type inference from the record's ``__dict__``: the same JSON as
+    ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost.
+    """
+    return LINE_HEAD + to_json(record.__dict__).decode()[1:] + "\n"
+
+
+def record_time(record: CaptureRecord | FeedbackRecord) -> datetime:
+    return record.received_at if isinstance(record, FeedbackRecord) else record.captured_at

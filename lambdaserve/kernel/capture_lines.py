@@ -1,0 +1,79 @@
+"""The capture stream's lines, written fast: a request's records as columns (``CaptureBatch``)
+and the text of any records (``stream_text``), shared by every sink (the Lambda's log lines,
+the local store's part files) so both write the same JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import overload
+
+from pydantic_core import to_json
+
+from lambdaserve.kernel.capture import (
+    LINE_HEAD,
+    CaptureRecord,
+    FeatureValue,
+    FeedbackRecord,
+    stream_line,
+)
+from lambdaserve.kernel.manifest import ClassLabel
+
+#: A row's own values in a ``CaptureBatch``: prediction id, features, probability, label, flags.
+CaptureRow = tuple[str, dict[str, FeatureValue], float, ClassLabel, tuple[str, ...]]
+_ROW_FIELDS = frozenset({"prediction_id", "features", "probability", "label", "flags"})
+
+
+class CaptureBatch(Sequence[CaptureRecord]):
+    """The records of one request as columns: what every row shares once (``shared``, a record
+    whose per-row fields are placeholders), then each row's ``CaptureRow``: id, features,
+    probability, label, flags.
+
+    It is a ``Sequence[CaptureRecord]`` like any other (indexing builds the record), and the
+    sinks of this project serialize it straight from the columns with ``text()``: no model
+    object per row, one JSON encoding per row, ~3x cheaper on the request path.
+    """
+
+    __slots__ = ("_rows", "shared")
+
+    def __init__(self, shared: CaptureRecord, rows: Sequence[CaptureRow]) -> None:
+        self.shared = shared
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> CaptureRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[CaptureRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> CaptureRecord | Sequence[CaptureRecord]:
+        if isinstance(index, slice):
+            return CaptureBatch(self.shared, self._rows[index])
+        return self.shared.model_copy(update=_own_fields(self._rows[index]))
+
+    def text(self) -> str:
+        """Every record's capture line, in order (the same JSON as ``capture_line`` gives)."""
+        shared = {k: v for k, v in self.shared.__dict__.items() if k not in _ROW_FIELDS}
+        head = LINE_HEAD + to_json(shared).decode()[1:-1] + ","
+        return "".join(head + to_json(_own_fields(row)).decode()[1:] + "\n" for row in self._rows)
+
+
+def _own_fields(row: CaptureRow) -> dict[str, object]:
+    prediction_id, features, probability, label, flags = row
+    return {
+        "prediction_id": prediction_id,
+        "features": features,
+        "probability": probability,
+        "label": label,
+        "flags": flags,
+    }
+
+
+def stream_text(records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> str:
+    """The records' lines, in order (a ``CaptureBatch`` straight from its columns)."""
+    if isinstance(records, CaptureBatch):
+        return records.text()
+    return "".join(stream_line(record) for record in records)

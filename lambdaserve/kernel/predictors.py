@@ -1,0 +1,45 @@
+"""Predictors turn column arrays into positive-class probabilities.
+
+ONNX Runtime serves a bundle whose ONNX model passed the build-time parity check; scikit-learn
+(loaded through skops with our own allow-list of types) serves the rest. Both adapters import their
+runtime lazily so that importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import BundleError
+
+Runtime = Literal["onnx", "sklearn"]
+
+
+class Predictor(Protocol):
+    @property
+    def runtime(self) -> Runtime: ...
+
+    def predict_proba(
+        self, columns: Mapping[str, npt.NDArray[np.generic]]
+    ) -> npt.NDArray[np.float64]:
+        """Positive-class probability per row, shape ``(n_rows,)``."""
+        ...
+
+
+def load_predictor(bundle: VerifiedBundle, prefer: Runtime | None = None) -> Predictor:
+    """The fastest predictor the bundle supports, or the one ``prefer`` asks for."""
+    runtime = prefer or bundle.manifest.preferred_runtime
+    if runtime == "onnx":
+        if bundle.manifest.preferred_runtime != "onnx":
+            reason = bundle.manifest.onnx.reason or bundle.manifest.onnx.status
+            raise BundleError(f"bundle has no parity-checked ONNX model ({reason})")
+        from lambdaserve.kernel.onnx_predictor import OnnxPredictor
+
+        return OnnxPredictor.from_bundle(bundle)
+    from lambdaserve.kernel.sklearn_predictor import SklearnPredictor
+
+    return SklearnPredictor(bundle)

@@ -1,1 +1,0 @@
-"""Use cases across the ports: register, gate and promote, publish, status."""

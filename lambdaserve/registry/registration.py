@@ -1,0 +1,174 @@
+"""Register a stored bundle and decide, through the gate, whether it becomes the challenger."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lambdaserve.kernel.artifacts import ArtifactStore
+from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.errors import InvalidInputError, LambdaserveError, PromotionRefusedError
+from lambdaserve.registry.holdout_scoring import Holdout, score_on_holdout
+from lambdaserve.registry.model_registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_GATE,
+    TAG_GATE_RESULT,
+    ModelRegistry,
+    RegisteredVersion,
+)
+from lambdaserve.registry.promotion_gate import GateDecision, GatePolicy, decide
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: RegisteredVersion
+    created: bool
+    decision: GateDecision | None
+
+
+def register_bundle(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    name: str,
+    bundle_version: str | None,
+    *,
+    code_version: str,
+) -> tuple[RegisteredVersion, bool]:
+    """Register a stored bundle (verified first); registering it again changes nothing."""
+    stored = store.get(name, bundle_version)
+    bundle = store.open(stored.name, stored.version)  # verifies every hash
+    return registry.register(stored, bundle, code_version=code_version)
+
+
+def gate_challenger(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    candidate: RegisteredVersion,
+    *,
+    policy: GatePolicy,
+    holdout: Holdout | None,
+    force: bool = False,
+) -> GateDecision:
+    """Score candidate and champion on the same holdout; on a pass (or --force) the candidate
+    becomes ``challenger``. The decision and its numbers are recorded on the version either way."""
+    champion = registry.by_alias(candidate.name, CHAMPION)
+    if champion is not None and champion.version == candidate.version:
+        raise InvalidInputError(f"{candidate.name} v{candidate.version} is already the champion")
+    if holdout is not None:
+        candidate_metrics = score_on_holdout(_open(store, candidate), holdout)
+        champion_metrics = (
+            score_on_holdout(_open(store, champion), holdout) if champion is not None else None
+        )
+        source = holdout.description
+    elif champion is None or force:
+        candidate_metrics, champion_metrics = (
+            candidate.metrics,
+            (champion.metrics if champion else None),
+        )
+        source = (
+            "the candidate's own training holdout"
+            if champion is None
+            else ("each model's own training holdout (not comparable; forced)")
+        )
+    else:
+        raise InvalidInputError(
+            f"{candidate.name} has a champion (v{champion.version}): pass --holdout CSV so both "
+            "are scored on the same rows, or --force"
+        )
+    decision = decide(
+        candidate_metrics,
+        champion_metrics,
+        policy,
+        champion_version=champion.version if champion else None,
+        holdout=source,
+        force=force,
+    )
+    if holdout is None and champion is not None and not decision.forced:
+        # Only --force let two models be compared on different rows: the decision is forced
+        # even when the numbers happen to pass, and says so.
+        decision = decision.model_copy(
+            update={
+                "forced": True,
+                "reasons": (
+                    *decision.reasons,
+                    "forced: without --holdout the two models were not scored on the same rows",
+                ),
+            }
+        )
+    registry.set_tags(
+        candidate.name,
+        candidate.version,
+        {
+            TAG_GATE: json.dumps(decision.model_dump(mode="json"), sort_keys=True)[:4900],
+            TAG_GATE_RESULT: "forced"
+            if decision.forced
+            else ("passed" if decision.passed else "failed"),
+        },
+    )
+    if not decision.accepted:
+        raise PromotionRefusedError(
+            f"{candidate.name} v{candidate.version} stays a candidate: "
+            + "; ".join(decision.reasons)
+        )
+    registry.set_alias(candidate.name, CHALLENGER, candidate.version)
+    return decision
+
+
+@dataclass(frozen=True)
+class GatedRegistration:
+    """A registration and the gate's verdict on it: ``refusal`` says why the gate refused (a
+    refusal is reported, not an error of registration)."""
+
+    version: RegisteredVersion
+    created: bool
+    decision: GateDecision | None
+    refusal: str | None
+
+
+def register_and_gate(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    name: str,
+    bundle_version: str | None,
+    *,
+    holdout: Holdout | None,
+    policy: GatePolicy,
+    force: bool,
+    code_version: str,
+) -> GatedRegistration:
+    """Register a stored bundle, then run the gate (``force`` passes it anyway, recorded)."""
+    version, created = register_bundle(
+        registry, store, name, bundle_version, code_version=code_version
+    )
+    try:
+        decision = gate_challenger(
+            registry, store, version, policy=policy, holdout=holdout, force=force
+        )
+        refusal = None
+    except LambdaserveError as exc:
+        decision, refusal = None, str(exc)
+    return GatedRegistration(
+        registry.get(version.name, version.version), created, decision, refusal
+    )
+
+
+def promote_to_champion(registry: ModelRegistry, name: str, version: str) -> RegisteredVersion:
+    """Move ``champion`` to ``version`` (and clear ``challenger`` if it pointed there)."""
+    target = registry.get(name, version)
+    registry.set_alias(name, CHAMPION, target.version)
+    if CHALLENGER in target.aliases:
+        registry.delete_alias(name, CHALLENGER)
+    return registry.get(name, version)
+
+
+def _open(store: ArtifactStore, version: RegisteredVersion) -> VerifiedBundle:
+    bundle = store.open(
+        version.name, version.bundle_version or None, archive_sha256=version.archive_sha256
+    )
+    if bundle.digest != version.bundle_sha256:
+        raise InvalidInputError(
+            f"{version.name} v{version.version}: the stored bundle's sha256 differs from the "
+            "registered one; the store and the registry disagree"
+        )
+    return bundle

@@ -1,0 +1,1 @@
+"""Terminal views of use-case results, shared by the CLI and the demo."""

@@ -1,0 +1,140 @@
+"""The local backend assembled: one store directory holds bundles, the MLflow registry (SQLite),
+function versions and the live alias, request and capture logs, rollout state and drift reports.
+
+The CLI, the demo and the tests take their adapters from here, so each is built one way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from lambdaserve.drift.job import bundle_baselines
+from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.drift.scheduled import DriftPorts
+from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
+from lambdaserve.kernel.function_versions import FunctionPublisher
+from lambdaserve.local.artifact_store import LocalArtifactStore, default_store_root
+from lambdaserve.local.capture_log import CaptureLog, read_captures, read_stream
+from lambdaserve.local.drift_reports import LocalReportFiles
+from lambdaserve.local.feedback_key import local_feedback_signer
+from lambdaserve.local.function_versions import LocalFunctionVersions
+from lambdaserve.local.gateway import LocalGateway, create_gateway
+from lambdaserve.local.local_alias import LocalAlias
+from lambdaserve.local.local_guard import LocalGuard
+from lambdaserve.local.rollout_state_file import RolloutStateFile
+from lambdaserve.local.training_runner import train_and_store
+from lambdaserve.registry.model_registry import ModelRegistry
+from lambdaserve.rollout.use_cases import RolloutContext
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.model_loader import LoadedModel
+from lambdaserve.serving.settings import ServingSettings
+
+DEFAULT_FUNCTION = "predict"
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """Adapters over one local store; the registry opens (MLflow) on first use."""
+
+    store: LocalArtifactStore
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from lambdaserve.registry.mlflow_registry import MlflowRegistry
+
+        return MlflowRegistry.for_store(self.root)
+
+    def functions(self, function_name: str = DEFAULT_FUNCTION) -> LocalFunctionVersions:
+        return LocalFunctionVersions(self.root, function_name)
+
+    def publisher(self, function_name: str = DEFAULT_FUNCTION) -> FunctionPublisher:
+        return self.functions(function_name)
+
+    def rollout_context(
+        self,
+        function_name: str = DEFAULT_FUNCTION,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> RolloutContext:
+        """The live alias of a local function, its request-log guard and the state file; the
+        clock is the state file's unless given (the demo passes the wall clock)."""
+        alias = LocalAlias(self.functions(function_name))
+        states = RolloutStateFile(self.root)
+        return RolloutContext(
+            registry=self.registry,
+            alias=alias,
+            guard=LocalGuard(self.root, function_name),
+            states=states,
+            function_name=function_name,
+            published=alias.published_versions,
+            clock=clock or states.now,
+        )
+
+    def capture_log(self) -> CaptureLog:
+        return CaptureLog(self.root)
+
+    def rollout_states(self) -> RolloutStateFile:
+        return RolloutStateFile(self.root)
+
+    def train(
+        self,
+        data: Path,
+        hyperparameters: Mapping[str, object],
+        *,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> StoredBundle:
+        """The SageMaker-contract job run locally; its bundle stored as the next version."""
+        return train_and_store(self.store, data, hyperparameters, on_stage=on_stage)
+
+    def model_app(self, model: LoadedModel, settings: ServingSettings) -> FastAPI:
+        """One model's app as ``serve --model`` runs it: captures (when enabled) into the store
+        and feedback tokens under the store's key, so they verify across restarts."""
+        return create_app(
+            model,
+            settings=settings,
+            capture=self.capture_log() if settings.capture_enabled else None,
+            feedback_signer=local_feedback_signer(self.root),
+        )
+
+    def gateway(
+        self, function_name: str, settings: ServingSettings, *, rng: random.Random | None = None
+    ) -> LocalGateway:
+        """The local stand-in for API Gateway over a function's live alias."""
+        return create_gateway(self.root, function_name, settings=settings, rng=rng)
+
+    def captures(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+        return read_captures(self.root, start, end)
+
+    def capture_stream(
+        self, start: datetime, end: datetime
+    ) -> Iterator[CaptureRecord | FeedbackRecord]:
+        return read_stream(self.root, start, end)
+
+    def drift_reports(self) -> DriftReportStore:
+        return DriftReportStore(LocalReportFiles(self.root))
+
+    def drift_ports(self, altered: Collection[str] = ()) -> DriftPorts:
+        """Captures and reports in the store, references from its bundles; locally nothing is
+        published (no alarms, no metrics): callers print the reports."""
+        return DriftPorts(
+            captures=self.captures,
+            baselines=bundle_baselines(self.store, altered),
+            reports=self.drift_reports(),
+        )
+
+
+def open_local(store: Path | None = None) -> LocalBackend:
+    """The local backend over ``store`` (default: ``$LAMBDASERVE_HOME`` or ``./.lambdaserve``)."""
+    return LocalBackend(LocalArtifactStore(store or default_store_root()))
