@@ -26,8 +26,8 @@ import numpy as np
 
 from bench.events import FakeLambdaContext, batch_event, predict_event
 from bench.naive_service import BatchMode, build_naive_handler
-from lambdaserve.wiring.aws_predict import build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import build_lambda_handler
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 #: Above this estimated duration the per-row loop is measured on fewer rows and scaled linearly.

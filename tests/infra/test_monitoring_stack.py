@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 import layers.build_layer as build
-from functions.drift.handler import DriftSettings
 from infra.config import StageConfigError, load_stage_config
 from infra.constructs import capture_pipeline, drift_monitor
 from infra.stacks.monitoring_stack import (
@@ -30,6 +29,7 @@ from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.aws.s3_drift_io import S3CaptureReader
 from lambdaserve.kernel.capture import LOG_MARKER, CaptureRecord, partition
 from lambdaserve.local.capture_log import capture_line
+from lambdaserve.wiring.aws_drift import DriftSettings
 from layers.budget import LAMBDA_UNZIPPED_LIMIT, MB
 from layers.function_asset import build_drift_asset
 from tests.infra.conftest import Synthesized, synthesize
@@ -749,7 +749,7 @@ def test_the_drift_asset_is_the_handlers_import_closure(tmp_path: Path) -> None:
         "lambdaserve/aws/s3_artifact_store.py",
     } <= files
     assert not any(f.startswith(("functions/predict/", "functions/rollout/")) for f in files)
-    for absent in ("serving/", "cli/", "registry/", "training/", "core/predictors.py"):
+    for absent in ("serving/", "cli/", "registry/", "training/", "kernel/predictors.py"):
         assert not any(f.startswith(f"lambdaserve/{absent}") for f in files), absent
     assert (tmp_path / "functions" / "drift" / "__pycache__").is_dir()
 

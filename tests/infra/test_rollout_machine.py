@@ -14,7 +14,8 @@ from aws_cdk import aws_lambda as lambda_
 
 import infra.assets as assets
 import layers.build_layer as build
-from functions.rollout.handler import RetryableStepError, RolloutSettings
+from lambdaserve.rollout.lambda_step import RetryableStepError
+from lambdaserve.wiring.aws_rollout import RolloutSettings
 from layers.function_asset import build_rollout_asset
 from tests.infra.conftest import Synthesized
 from tests.support.imports import unresolved_first_party_imports
@@ -382,7 +383,7 @@ def test_the_rollout_asset_is_the_handlers_import_closure(tmp_path: Path) -> Non
         "lambdaserve/aws/s3_rollout_state.py",
     } <= files
     assert not any(f.startswith("functions/predict/") for f in files)
-    for absent in ("serving/", "core/predictors.py", "core/bundle.py", "cli/", "registry/"):
+    for absent in ("serving/", "kernel/predictors.py", "kernel/bundle.py", "cli/", "registry/"):
         assert not any(f.startswith(f"lambdaserve/{absent}") for f in files), absent
     assert not unresolved_first_party_imports(tmp_path)
     assert (tmp_path / "functions" / "rollout" / "__pycache__").is_dir()
@@ -393,10 +394,11 @@ def test_the_handler_and_its_aws_adapters_import_from_the_asset_alone(tmp_path: 
     build_rollout_asset(tmp_path / "task")
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from functions.rollout.handler import RetryableStepError, RolloutSettings, aws_ports\n"
+        "from functions.rollout.handler import lambda_handler\n"
+        "from lambdaserve.wiring.aws_rollout import RolloutSettings, rollout_ports\n"
         "import lambdaserve\n"
         "assert lambdaserve.__file__.startswith(sys.argv[1]), lambdaserve.__file__\n"
-        "ports = aws_ports(RolloutSettings(function_name='f', state_bucket='bucket'))\n"
+        "ports = rollout_ports(RolloutSettings(function_name='f', state_bucket='bucket'))\n"
         "print(type(ports.alias).__name__, type(ports.guard).__name__, "
         "type(ports.states).__name__)\n"
     )

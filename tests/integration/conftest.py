@@ -15,8 +15,8 @@ import pytest
 from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.schema import FeatureSpec
-from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 from tests.integration.moto_server import running_moto_server
 
 Row = dict[str, Any]

@@ -37,9 +37,9 @@ from lambdaserve.local.gateway import create_gateway
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.capture_sinks import LogLineSink
-from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from lambdaserve.aws.capture_policy_parameter import ParameterCapturePolicy
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import CapturePolicyUnavailableError
-from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from tests.integration.conftest import Row
 from tests.integration.test_capture_load import stdout_lines
 from tests.integration.test_capture_salt import SALT, secret_arn

@@ -14,8 +14,8 @@ import pytest
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.kernel.bundle import VerifiedBundle
-from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler
 from tests.integration.conftest import Row
 from tests.integration.test_capture_load import stdout_lines
 

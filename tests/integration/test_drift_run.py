@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from functions.drift.handler import DriftSettings, build_handler
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 from lambdaserve.aws.s3_drift_io import S3CaptureReader, S3ReportFiles
 from lambdaserve.cli.main import app
 from lambdaserve.datasets import churn
 from lambdaserve.drift.job import DriftJobError, bundle_baselines, run_drift
+from lambdaserve.drift.lambda_job import LambdaHandler, build_handler
 from lambdaserve.drift.report import DriftReport, DriftReportStore
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord, partition, stream_line
@@ -31,6 +31,7 @@ from lambdaserve.kernel.prediction_ids import new_prediction_id
 from lambdaserve.kernel.predictors import load_predictor
 from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, capture_line
+from lambdaserve.wiring.aws_drift import DriftSettings, drift_ports, drift_schedule
 from tests.integration.moto_server import new_bucket, object_versions
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -304,7 +305,7 @@ def test_lambda_handler_on_moto_alarms_once_through_sns(
         alarm_topic_arn=topic,
         capture_mask=",".join(unshifted[:8]),
     )
-    handler = build_handler(settings)
+    handler = aws_handler(settings)
 
     summary = handler({"time": JUDGE_SHIFTED}, CONTEXT)
     assert summary["window_end"] == "2026-11-27T12:00:00Z"
@@ -342,7 +343,7 @@ def test_a_failed_notification_keeps_the_report_and_fails_the_run(
         alarm_topic_arn=topic,
         capture_mask=",".join(unshifted[:8]),  # as above: enough drifted features to alarm
     )
-    handler = build_handler(settings)
+    handler = aws_handler(settings)
 
     with pytest.raises(
         DriftJobError, match=r"churn v1: its report was stored, but could not publish"
@@ -353,3 +354,8 @@ def test_a_failed_notification_keeps_the_report_and_fails_the_run(
     report = DriftReport.model_validate_json(stored["Body"].read())
     assert report.dataset.verdict == "drift" and report.alarm
     assert handler({"time": JUDGE_SHIFTED}, CONTEXT)["written"] == []
+
+
+def aws_handler(settings: DriftSettings) -> LambdaHandler:
+    """The drift function as ``functions/drift/handler.py`` builds it, over moto's server."""
+    return build_handler(drift_ports(settings), drift_schedule(settings))

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from lambdaserve.kernel.bundle import VerifiedBundle
-from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler, build_lambda_handler
 
 pytestmark = [
     pytest.mark.integration,

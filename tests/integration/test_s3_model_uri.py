@@ -19,8 +19,8 @@ import pytest
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.kernel.bundle import VerifiedBundle, pack_bundle, seal_bundle
-from lambdaserve.wiring.aws_predict import LambdaHandler
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.wiring.aws_predict import LambdaHandler
 
 pytestmark = [
     pytest.mark.integration,

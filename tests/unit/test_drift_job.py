@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from functions.drift.handler import DriftSettings, build_handler
+from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.html import render_html
 from lambdaserve.drift.job import (
@@ -22,6 +22,7 @@ from lambdaserve.drift.job import (
     drift_window,
     run_drift,
 )
+from lambdaserve.drift.lambda_job import build_handler
 from lambdaserve.drift.report import DriftReport, DriftReportStore, ReportKey
 from lambdaserve.drift.scheduled import DriftPorts
 from lambdaserve.kernel.capture import CaptureRecord
@@ -34,6 +35,7 @@ from lambdaserve.kernel.reference import (
 )
 from lambdaserve.kernel.schema import FeatureSchema, FeatureSpec
 from lambdaserve.local.drift_reports import LocalReportFiles
+from lambdaserve.wiring.aws_drift import DriftSettings, drift_schedule
 from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.unit
@@ -413,15 +415,14 @@ SETTINGS = DriftSettings(
 
 
 def handler_with(rows: list[CaptureRecord], topic: FakeTopic, files: MemoryFiles) -> Any:
-    def ports(settings: DriftSettings) -> DriftPorts:
-        return DriftPorts(
-            captures=source(rows),
-            baselines=lambda n, v: (reference(), SCHEMA, settings.altered_fields),
-            reports=DriftReportStore(files),
-            alarms=topic,
-        )
-
-    return build_handler(SETTINGS, ports=ports)
+    ports = DriftPorts(
+        captures=source(rows),
+        baselines=lambda n, v: (reference(), SCHEMA, SETTINGS.altered_fields),
+        reports=DriftReportStore(files),
+        alarms=topic,
+        metrics=EmfDriftMetrics(),  # as the wiring builds them on AWS
+    )
+    return build_handler(ports, drift_schedule(SETTINGS))
 
 
 def test_handler_reads_the_scheduled_time_and_answers_a_summary(

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from functions.rollout.handler import (
+import functions.rollout.handler as entry
+from lambdaserve.kernel.errors import RolloutError, TransientFunctionError, TransientRolloutError
+from lambdaserve.rollout import controller
+from lambdaserve.rollout.lambda_step import (
     LambdaHandler,
     RetryableStepError,
     RolloutPorts,
-    RolloutSettings,
     build_handler,
 )
-from lambdaserve.kernel.errors import RolloutError, TransientFunctionError, TransientRolloutError
-from lambdaserve.rollout import controller
 from lambdaserve.rollout.plan import RolloutPlan
 from lambdaserve.rollout.state import RolloutState, VersionRef
 from lambdaserve.rollout.step import (
@@ -26,6 +26,7 @@ from lambdaserve.rollout.step import (
     StepResult,
     run_step,
 )
+from lambdaserve.wiring.aws_rollout import RolloutSettings
 from tests.support.lambda_context import FakeLambdaContext
 from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
@@ -212,7 +213,7 @@ def test_without_a_started_rollout_the_step_refuses(fakes: Fakes) -> None:
 
 
 def _handler(ports: RolloutPorts) -> LambdaHandler:
-    return build_handler(SETTINGS, ports=lambda _settings: ports, clock=lambda: T0)
+    return build_handler(ports, clock=lambda: T0)
 
 
 def test_the_handler_answers_what_the_state_machine_reads(fakes: Fakes) -> None:
@@ -231,16 +232,24 @@ def test_the_handler_answers_what_the_state_machine_reads(fakes: Fakes) -> None:
     json.dumps(output)  # the Lambda payload is JSON
 
 
-def test_the_handler_builds_its_ports_once_from_the_settings(fakes: Fakes) -> None:
+def test_the_entry_point_builds_its_ports_once_from_the_environment(
+    fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[RolloutSettings] = []
 
     def factory(settings: RolloutSettings) -> RolloutPorts:
         seen.append(settings)
         return fakes.ports
 
-    handler = build_handler(SETTINGS, ports=factory, clock=lambda: T0)
-    handler({"model_name": "churn"}, CONTEXT)
-    handler({"model_name": "churn"}, CONTEXT)
+    monkeypatch.setenv("FUNCTION_NAME", SETTINGS.function_name)
+    monkeypatch.setenv("STATE_BUCKET", SETTINGS.state_bucket)
+    monkeypatch.setattr(entry, "rollout_ports", factory)
+    entry._handler.cache_clear()
+    try:
+        entry.lambda_handler({"model_name": "churn"}, CONTEXT)
+        entry.lambda_handler({"model_name": "churn"}, CONTEXT)
+    finally:
+        entry._handler.cache_clear()
     assert seen == [SETTINGS]
 
 

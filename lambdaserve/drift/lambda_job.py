@@ -1,0 +1,56 @@
+"""What the drift Lambda does with an event: judge the scheduled window, answer its summary.
+
+EventBridge Scheduler invokes it with the target input
+``{"time": "<aws.scheduler.scheduled-time>"}``; it runs the same use case as ``lambdaserve drift
+run`` (``lambdaserve.drift.scheduled``) over the adapters ``lambdaserve.wiring.aws_drift``
+assembles: captures and reports in S3, references from the bundles, alarms to SNS, metrics as
+EMF. It answers a summary of the window and the reports it wrote; any failure raises (so the
+scheduler retries, then dead-letters) with a message that says what went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from lambdaserve.drift.job import DriftJobError
+from lambdaserve.drift.scheduled import DriftPorts, DriftSchedule, run_scheduled_drift
+from lambdaserve.kernel.errors import LambdaserveError
+
+LambdaHandler = Callable[[Any, Any], dict[str, Any]]
+
+
+class DriftEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    time: AwareDatetime
+
+
+def build_handler(adapters: DriftPorts, schedule: DriftSchedule) -> LambdaHandler:
+    """The drift function's handler over its adapters (the wiring's on AWS, fakes in tests):
+    the event validated, the scheduled window judged, its summary answered."""
+    logger = Logger(service="lambdaserve-drift")
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        try:
+            request = DriftEvent.model_validate(event)
+        except ValidationError as exc:
+            raise DriftJobError(
+                'the event must be {"time": "<ISO 8601 time with offset>"}; set the schedule '
+                'target input to {"time": "<aws.scheduler.scheduled-time>"}'
+            ) from exc
+        logger.append_keys(scheduled_time=request.time.isoformat())
+        try:
+            run = run_scheduled_drift(request.time, adapters, schedule)
+        except LambdaserveError as exc:
+            logger.error("drift job failed", extra={"reason": str(exc)})
+            raise
+        summary = run.summary.model_dump(mode="json")
+        logger.info("drift job", extra=summary)
+        return summary
+
+    return handler

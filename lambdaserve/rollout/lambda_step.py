@@ -1,0 +1,122 @@
+"""What the rollout Lambda does with an event: one controller step, mapped to the state machine.
+
+The rollout state machine invokes it with ``{"model_name": "churn"}``; it runs one controller
+step on the predict function's alias (``run_step``) and answers ``{"model_name", "status",
+"weight", "wait_seconds", "reason", "finished"}``. A refusal answers ``status: "error"`` with the
+reason (never a stack trace), which fails the execution. A transient failure (throttling, a 5xx,
+a timeout, a lost race on the state) raises ``RetryableStepError`` instead, which the state
+machine retries with backoff. The adapters come from ``lambdaserve.wiring.aws_rollout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambdaserve.kernel.errors import LambdaserveError, TransientError
+from lambdaserve.rollout.controller import AliasPort
+from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.state import RolloutStateStore, RolloutStatus
+from lambdaserve.rollout.step import RecordingHooks, run_step
+
+LambdaHandler = Callable[[Any, Any], dict[str, Any]]
+
+
+class RetryableStepError(Exception):
+    """The step failed for now; the state machine retries errors of this name with backoff.
+
+    Nothing is half-done when it is raised: the controller saves the state last, and a retry
+    loads it again.
+    """
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_name: str = Field(min_length=1)
+
+
+class StepOutput(BaseModel):
+    """What the state machine reads: ``finished`` ends the loop, ``status`` picks the end."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_name: str
+    status: RolloutStatus | Literal["error"]
+    weight: float | None
+    wait_seconds: int
+    reason: str
+    finished: bool
+
+
+@dataclass(frozen=True)
+class RolloutPorts:
+    alias: AliasPort
+    guard: GuardPort
+    states: RolloutStateStore
+
+
+def build_handler(
+    adapters: RolloutPorts, *, clock: Callable[[], datetime] | None = None
+) -> LambdaHandler:
+    """The rollout function's handler over its adapters (the wiring's on AWS, fakes in tests):
+    the event validated, one step run, the answer the state machine reads."""
+    logger = Logger(service="lambdaserve-rollout")
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        name = event.get("model_name") if isinstance(event, dict) else None
+        name = name if isinstance(name, str) else ""
+        logger.append_keys(model_name=name)
+        try:
+            request = StepRequest.model_validate(event)
+            result = run_step(
+                request.model_name,
+                alias=adapters.alias,
+                guard=adapters.guard,
+                states=adapters.states,
+                hooks=RecordingHooks(),
+                now=clock() if clock is not None else None,  # None: the state store's clock
+            )
+        except ValidationError:
+            return _error(logger, name, 'the event must be {"model_name": "<model name>"}')
+        except TransientError as exc:
+            logger.warning("rollout step will be retried", extra={"reason": str(exc)})
+            raise RetryableStepError(str(exc)) from exc
+        except LambdaserveError as exc:
+            return _error(logger, name, str(exc))
+        except Exception:
+            logger.exception("rollout step failed unexpectedly")
+            request_id = getattr(context, "aws_request_id", "unknown")
+            return _error(
+                logger, name, f"unexpected error; see the rollout function's logs ({request_id})"
+            )
+        output = StepOutput(
+            model_name=request.model_name,
+            status=result.status,
+            weight=result.weight,
+            wait_seconds=result.wait_seconds,
+            reason=result.reason,
+            finished=result.finished,
+        ).model_dump()
+        logger.info("rollout step", extra=output)
+        return output
+
+    return handler
+
+
+def _error(logger: Logger, model_name: str, reason: str) -> dict[str, Any]:
+    logger.warning("rollout step failed", extra={"reason": reason})
+    return StepOutput(
+        model_name=model_name,
+        status="error",
+        weight=None,
+        wait_seconds=0,
+        reason=reason,
+        finished=True,
+    ).model_dump()
