@@ -1,14 +1,12 @@
 """The functions' code assets: each handler and the runtime part of ``lambdaserve`` it needs.
 
-The predict asset is an allow-list: the kernel, serving and the AWS adapters; nothing of the
-local backend (an import-linter contract keeps serving off it). The CLI, training, datasets,
-registry (MLflow), rollout, drift and A/B features never run in the predict function, and
-``serving/background_server.py`` is the uvicorn runner of the demo and tests. A test proves every
-first-party import inside the asset resolves within it.
-
-The rollout and drift assets are their handlers' first-party import closures: exactly the
-modules each imports (directly or through each other, function-level imports included), with
-their packages' ``__init__.py``; nothing of the web app, the predictors or the CLI.
+Each asset is its handler's first-party import closure: exactly the modules it imports
+(directly or through each other, function-level imports included), with their packages'
+``__init__.py``. So the predict asset holds the kernel, serving, the composition root of the
+predict function and the AWS adapters it uses, and nothing of the local backend, the CLI,
+training, the registry, rollouts or drift (import-linter keeps serving off the local backend);
+the rollout and drift assets hold nothing of the web app, the predictors or the CLI. Tests prove
+every first-party import inside an asset resolves within it.
 """
 
 from __future__ import annotations
@@ -22,39 +20,10 @@ from layers.bytecode import compile_bytecode
 from layers.errors import LayerBuildError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HANDLER_FILES = (
-    "functions/__init__.py",
-    "functions/predict/__init__.py",
-    "functions/predict/handler.py",
-)
-PACKAGE = "lambdaserve"
-INCLUDED = (
-    "lambdaserve/__init__.py",
-    "lambdaserve/py.typed",
-    "lambdaserve/kernel",
-    "lambdaserve/serving",
-    "lambdaserve/aws",
-)
-EXCLUDED = frozenset({"lambdaserve/serving/background_server.py", "lambdaserve/local/gateway.py"})
+PREDICT_HANDLER = "functions/predict/handler.py"
 ROLLOUT_HANDLER = "functions/rollout/handler.py"
 DRIFT_HANDLER = "functions/drift/handler.py"
 FIRST_PARTY = frozenset({"lambdaserve", "functions"})
-
-
-def asset_sources(repo_root: Path = REPO_ROOT) -> list[str]:
-    """Repo-relative paths of the source files the asset holds."""
-    package = sorted(
-        path.relative_to(repo_root).as_posix()
-        for path in (repo_root / PACKAGE).rglob("*")
-        if path.is_file() and path.suffix in {".py", ".typed"} and "__pycache__" not in path.parts
-    )
-    kept = [
-        name
-        for name in package
-        if any(name == keep or name.startswith(f"{keep}/") for keep in INCLUDED)
-        and name not in EXCLUDED
-    ]
-    return [*HANDLER_FILES, *kept]
 
 
 def import_closure(entry: str, repo_root: Path = REPO_ROOT) -> list[str]:
@@ -116,8 +85,9 @@ def _copy_asset(names: list[str], output_dir: Path, repo_root: Path) -> int:
 
 
 def build_function_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
-    """Copy the predict function's code into ``output_dir``, compile its bytecode; return bytes."""
-    return _copy_asset(asset_sources(repo_root), output_dir, repo_root)
+    """Copy the predict function's code (its import closure) into ``output_dir``, compile its
+    bytecode; return bytes."""
+    return _copy_asset(import_closure(PREDICT_HANDLER, repo_root), output_dir, repo_root)
 
 
 def build_rollout_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:

@@ -17,6 +17,7 @@ from lambdaserve.training.job import train
 from lambdaserve.training.sagemaker_env import SageMakerPaths
 from tests.support import events
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.trained_once import trained_once
 
 # No test may reach real AWS: fake credentials, a fixed region, no instance metadata lookups.
 for _key, _value in {
@@ -70,14 +71,19 @@ def churn_frame() -> pd.DataFrame:
 def churn_bundle(
     tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame
 ) -> VerifiedBundle:
-    """A random forest on dirty churn data: ONNX-served, numeric and categorical features."""
-    return train_bundle(
-        tmp_path_factory.mktemp("churn"),
-        churn_frame,
-        target=churn.TARGET,
-        drop=[churn.ID_COLUMN],
-        model_name="churn",
-        model_version="1",
+    """A random forest on dirty churn data: ONNX-served, numeric and categorical features.
+    Trained once per run (``trained_once``), shared by every worker."""
+    return trained_once(
+        tmp_path_factory,
+        "churn",
+        lambda root: train_bundle(
+            root,
+            churn_frame,
+            target=churn.TARGET,
+            drop=[churn.ID_COLUMN],
+            model_name="churn",
+            model_version="1",
+        ),
     )
 
 
@@ -85,16 +91,21 @@ def churn_bundle(
 def churn_hgb_bundle(
     tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame
 ) -> VerifiedBundle:
-    """Histogram gradient boosting: skl2onnx cannot convert it here, so scikit-learn serves it."""
-    return train_bundle(
-        tmp_path_factory.mktemp("churn-hgb"),
-        churn_frame,
-        target=churn.TARGET,
-        drop=[churn.ID_COLUMN],
-        model_name="churn",
-        model_version="2",
-        estimator="hist_gradient_boosting",
-        max_iter=50,
+    """Histogram gradient boosting: skl2onnx cannot convert it here, so scikit-learn serves it.
+    Trained once per run, like ``churn_bundle``."""
+    return trained_once(
+        tmp_path_factory,
+        "churn-hgb",
+        lambda root: train_bundle(
+            root,
+            churn_frame,
+            target=churn.TARGET,
+            drop=[churn.ID_COLUMN],
+            model_name="churn",
+            model_version="2",
+            estimator="hist_gradient_boosting",
+            max_iter=50,
+        ),
     )
 
 

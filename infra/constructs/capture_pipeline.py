@@ -67,7 +67,36 @@ class CapturePipeline(Construct):
         if capture_bucket.encryption_key is not None:
             # SSE-KMS: S3 encrypts each delivery with a data key made for the writer.
             capture_bucket.encryption_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
-        self.delivery_stream = firehose.CfnDeliveryStream(
+        self.delivery_stream = self._delivery_stream(
+            config, capture_bucket, role, errors, errors_stream
+        )
+        # Firehose checks its role when the stream is created: the policy must exist first.
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        self.delivery_stream.node.add_dependency(policy)
+        self.subscription = logs.CfnSubscriptionFilter(
+            self,
+            "Subscription",
+            log_group_name=source.log_group_name,
+            filter_pattern=FILTER_PATTERN,
+            destination_arn=self.delivery_stream.attr_arn,
+            role_arn=self._subscription_role(source).role_arn,
+        )
+
+    @property
+    def delivery_stream_name(self) -> str:
+        return self.delivery_stream.ref
+
+    def _delivery_stream(
+        self,
+        config: StageConfig,
+        bucket: s3.IBucket,
+        role: iam.IRole,
+        errors: logs.ILogGroup,
+        errors_stream: logs.ILogStream,
+    ) -> firehose.CfnDeliveryStream:
+        """Direct PUT, gzip'd JSON lines by arrival hour; its own errors to ``errors_stream``."""
+        return firehose.CfnDeliveryStream(
             self,
             "Stream",
             delivery_stream_name=f"{config.prefix}-captures",
@@ -79,7 +108,7 @@ class CapturePipeline(Construct):
             ),
             extended_s3_destination_configuration=(
                 firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
-                    bucket_arn=capture_bucket.bucket_arn,
+                    bucket_arn=bucket.bucket_arn,
                     role_arn=role.role_arn,
                     prefix=CAPTURE_PREFIX,
                     error_output_prefix=ERROR_PREFIX,
@@ -99,22 +128,6 @@ class CapturePipeline(Construct):
                 )
             ),
         )
-        # Firehose checks its role when the stream is created: the policy must exist first.
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
-        self.delivery_stream.node.add_dependency(policy)
-        self.subscription = logs.CfnSubscriptionFilter(
-            self,
-            "Subscription",
-            log_group_name=source.log_group_name,
-            filter_pattern=FILTER_PATTERN,
-            destination_arn=self.delivery_stream.attr_arn,
-            role_arn=self._subscription_role(source).role_arn,
-        )
-
-    @property
-    def delivery_stream_name(self) -> str:
-        return self.delivery_stream.ref
 
     def _delivery_role(
         self, bucket: s3.IBucket, errors: logs.ILogGroup, errors_stream: logs.ILogStream

@@ -84,7 +84,6 @@ class DriftMonitor(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        architecture = lambda_architecture(config)
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -95,6 +94,20 @@ class DriftMonitor(Construct):
         )
         log_group = function_log_group(self, "FunctionLogs", config)
         self.role = self._role(config, log_group, capture_bucket, artifact_bucket, alarm_topic)
+        self.function = self._function(
+            config, log_group, capture_bucket, artifact_bucket, alarm_topic
+        )
+        self._failed_runs(config)
+        self.schedule = self._schedule(config)
+
+    def _function(
+        self,
+        config: StageConfig,
+        log_group: logs.ILogGroup,
+        capture_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
+    ) -> lambda_.Function:
         layer = dependency_layer(
             self,
             "Layer",
@@ -103,12 +116,12 @@ class DriftMonitor(Construct):
             function="drift",
             description="drift dependencies: numpy, scipy",
         )
-        self.function = lambda_.Function(
+        return lambda_.Function(
             self,
             "Function",
             function_name=f"{config.prefix}-drift",
             runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=architecture,
+            architecture=lambda_architecture(config),
             handler=HANDLER,
             code=drift_function_code(),
             layers=[layer],
@@ -125,6 +138,9 @@ class DriftMonitor(Construct):
             ),
             description="lambdaserve drift job: one window of captures against each reference",
         )
+
+    def _failed_runs(self, config: StageConfig) -> None:
+        """Retry a failed run, then send it to the dead-letter queue."""
         invoke_config = lambda_.CfnEventInvokeConfig(
             self,
             "FailedRuns",
@@ -142,7 +158,6 @@ class DriftMonitor(Construct):
         )
         # Lambda checks that the role may send to the destination when the config is created.
         invoke_config.node.add_dependency(self.role)
-        self.schedule = self._schedule(config)
 
     def _schedule(self, config: StageConfig) -> scheduler.CfnSchedule:
         stack = Stack.of(self)
@@ -218,43 +233,8 @@ class DriftMonitor(Construct):
         )
         statements = [
             *logs_and_tracing(log_group),
-            # Captures: list an hour's partition, then read its objects.
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[capture_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*"]}},
-            ),
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[capture_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
-            ),
-            # Bundles (manifest, reference) at the version their URI pins.
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[artifact_bucket.arn_for_objects(f"{bundles}*")],
-            ),
-            # Earlier reports (persistence).
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
-            ),
-            # Create-only: S3 accepts the write only with If-None-Match (S3 user guide,
-            # "Enforce conditional writes on Amazon S3 buckets"), so a report is never replaced.
-            iam.PolicyStatement(
-                actions=["s3:PutObject"],
-                resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
-                conditions={"Null": {"s3:if-none-match": "false"}},
-            ),
-            # Listing only where the job lists: a model version's reports (persistence, and
-            # whether this window's report exists: S3ReportFiles.exists lists the key rather
-            # than HEAD it, because S3 answers a missing key's HEAD with 404 only to a caller
-            # that may list the whole bucket), and a model's versions (S3ArtifactStore, when a
-            # bundle is missing). A missing bundle is then a 403: the job fails either way.
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[artifact_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{reports}*", f"{bundles}*"]}},
-            ),
+            *_capture_statements(capture_bucket),
+            *_artifact_statements(artifact_bucket, bundles=bundles, reports=reports),
             # The asynchronous invocation's on-failure destination sends with the function's role.
             iam.PolicyStatement(
                 actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
@@ -268,3 +248,52 @@ class DriftMonitor(Construct):
         if capture_bucket.encryption_key is not None:
             capture_bucket.encryption_key.grant_decrypt(role)  # captures are SSE-KMS
         return role
+
+
+def _capture_statements(capture_bucket: s3.IBucket) -> list[iam.PolicyStatement]:
+    return [
+        # Captures: list an hour's partition, then read its objects.
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[capture_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*"]}},
+        ),
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[capture_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
+        ),
+    ]
+
+
+def _artifact_statements(
+    artifact_bucket: s3.IBucket, *, bundles: str, reports: str
+) -> list[iam.PolicyStatement]:
+    return [
+        # Bundles (manifest, reference) at the version their URI pins.
+        iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[artifact_bucket.arn_for_objects(f"{bundles}*")],
+        ),
+        # Earlier reports (persistence).
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
+        ),
+        # Create-only: S3 accepts the write only with If-None-Match (S3 user guide,
+        # "Enforce conditional writes on Amazon S3 buckets"), so a report is never replaced.
+        iam.PolicyStatement(
+            actions=["s3:PutObject"],
+            resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
+            conditions={"Null": {"s3:if-none-match": "false"}},
+        ),
+        # Listing only where the job lists: a model version's reports (persistence, and
+        # whether this window's report exists: S3ReportFiles.exists lists the key rather
+        # than HEAD it, because S3 answers a missing key's HEAD with 404 only to a caller
+        # that may list the whole bucket), and a model's versions (S3ArtifactStore, when a
+        # bundle is missing). A missing bundle is then a 403: the job fails either way.
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[artifact_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{reports}*", f"{bundles}*"]}},
+        ),
+    ]

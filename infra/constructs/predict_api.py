@@ -37,22 +37,13 @@ class PredictApi(Construct):
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        cors = (
-            apigw.CorsOptions(
-                allow_origins=list(config.cors_allowed_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=[
-                    "Content-Type",
-                    "Authorization",
-                    "X-Amz-Date",
-                    "X-Amz-Security-Token",
-                ],
-                allow_credentials=True,
-            )
-            if config.cors_allowed_origins
-            else None
-        )
-        self.api = apigw.RestApi(
+        self.api = self._rest_api(config, access_logs)
+        self._add_routes(config, target)
+        if config.waf:
+            self._web_acl(config)
+
+    def _rest_api(self, config: StageConfig, access_logs: logs.ILogGroup) -> apigw.RestApi:
+        return apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"{config.prefix}-predict",
@@ -60,7 +51,7 @@ class PredictApi(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
-            default_cors_preflight_options=cors,
+            default_cors_preflight_options=_cors(config),
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.throttle_rate_limit,
@@ -83,6 +74,9 @@ class PredictApi(Construct):
                 tracing_enabled=True,
             ),
         )
+
+    def _add_routes(self, config: StageConfig, target: lambda_.IFunction) -> None:
+        """Every route of ``ROUTES`` to ``target``, authorized, bodies validated."""
         body_model = self.api.add_model(
             "JsonObject",
             content_type="application/json",
@@ -107,8 +101,6 @@ class PredictApi(Construct):
                     authorization_type=authorization_type,
                     authorizer=authorizer,
                 )
-        if config.waf:
-            self._web_acl(config)
 
     def _authorization(
         self, config: StageConfig
@@ -164,4 +156,16 @@ class PredictApi(Construct):
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )
+
+
+def _cors(config: StageConfig) -> apigw.CorsOptions | None:
+    """Preflight answers for the stage's allowed origins, if any."""
+    if not config.cors_allowed_origins:
+        return None
+    return apigw.CorsOptions(
+        allow_origins=list(config.cors_allowed_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token"],
+        allow_credentials=True,
     )

@@ -86,7 +86,18 @@ class RolloutMachine(Construct):
         guard_alarms: list[cloudwatch.IAlarm],
     ) -> None:
         super().__init__(scope, construct_id)
-        architecture = lambda_architecture(config)
+        self.function = self._function(config, target, alias_name, state_bucket, guard_alarms)
+        self.state_machine = self._state_machine(config)
+        self.alarms = self._execution_alarms(alarm_topic)
+
+    def _function(
+        self,
+        config: StageConfig,
+        target: lambda_.IFunction,
+        alias_name: str,
+        state_bucket: s3.IBucket,
+        guard_alarms: list[cloudwatch.IAlarm],
+    ) -> lambda_.Function:
         log_group = function_log_group(self, "FunctionLogs", config)
         layer = dependency_layer(
             self,
@@ -96,12 +107,12 @@ class RolloutMachine(Construct):
             function="rollout",
             description="rollout dependencies",
         )
-        self.function = lambda_.Function(
+        return lambda_.Function(
             self,
             "Function",
             function_name=f"{config.prefix}-rollout",
             runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=architecture,
+            architecture=lambda_architecture(config),
             handler=HANDLER,
             code=rollout_function_code(),
             layers=[layer],
@@ -118,8 +129,10 @@ class RolloutMachine(Construct):
             ),
             description="lambdaserve rollout step: one controller tick on the live alias",
         )
+
+    def _state_machine(self, config: StageConfig) -> sfn.StateMachine:
         machine_name = f"{config.prefix}-rollout"
-        self.state_machine = sfn.StateMachine(
+        return sfn.StateMachine(
             self,
             "Machine",
             state_machine_name=machine_name,
@@ -143,7 +156,6 @@ class RolloutMachine(Construct):
                 include_execution_data=False,
             ),
         )
-        self.alarms = self._execution_alarms(alarm_topic)
 
     def _execution_alarms(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
         action = actions.SnsAction(topic)

@@ -87,99 +87,13 @@ class ServingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        architecture = lambda_architecture(config)
         log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
         self.log_group: logs.ILogGroup = log_group
-        role = self._role(log_group, artifact_bucket, config)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"], resources=[capture_salt.secret_arn]
-            )
-        )
-        policy_parameter = ssm.StringParameter(
-            self,
-            "CapturePolicy",
-            parameter_name=capture_policy_parameter_name(config),
-            string_value=capture_policy_document(config),
-            description="capture policy every predict version re-reads each minute (lambdaserve)",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ssm:GetParameter"], resources=[policy_parameter.parameter_arn]
-            )
-        )
-        layer = dependency_layer(
-            self,
-            "ServingLayer",
-            config=config,
-            requirement_sets=LAYER_SETS[config.runtime],
-            function="predict",
-            description=f"{config.runtime} dependencies",
-        )
-        self.function = lambda_.Function(
-            self,
-            "Predict",
-            function_name=f"{config.prefix}-predict",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=architecture,
-            handler=HANDLER,
-            code=predict_function_code(),
-            layers=[layer],
-            memory_size=config.memory_mb,
-            timeout=Duration.seconds(config.timeout_seconds),
-            reserved_concurrent_executions=config.reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
-            role=role,
-            environment=predict_environment(config, capture_salt.secret_arn),
-            description="lambdaserve prediction API (FastAPI + Mangum); versions pin one bundle",
-        )
-        # The `live` alias is created ONCE and then belongs to the rollout controller.
-        # It points at a bootstrap version whose logical ID and properties never change, so
-        # CloudFormation never sees a difference on the alias and never updates it: later
-        # deploys change $LATEST (code, layers, configuration) but leave the alias's versions and
-        # routing weights exactly as the controller last set them. Model versions are published
-        # by `lambdaserve publish` (one Lambda version per bundle), not by CloudFormation, and
-        # CDK's `current_version` is deliberately not used (its logical ID changes with the code,
-        # which would repoint the alias and wipe the weights on every deploy).
-        bootstrap = lambda_.CfnVersion(
-            self,
-            "BootstrapVersion",
-            function_name=self.function.function_name,
-            description="bootstrap version the live alias starts on; never updated by deploys",
-        )
-        bootstrap.apply_removal_policy(RemovalPolicy.RETAIN)
-        self.alias = lambda_.Alias(
-            self,
-            "Live",
-            alias_name=LIVE_ALIAS,
-            version=lambda_.Version.from_version_attributes(
-                self, "Bootstrap", version=bootstrap.attr_version, lambda_=self.function
-            ),
-            description="owned by the lambdaserve rollout controller after creation",
-        )
+        self.function = self._predict_function(config, log_group, artifact_bucket, capture_salt)
+        self.alias, bootstrap = self._live_alias()
         self.api = PredictApi(self, "PredictApi", config=config, target=self.alias).api
-        self.alarm_topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            topic_name=f"{config.prefix}-alarms",
-            master_key=self._alarm_key(),
-            enforce_ssl=True,
-        )
-        # CloudWatch alarms publish as the service, never as a role: allow it, for alarms of this
-        # account only (the confused-deputy guard the SNS docs give).
-        self.alarm_topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsOfThisAccount",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.alarm_topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-            )
-        )
-        if config.alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.alarm_topic = self._alarm_topic(config)
         self.alarms = PredictAlarms(
             self,
             "Guards",
@@ -206,6 +120,116 @@ class ServingStack(Stack):
         CfnOutput(
             self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn
         )
+
+    def _predict_function(
+        self,
+        config: StageConfig,
+        log_group: logs.ILogGroup,
+        artifact_bucket: s3.IBucket,
+        capture_salt: secretsmanager.ISecret,
+    ) -> lambda_.Function:
+        role = self._role(log_group, artifact_bucket, config)
+        self._grant_capture_settings(role, config, capture_salt)
+        layer = dependency_layer(
+            self,
+            "ServingLayer",
+            config=config,
+            requirement_sets=LAYER_SETS[config.runtime],
+            function="predict",
+            description=f"{config.runtime} dependencies",
+        )
+        return lambda_.Function(
+            self,
+            "Predict",
+            function_name=f"{config.prefix}-predict",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_architecture(config),
+            handler=HANDLER,
+            code=predict_function_code(),
+            layers=[layer],
+            memory_size=config.memory_mb,
+            timeout=Duration.seconds(config.timeout_seconds),
+            reserved_concurrent_executions=config.reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            environment=predict_environment(config, capture_salt.secret_arn),
+            description="lambdaserve prediction API (FastAPI + Mangum); versions pin one bundle",
+        )
+
+    def _grant_capture_settings(
+        self, role: iam.Role, config: StageConfig, capture_salt: secretsmanager.ISecret
+    ) -> None:
+        """The capture secret, and the capture policy parameter (created here) every version
+        re-reads."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[capture_salt.secret_arn]
+            )
+        )
+        policy_parameter = ssm.StringParameter(
+            self,
+            "CapturePolicy",
+            parameter_name=capture_policy_parameter_name(config),
+            string_value=capture_policy_document(config),
+            description="capture policy every predict version re-reads each minute (lambdaserve)",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"], resources=[policy_parameter.parameter_arn]
+            )
+        )
+
+    def _live_alias(self) -> tuple[lambda_.Alias, lambda_.CfnVersion]:
+        """The alias and the bootstrap version it starts on."""
+        # The `live` alias is created ONCE and then belongs to the rollout controller.
+        # It points at a bootstrap version whose logical ID and properties never change, so
+        # CloudFormation never sees a difference on the alias and never updates it: later
+        # deploys change $LATEST (code, layers, configuration) but leave the alias's versions and
+        # routing weights exactly as the controller last set them. Model versions are published
+        # by `lambdaserve publish` (one Lambda version per bundle), not by CloudFormation, and
+        # CDK's `current_version` is deliberately not used (its logical ID changes with the code,
+        # which would repoint the alias and wipe the weights on every deploy).
+        bootstrap = lambda_.CfnVersion(
+            self,
+            "BootstrapVersion",
+            function_name=self.function.function_name,
+            description="bootstrap version the live alias starts on; never updated by deploys",
+        )
+        bootstrap.apply_removal_policy(RemovalPolicy.RETAIN)
+        alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=lambda_.Version.from_version_attributes(
+                self, "Bootstrap", version=bootstrap.attr_version, lambda_=self.function
+            ),
+            description="owned by the lambdaserve rollout controller after creation",
+        )
+        return alias, bootstrap
+
+    def _alarm_topic(self, config: StageConfig) -> sns.Topic:
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{config.prefix}-alarms",
+            master_key=self._alarm_key(),
+            enforce_ssl=True,
+        )
+        # CloudWatch alarms publish as the service, never as a role: allow it, for alarms of this
+        # account only (the confused-deputy guard the SNS docs give).
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        if config.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        return topic
 
     def _alarm_key(self) -> kms.Key:
         """A customer-managed key: CloudWatch alarms can publish to an encrypted topic only when

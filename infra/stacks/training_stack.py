@@ -114,50 +114,63 @@ class TrainingStack(Stack):
             path=str(REPO_ROOT / "training"),
             bundling=training_source_bundling(),
         )
+        role = self._sagemaker_role(config, artifact_bucket, source)
+        train = self._train_task(config, artifact_bucket, source, role)
+        self.state_machine = self._state_machine(config, train)
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+
+    def _sagemaker_role(
+        self, config: StageConfig, artifact_bucket: s3.IBucket, source: s3_assets.Asset
+    ) -> iam.Role:
+        """The job's role: its data, code and output, its logs and metrics, its image."""
         role = iam.Role(
             self,
             "SageMakerRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="lambdaserve training job: read datasets and code, write model output",
         )
-        role.add_to_policy(
+        statements = self._storage_statements(artifact_bucket, source)
+        for statement in statements + self._runtime_statements(config):
+            role.add_to_policy(statement)
+        return role
+
+    def _storage_statements(
+        self, artifact_bucket: s3.IBucket, source: s3_assets.Asset
+    ) -> list[iam.PolicyStatement]:
+        return [
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[
                     artifact_bucket.arn_for_objects(f"{DATASETS_PREFIX}*"),
                     f"arn:{self.partition}:s3:::{source.s3_bucket_name}/{source.s3_object_key}",
                 ],
-            )
-        )
-        role.add_to_policy(
+            ),
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[artifact_bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
-            )
-        )
-        # The code channel is an S3 prefix naming exactly the archive: SageMaker lists it.
-        role.add_to_policy(
+            ),
+            # The code channel is an S3 prefix naming exactly the archive: SageMaker lists it.
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[f"arn:{self.partition}:s3:::{source.s3_bucket_name}"],
                 conditions={"StringEquals": {"s3:prefix": [source.s3_object_key]}},
-            )
-        )
-        # Not narrower than training-output/*: every job runs as this one role, and IAM cannot
-        # tell two of its sessions apart (SageMaker assumes it with a fixed session name and no
-        # per-job session tags), so no policy can give each job its own prefix. What keeps one
-        # job off another's output is that only SageMaker writes: the job runs with network
-        # isolation (below), so code in the container cannot use these credentials at all, and
-        # SageMaker uploads only to <S3OutputPath>/<TrainingJobName>/, refusing a job name
-        # already used in the account and region.
-        role.add_to_policy(
+            ),
+            # Not narrower than training-output/*: every job runs as this one role, and IAM
+            # cannot tell two of its sessions apart (SageMaker assumes it with a fixed session
+            # name and no per-job session tags), so no policy can give each job its own prefix.
+            # What keeps one job off another's output is that only SageMaker writes: the job
+            # runs with network isolation (_train_task), so code in the container cannot use
+            # these credentials at all, and SageMaker uploads only to <S3OutputPath>/
+            # <TrainingJobName>/, refusing a job name already used in the account and region.
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
                 resources=[artifact_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")],
-            )
-        )
-        role.add_to_policy(
+            ),
+        ]
+
+    def _runtime_statements(self, config: StageConfig) -> list[iam.PolicyStatement]:
+        return [
             iam.PolicyStatement(
                 actions=[
                     "logs:CreateLogGroup",
@@ -169,21 +182,15 @@ class TrainingStack(Stack):
                     f"arn:{self.partition}:logs:{self.region}:{self.account}"
                     ":log-group:/aws/sagemaker/TrainingJobs:*"
                 ],
-            )
-        )
-        role.add_to_policy(
+            ),
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={
                     "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
                 },
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
-        )
-        role.add_to_policy(
+            ),
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
             iam.PolicyStatement(
                 actions=[
                     "ecr:BatchGetImage",
@@ -191,9 +198,17 @@ class TrainingStack(Stack):
                     "ecr:BatchCheckLayerAvailability",
                 ],
                 resources=[image_repository_arn(training_image(config))],
-            )
-        )
-        train = tasks.SageMakerCreateTrainingJob(
+            ),
+        ]
+
+    def _train_task(
+        self,
+        config: StageConfig,
+        artifact_bucket: s3.IBucket,
+        source: s3_assets.Asset,
+        role: iam.IRole,
+    ) -> tasks.SageMakerCreateTrainingJob:
+        return tasks.SageMakerCreateTrainingJob(
             self,
             "Train",
             training_job_name=sfn.JsonPath.string_at("$.job_name"),
@@ -216,24 +231,10 @@ class TrainingStack(Stack):
                 "estimator": sfn.JsonPath.string_at("$.estimator"),
             },
             input_data_config=[
-                tasks.Channel(
-                    channel_name="train",
-                    data_source=tasks.DataSource(
-                        s3_data_source=tasks.S3DataSource(
-                            # An s3:// URI under the artifact bucket's datasets/ prefix
-                            # (the role can read nothing else).
-                            s3_location=_S3Uri(sfn.JsonPath.string_at("$.train_s3_uri")),
-                        )
-                    ),
-                ),
-                tasks.Channel(
-                    channel_name=CODE_CHANNEL,
-                    data_source=tasks.DataSource(
-                        s3_data_source=tasks.S3DataSource(
-                            s3_location=_S3Uri(source.s3_object_url),
-                        )
-                    ),
-                ),
+                # An s3:// URI under the artifact bucket's datasets/ prefix (the role can read
+                # nothing else), and the code archive.
+                _channel("train", sfn.JsonPath.string_at("$.train_s3_uri")),
+                _channel(CODE_CHANNEL, source.s3_object_url),
             ],
             output_data_config=tasks.OutputDataConfig(
                 s3_output_location=_S3Uri(f"s3://{artifact_bucket.bucket_name}/{OUTPUT_PREFIX}"),
@@ -249,6 +250,11 @@ class TrainingStack(Stack):
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_path="$.training",
         )
+
+    def _state_machine(
+        self, config: StageConfig, train: tasks.SageMakerCreateTrainingJob
+    ) -> sfn.StateMachine:
+        """One training job: the bundle written, or the job's failure."""
         failed = sfn.Fail(
             self, "TrainingFailed", cause="SageMaker training job failed", error="TrainingFailed"
         )
@@ -260,7 +266,7 @@ class TrainingStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,
         )
         machine_name = f"{config.prefix}-training"
-        self.state_machine = sfn.StateMachine(
+        return sfn.StateMachine(
             self,
             "TrainingPipeline",
             state_machine_name=machine_name,
@@ -279,7 +285,13 @@ class TrainingStack(Stack):
                 destination=logs_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
-        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+
+
+def _channel(name: str, uri: str) -> tasks.Channel:
+    return tasks.Channel(
+        channel_name=name,
+        data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(s3_location=_S3Uri(uri))),
+    )
 
 
 def _instance_type(name: str) -> Any:

@@ -1,16 +1,13 @@
-"""Powertools ``Metrics`` writing CloudWatch embedded metric format in our namespace, and the
-prediction observer of the predict function that writes them."""
+"""Powertools ``Metrics`` writing CloudWatch embedded metric format in our namespace."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
-from lambdaserve.kernel.metric_names import NAMESPACE, PredictMetric
-from lambdaserve.serving.model_loader import LoadedModel
+from lambdaserve.kernel.metric_names import NAMESPACE
 
 
 def emf_metrics(service: str, dimensions: dict[str, str] | None = None) -> Metrics:
@@ -25,36 +22,3 @@ def emf_metrics(service: str, dimensions: dict[str, str] | None = None) -> Metri
         default_dimensions=dimensions or {},
     )
     return Metrics(provider=provider)
-
-
-class EmfObserver:
-    """Prediction counts and model latency as CloudWatch EMF metrics."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def predicted(
-        self,
-        model: LoadedModel,
-        *,
-        rows: int,
-        latency_ms: float,
-        unseen: int,
-        mean_score: float,
-    ) -> None:
-        self.metrics.add_metric(name=PredictMetric.PREDICTIONS, unit=MetricUnit.Count, value=rows)
-        # The rollout guard compares the challenger's mean score with the champion's.
-        self.metrics.add_metric(
-            name=PredictMetric.MEAN_SCORE, unit=MetricUnit.NoUnit, value=mean_score
-        )
-        self.metrics.add_metric(
-            name=PredictMetric.MODEL_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms
-        )
-        self.metrics.add_metric(
-            name=PredictMetric.UNSEEN_CATEGORY_ROWS, unit=MetricUnit.Count, value=unseen
-        )
-
-    def capture_failed(self, model: LoadedModel, *, records: int) -> None:
-        self.metrics.add_metric(
-            name=PredictMetric.CAPTURE_ERRORS, unit=MetricUnit.Count, value=records
-        )

@@ -12,11 +12,13 @@ import typer
 
 from lambdaserve.abtest.report import ab_report, split_stream
 from lambdaserve.cli.options import JsonOption, StoreOption, open_store, parse_time
+from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.registry.model_registry import CHAMPION
 from lambdaserve.views.abtest import print_ab_report
 from lambdaserve.views.console import fail
 from lambdaserve.wiring import aws
+from lambdaserve.wiring.local import LocalBackend
 
 
 def _shares(values: list[str] | None) -> dict[str, float] | None:
@@ -71,30 +73,17 @@ def report(
 ) -> None:
     """Quality of every arm on ground-truth feedback, compared with the champion, plus an SRM
     check of the split."""
-    end = parse_time(until, "--until") if until else datetime.now(UTC)
-    start = parse_time(since, "--since") if since else end - timedelta(hours=24)
-    if start >= end:
-        fail("--since must be before --until", code=2)
+    start, end = _window(since, until)
     local = open_store(store)
-    state = local.rollout_states().load(name)
-    if state is not None and state.plan.kind == "ab":
-        baseline = baseline or state.champion.bundle_version or None
-        if split is None and state.champion.bundle_version and state.challenger.bundle_version:
-            split = [
-                f"{state.champion.bundle_version}={1 - state.weight}",
-                f"{state.challenger.bundle_version}={state.weight}",
-            ]
+    baseline, split = _ab_defaults(local, name, baseline, split)
     try:
         if baseline is None:
             champion = local.registry.by_alias(name, CHAMPION)
             baseline = champion.bundle_version if champion is not None else None
         positive_class = local.store.get(name).manifest.positive_class
-        feedback_end = end + timedelta(days=feedback_days)
-        if capture_bucket:
-            stream = aws.capture_stream(capture_bucket, start, feedback_end)
-        else:
-            stream = local.capture_stream(start, feedback_end)
-        captures, feedback = split_stream(stream, start, end)
+        captures, feedback = _captures_and_feedback(
+            local, capture_bucket, start, end, feedback_days=feedback_days
+        )
         result = ab_report(
             name,
             captures,
@@ -110,3 +99,46 @@ def report(
         typer.echo(json.dumps(asdict(result)))
     else:
         print_ab_report(result)
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    """The window [--since, --until): --until defaults to now, --since to 24 h before it."""
+    end = parse_time(until, "--until") if until else datetime.now(UTC)
+    start = parse_time(since, "--since") if since else end - timedelta(hours=24)
+    if start >= end:
+        fail("--since must be before --until", code=2)
+    return start, end
+
+
+def _ab_defaults(
+    local: LocalBackend, name: str, baseline: str | None, split: list[str] | None
+) -> tuple[str | None, list[str] | None]:
+    """``--baseline`` and ``--split`` where not given, from the model's A/B rollout (if one is
+    recorded): its champion's bundle version and its current split."""
+    state = local.rollout_states().load(name)
+    if state is not None and state.plan.kind == "ab":
+        baseline = baseline or state.champion.bundle_version or None
+        if split is None and state.champion.bundle_version and state.challenger.bundle_version:
+            split = [
+                f"{state.champion.bundle_version}={1 - state.weight}",
+                f"{state.challenger.bundle_version}={state.weight}",
+            ]
+    return baseline, split
+
+
+def _captures_and_feedback(
+    local: LocalBackend,
+    capture_bucket: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    feedback_days: int,
+) -> tuple[list[CaptureRecord], list[FeedbackRecord]]:
+    """The captures of [start, end) and the feedback received up to ``feedback_days`` after it,
+    from ``capture_bucket`` in S3 when given, else from the local store."""
+    feedback_end = end + timedelta(days=feedback_days)
+    if capture_bucket:
+        stream = aws.capture_stream(capture_bucket, start, feedback_end)
+    else:
+        stream = local.capture_stream(start, feedback_end)
+    return split_stream(stream, start, end)

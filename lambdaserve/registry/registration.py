@@ -55,27 +55,9 @@ def gate_challenger(
     champion = registry.by_alias(candidate.name, CHAMPION)
     if champion is not None and champion.version == candidate.version:
         raise InvalidInputError(f"{candidate.name} v{candidate.version} is already the champion")
-    if holdout is not None:
-        candidate_metrics = score_on_holdout(_open(store, candidate), holdout)
-        champion_metrics = (
-            score_on_holdout(_open(store, champion), holdout) if champion is not None else None
-        )
-        source = holdout.description
-    elif champion is None or force:
-        candidate_metrics, champion_metrics = (
-            candidate.metrics,
-            (champion.metrics if champion else None),
-        )
-        source = (
-            "the candidate's own training holdout"
-            if champion is None
-            else ("each model's own training holdout (not comparable; forced)")
-        )
-    else:
-        raise InvalidInputError(
-            f"{candidate.name} has a champion (v{champion.version}): pass --holdout CSV so both "
-            "are scored on the same rows, or --force"
-        )
+    candidate_metrics, champion_metrics, source = _gate_metrics(
+        store, candidate, champion, holdout, force=force
+    )
     decision = decide(
         candidate_metrics,
         champion_metrics,
@@ -96,6 +78,51 @@ def gate_challenger(
                 ),
             }
         )
+    _record_decision(registry, candidate, decision)
+    if not decision.accepted:
+        raise PromotionRefusedError(
+            f"{candidate.name} v{candidate.version} stays a candidate: "
+            + "; ".join(decision.reasons)
+        )
+    registry.set_alias(candidate.name, CHALLENGER, candidate.version)
+    return decision
+
+
+def _gate_metrics(
+    store: ArtifactStore,
+    candidate: RegisteredVersion,
+    champion: RegisteredVersion | None,
+    holdout: Holdout | None,
+    *,
+    force: bool,
+) -> tuple[dict[str, float], dict[str, float] | None, str]:
+    """The candidate's and the champion's metrics, and the rows they were measured on: both
+    scored on ``holdout`` when there is one; without, each model's own training holdout (with
+    a champion, only under ``force``: the two are not comparable)."""
+    if holdout is not None:
+        candidate_metrics = score_on_holdout(_open(store, candidate), holdout)
+        champion_metrics = (
+            score_on_holdout(_open(store, champion), holdout) if champion is not None else None
+        )
+        return candidate_metrics, champion_metrics, holdout.description
+    if champion is None:
+        return candidate.metrics, None, "the candidate's own training holdout"
+    if force:
+        return (
+            candidate.metrics,
+            champion.metrics,
+            "each model's own training holdout (not comparable; forced)",
+        )
+    raise InvalidInputError(
+        f"{candidate.name} has a champion (v{champion.version}): pass --holdout CSV so both "
+        "are scored on the same rows, or --force"
+    )
+
+
+def _record_decision(
+    registry: ModelRegistry, candidate: RegisteredVersion, decision: GateDecision
+) -> None:
+    """Tag the candidate with the gate's decision (its JSON, cut to fit a tag) and its result."""
     registry.set_tags(
         candidate.name,
         candidate.version,
@@ -106,13 +133,6 @@ def gate_challenger(
             else ("passed" if decision.passed else "failed"),
         },
     )
-    if not decision.accepted:
-        raise PromotionRefusedError(
-            f"{candidate.name} v{candidate.version} stays a candidate: "
-            + "; ".join(decision.reasons)
-        )
-    registry.set_alias(candidate.name, CHALLENGER, candidate.version)
-    return decision
 
 
 @dataclass(frozen=True)

@@ -3,56 +3,47 @@
 The same code drives the local alias file and the AWS Lambda alias (DESIGN decision 3). Each
 tick first checks that the alias is still routed as the controller last left it (a change from
 anyone else aborts, touching nothing), then the guard (any alarm rolls back to 100% champion),
-then time and samples (waits), and only then shifts to the next weight or promotes.
+then time and samples (waits), and only then shifts to the next weight or promotes. Those rules
+are ``decisions``; the controller reads the alias and the guard and carries out what they decide.
 
 Every alias write is crash-safe when the caller passes ``journal`` (the state store's ``save``,
 which writes under the state's If-Match): the intended transition is saved first, then the alias
-is written, then the caller saves the confirmed state. A crash or a lost race in between leaves
-a ``pending`` transition that the next tick finishes (the alias already serves it) or drops (it
-does not yet); registry hooks are then called again, so they must be idempotent.
+is written (``live_alias.write_routing``), then the caller saves the confirmed state. A crash or
+a lost race in between leaves a ``pending`` transition that the next tick finishes (the alias
+already serves it) or drops (it does not yet); registry hooks are then called again, so they
+must be idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from lambdaserve.kernel.errors import FunctionConflictError, RolloutError
-from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.rollout import decisions
 from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.live_alias import AliasPort, Journal, shares, write_routing
 from lambdaserve.rollout.plan import RolloutPlan
-from lambdaserve.rollout.state import (
-    Action,
-    PendingWrite,
-    RolloutEvent,
-    RolloutState,
-    VersionRef,
-)
+from lambdaserve.rollout.state import Action, RolloutEvent, RolloutState, VersionRef
 
-#: Saves a state durably before the alias is written (``RolloutStateStore.save``).
-Journal = Callable[[RolloutState], None]
-
-
-class AliasPort(Protocol):
-    def read(self) -> AliasRouting: ...
-
-    def route(
-        self, version: str, additional: dict[str, float], expected_revision: str
-    ) -> AliasRouting:
-        """Write the routing if the alias is still at ``expected_revision``; return it as read
-        back after the write. Raises FunctionConflictError on a concurrent change."""
-        ...
+# The alias port, its shares and the journal type are the controller's API too.
+__all__ = [
+    "AliasPort",
+    "Journal",
+    "RegistryHooks",
+    "promote",
+    "recover",
+    "rollback",
+    "shares",
+    "start",
+    "tick",
+]
 
 
 class RegistryHooks(Protocol):
     def promoted(self, state: RolloutState) -> None: ...
 
     def rolled_back(self, state: RolloutState, reason: str) -> None: ...
-
-
-def shares(routing: AliasRouting) -> dict[str, float]:
-    return {v: round(w, 6) for v, w in routing.shares().items() if round(w, 6) > 0}
 
 
 def start(
@@ -94,38 +85,6 @@ def start(
         routing={champion.function_version: 1.0},
         history=(event,),
     )
-
-
-def _write(
-    state: RolloutState,
-    alias: AliasPort,
-    revision: str,
-    weight: float,
-    now: datetime,
-    action: Action,
-    reason: str,
-    journal: Journal | None = None,
-    **changes: object,
-) -> RolloutState:
-    champion, challenger = state.champion.function_version, state.challenger.function_version
-    additional: dict[str, float]
-    if weight >= 1.0:
-        primary, additional = challenger, {}
-    elif weight <= 0.0:
-        primary, additional = champion, {}
-    else:
-        primary, additional = champion, {challenger: weight}
-    expected = {primary: round(1 - sum(additional.values()), 6), **additional}
-    event = RolloutEvent(at=now, action=action, weight=max(0.0, min(weight, 1.0)), reason=reason)
-    done = state.with_event(event, routing=expected, step_started_at=now, pending=None, **changes)
-    if journal is not None:
-        # Intent first: if this save loses a race, nothing was written to the alias.
-        pending = PendingWrite(routing=expected, event=event, step=done.step, status=done.status)
-        journal(state.model_copy(update={"pending": pending}))
-    written = alias.route(primary, additional, revision)
-    if shares(written) != expected:
-        raise RolloutError(f"the live alias reads back {shares(written)} after writing {expected}")
-    return done
 
 
 def recover(state: RolloutState, *, alias: AliasPort, hooks: RegistryHooks) -> RolloutState:
@@ -219,113 +178,62 @@ def _decide(
     now: datetime,
     journal: Journal | None,
 ) -> RolloutState:
+    """Read the alias (then the guard), ask the decision rules, carry out what they decide."""
     current = alias.read()
-    if shares(current) != state.routing:
-        return _note(
-            state,
-            now,
-            "abort",
-            f"the live alias was changed outside the controller: expected {state.routing}, "
-            f"found {shares(current)}; the controller changed nothing",
-            status="aborted",
-        )
-    # The guard runs on every tick, the first included: an alarm already firing stops the
-    # first shift, and the AWS guard creates the challenger's alarms before traffic moves.
-    report = guard.evaluate(state, now)
-    if report.alarms:
-        return rollback(
-            state,
-            alias=alias,
-            hooks=hooks,
-            now=now,
-            reason="guard alarm: " + "; ".join(report.alarms),
-            revision=current.revision_id,
-            journal=journal,
-        )
-    plan = state.plan
-    if state.step == -1:
-        if not plan.weights and plan.min_samples == 0:
-            return promote(
-                state,
-                alias=alias,
-                hooks=hooks,
-                now=now,
-                revision=current.revision_id,
-                reason="all-at-once: guards clear",
-                journal=journal,
-            )
-        if not plan.weights:
-            # All traffic moves now, but the challenger is crowned only once it has served
-            # min_samples requests under the guards (which can still roll it back).
-            return _write(
-                state,
-                alias,
-                current.revision_id,
-                1.0,
-                now,
-                "shift",
-                f"all-at-once: 100% to the challenger; promoted after {plan.min_samples} "
-                "requests with guards clear",
-                step=0,
-                journal=journal,
-            )
-        return _write(
-            state,
-            alias,
-            current.revision_id,
-            plan.weights[0],
-            now,
-            "shift",
-            f"step 1/{len(plan.weights)}: {plan.weights[0]:.0%} to the challenger",
-            step=0,
-            journal=journal,
-        )
-    if state.status == "holding":
+    decision = decisions.outside_change(state, shares(current))
+    if decision is None:
+        # The guard runs on every tick, the first included: an alarm already firing stops the
+        # first shift, and the AWS guard creates the challenger's alarms before traffic moves.
+        decision = decisions.decide(state, guard.evaluate(state, now), now)
+    if decision is None:
         return state
-    waited = (now - state.step_started_at).total_seconds()
-    if waited < plan.interval_seconds:
-        return _note(
-            state, now, "wait", f"step {state.step + 1} holds {plan.interval_seconds:.0f}s"
-        )
-    if report.challenger_samples < plan.min_samples:
-        return _note(
-            state,
-            now,
-            "wait",
-            f"step {state.step + 1}: {report.challenger_samples} of {plan.min_samples} "
-            "challenger requests; waiting for enough traffic to judge",
-        )
-    if not plan.promotes:
-        return _note(
-            state,
-            now,
-            "hold",
-            f"A/B split held at {state.weight:.0%} until stopped",
-            status="holding",
-        )
-    if state.step + 1 < len(plan.weights):
-        weight = plan.weights[state.step + 1]
-        return _write(
-            state,
-            alias,
-            current.revision_id,
-            weight,
-            now,
-            "shift",
-            f"step {state.step + 2}/{len(plan.weights)}: {weight:.0%} to the challenger "
-            f"(guards clear on {report.challenger_samples} requests)",
-            step=state.step + 1,
-            journal=journal,
-        )
-    return promote(
+    return _carry_out(
         state,
+        decision,
         alias=alias,
         hooks=hooks,
         now=now,
         revision=current.revision_id,
-        reason=f"guards clear on {report.challenger_samples} challenger requests",
         journal=journal,
     )
+
+
+def _carry_out(
+    state: RolloutState,
+    decision: decisions.Decision,
+    *,
+    alias: AliasPort,
+    hooks: RegistryHooks,
+    now: datetime,
+    revision: str,
+    journal: Journal | None,
+) -> RolloutState:
+    """Promote, roll back or shift on the alias read at ``revision``; record anything else."""
+    if decision.action in ("promote", "rollback"):
+        finish = promote if decision.action == "promote" else rollback
+        return finish(
+            state,
+            alias=alias,
+            hooks=hooks,
+            now=now,
+            reason=decision.reason,
+            revision=revision,
+            journal=journal,
+        )
+    if decision.action == "shift":
+        return write_routing(
+            state,
+            alias,
+            revision,
+            decision.weight,
+            now,
+            "shift",
+            decision.reason,
+            journal,
+            step=decision.step,
+        )
+    changes = {} if decision.status is None else {"status": decision.status}
+    return _note(state, now, decision.action, decision.reason, **changes)
 
 
 def promote(
@@ -341,7 +249,9 @@ def promote(
     if state.finished:
         raise RolloutError(f"the rollout is already {state.status}")
     revision = alias.read().revision_id if revision is None else revision
-    done = _write(state, alias, revision, 1.0, now, "promote", reason, journal, status="promoted")
+    done = write_routing(
+        state, alias, revision, 1.0, now, "promote", reason, journal, status="promoted"
+    )
     hooks.promoted(done)
     return done
 
@@ -380,7 +290,7 @@ def rollback(
     state = state.model_copy(update={"pending": None})
     revision = current.revision_id if revision is None else revision
     try:
-        done = _write(
+        done = write_routing(
             state, alias, revision, 0.0, now, "rollback", reason, journal, status="rolled_back"
         )
     except FunctionConflictError as exc:

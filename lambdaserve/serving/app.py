@@ -6,16 +6,14 @@ request_models); their schemas are published in the OpenAPI document so /docs sh
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
 
 import lambdaserve
 from lambdaserve.kernel.capture import (
@@ -32,7 +30,8 @@ from lambdaserve.serving.error_handlers import install_error_handlers
 from lambdaserve.serving.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.prediction_service import PredictionObserver, PredictionService
-from lambdaserve.serving.request_models import build_request_validators
+from lambdaserve.serving.request_bodies import forged_tokens, read_json_body
+from lambdaserve.serving.request_models import RequestValidators, build_request_validators
 from lambdaserve.serving.responses import (
     BatchPredictions,
     ErrorBody,
@@ -45,8 +44,6 @@ from lambdaserve.serving.responses import (
 from lambdaserve.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
-#: How long a request body may take to arrive (uvicorn bounds headers and idle keep-alive only).
-BODY_READ_TIMEOUT_SECONDS = 10.0
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"model": ErrorBody, "description": "the body did not arrive in time"},
     413: {"model": ErrorBody, "description": "body over the size cap"},
@@ -178,6 +175,18 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Servin
             media_type="application/json",
         )
 
+    _add_prediction_routes(app, service, settings, validators, answer)
+    _add_feedback_route(app, service, validators, answer)
+    _publish_request_schemas(app, validators.openapi_components())
+
+
+def _add_prediction_routes(
+    app: FastAPI,
+    service: PredictionService,
+    settings: ServingSettings,
+    validators: RequestValidators,
+    answer: Callable[..., Response],
+) -> None:
     @app.post(
         "/predict",
         response_model=Prediction,
@@ -187,7 +196,7 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Servin
     )
     async def predict(request: Request) -> Response:
         received_at = time.perf_counter()
-        body = await _parse(request, validators.predict)
+        body = await read_json_body(request, validators.predict)
         return answer(service.predict([body["features"]], received_at=received_at)[0])
 
     @app.post(
@@ -199,9 +208,16 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Servin
     )
     async def predict_batch(request: Request) -> Response:
         received_at = time.perf_counter()
-        body = await _parse(request, validators.batch)
+        body = await read_json_body(request, validators.batch)
         return answer({"predictions": service.predict(body["instances"], received_at=received_at)})
 
+
+def _add_feedback_route(
+    app: FastAPI,
+    service: PredictionService,
+    validators: RequestValidators,
+    answer: Callable[..., Response],
+) -> None:
     @app.post(
         "/feedback",
         status_code=202,
@@ -211,51 +227,14 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Servin
         openapi_extra=_body("FeedbackRequest"),
     )
     async def feedback(request: Request) -> Response:
-        body = await _parse(request, validators.feedback)
+        body = await read_json_body(request, validators.feedback)
         forged = service.forged_feedback(body["feedback"])
         if forged:  # nothing is stored: a request with one bad token is refused whole
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "feedback_token",
-                        "loc": ("body", "feedback", index, "feedback_token"),
-                        "msg": "not the token this model answered with that prediction_id: "
-                        "send the feedback_token of the prediction's own response",
-                    }
-                    for index in forged
-                ]
-            )
+            raise forged_tokens(forged)
         accepted = service.record_feedback(body["feedback"])
-        return answer(FeedbackAccepted(accepted=accepted, model=model.name).model_dump(), 202)
-
-    _publish_request_schemas(app, validators.openapi_components())
-
-
-async def _parse(request: Request, validator: TypeAdapter[Any]) -> Any:
-    """The validated JSON body, or a 415/408/422 that says what to send."""
-    # JSON only: a browser sends text/plain and form bodies to 127.0.0.1 from any web page
-    # without a CORS preflight; application/json it must ask for first.
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise HTTPException(
-            status_code=415,
-            detail=f"send the body as JSON with Content-Type: application/json (got "
-            f"{media or 'no content type'!r})",
+        return answer(
+            FeedbackAccepted(accepted=accepted, model=service.model.name).model_dump(), 202
         )
-    try:  # a client that stops sending half-way does not hold the connection open
-        raw = await asyncio.wait_for(request.body(), timeout=BODY_READ_TIMEOUT_SECONDS)
-    except TimeoutError as exc:
-        raise HTTPException(
-            status_code=408,
-            detail=f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS} s",
-        ) from exc
-    # pydantic-core parses and validates the raw bytes in one pass (see request_models).
-    try:
-        return validator.validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
-        ) from exc
 
 
 def _body(component: str) -> dict[str, Any]:

@@ -180,13 +180,87 @@ def _numeric_dtype(original: pd.Series, values: pd.Series) -> FeatureDtype:
     return "int" if len(present) and bool((present == np.round(present)).all()) else "float"
 
 
-def clean(frame: pd.DataFrame, config: TrainingConfig) -> CleanedData:
-    report = _Report()
+#: A feature column as training keeps it: its spec and its values (or None: dropped).
+_Kept = tuple[FeatureSpec, npt.NDArray[np.generic]] | None
+
+
+def _numeric_feature(name: str, series: pd.Series, values: pd.Series, report: _Report) -> _Kept:
+    present = values.dropna()
+    if present.nunique() <= 1:
+        report.add(name, "dropped_constant", 1, "dropped: constant or all missing")
+        return None
+    missing = float(values.isna().mean())
+    spec = FeatureSpec(
+        name=name,
+        kind="numeric",
+        dtype=_numeric_dtype(series, values),
+        nullable=missing > 0,
+        minimum=float(present.min()),
+        maximum=float(present.max()),
+        missing_fraction=missing,
+    )
+    return spec, values.to_numpy(dtype=np.float64)
+
+
+def _categorical_feature(name: str, series: pd.Series, report: _Report) -> _Kept:
+    blank = _is_blank(series)
+    report.add(
+        name,
+        "blank_to_missing",
+        int(blank.sum()),
+        f"{int(blank.sum())} blank strings became missing values",
+    )
+    text = series.mask(blank).map(lambda v: None if pd.isna(v) else normalize_category(v))
+    present = text.dropna()
+    n_unique = present.nunique()
+    if n_unique <= 1:
+        report.add(name, "dropped_constant", 1, "dropped: constant or all missing")
+        return None
+    if n_unique >= IDENTIFIER_MIN_UNIQUE and n_unique > 0.5 * len(present):
+        report.add(
+            name,
+            "dropped_identifier",
+            1,
+            f"dropped: {n_unique} distinct values in {len(present)} rows looks like an "
+            "identifier (list it in categorical_columns to keep it)",
+        )
+        return None
+    missing = float(text.isna().mean())
+    spec = FeatureSpec(
+        name=name,
+        kind="categorical",
+        dtype="string",
+        nullable=missing > 0,
+        categories=tuple(sorted(present.unique())),
+        missing_fraction=missing,
+    )
+    return spec, text.fillna(MISSING_CATEGORY).to_numpy(dtype=object)
+
+
+def _feature(name: str, series: pd.Series, config: TrainingConfig, report: _Report) -> _Kept:
+    """One input column cleaned: numeric when declared or when it parses as numbers,
+    categorical otherwise; None when it is dropped (constant, all missing, an identifier)."""
+    series = _replace_missing_tokens(series, name, report)
+    if name not in config.categorical_columns:
+        values = _numeric(series, name, name in config.numeric_columns, report)
+        if values is not None:
+            return _numeric_feature(name, series, values, report)
+    return _categorical_feature(name, series, report)
+
+
+def _check_request(frame: pd.DataFrame, config: TrainingConfig) -> None:
     unknown = sorted(set(config.drop) - set(frame.columns))
     if unknown:
         raise TrainingError(f"cannot drop columns that do not exist: {unknown}")
     if config.target in config.drop:
         raise TrainingError(f"the target {config.target!r} cannot also be dropped")
+
+
+def clean(frame: pd.DataFrame, config: TrainingConfig) -> CleanedData:
+    """The training frame as the model sees it: the target encoded, every feature column
+    typed, described (the schema) and its values ready; every coercion reported."""
+    _check_request(frame, config)
+    report = _Report()
     frame, y, classes, positive = _target(frame, config, report)
     if len(frame) < MIN_ROWS or min(int(y.sum()), int(len(y) - y.sum())) < config.cv_folds:
         raise TrainingError(
@@ -197,68 +271,13 @@ def clean(frame: pd.DataFrame, config: TrainingConfig) -> CleanedData:
     specs: list[FeatureSpec] = []
     columns: dict[str, npt.NDArray[np.generic]] = {}
     for column in (c for c in frame.columns if c != config.target and c not in config.drop):
-        name = str(column)
-        series = _replace_missing_tokens(frame[column], name, report)
-        if name in config.categorical_columns:
-            values = None
-        else:
-            values = _numeric(series, name, name in config.numeric_columns, report)
-        if values is not None:
-            present = values.dropna()
-            if present.nunique() <= 1:
-                report.add(name, "dropped_constant", 1, "dropped: constant or all missing")
-                dropped.append(name)
-                continue
-            missing = float(values.isna().mean())
-            specs.append(
-                FeatureSpec(
-                    name=name,
-                    kind="numeric",
-                    dtype=_numeric_dtype(series, values),
-                    nullable=missing > 0,
-                    minimum=float(present.min()),
-                    maximum=float(present.max()),
-                    missing_fraction=missing,
-                )
-            )
-            columns[name] = values.to_numpy(dtype=np.float64)
+        kept = _feature(str(column), frame[column], config, report)
+        if kept is None:
+            dropped.append(str(column))
             continue
-        blank = _is_blank(series)
-        report.add(
-            name,
-            "blank_to_missing",
-            int(blank.sum()),
-            f"{int(blank.sum())} blank strings became missing values",
-        )
-        text = series.mask(blank).map(lambda v: None if pd.isna(v) else normalize_category(v))
-        present = text.dropna()
-        n_unique = present.nunique()
-        if n_unique <= 1:
-            report.add(name, "dropped_constant", 1, "dropped: constant or all missing")
-            dropped.append(name)
-            continue
-        if n_unique >= IDENTIFIER_MIN_UNIQUE and n_unique > 0.5 * len(present):
-            report.add(
-                name,
-                "dropped_identifier",
-                1,
-                f"dropped: {n_unique} distinct values in {len(present)} rows looks like an "
-                "identifier (list it in categorical_columns to keep it)",
-            )
-            dropped.append(name)
-            continue
-        missing = float(text.isna().mean())
-        specs.append(
-            FeatureSpec(
-                name=name,
-                kind="categorical",
-                dtype="string",
-                nullable=missing > 0,
-                categories=tuple(sorted(present.unique())),
-                missing_fraction=missing,
-            )
-        )
-        columns[name] = text.fillna(MISSING_CATEGORY).to_numpy(dtype=object)
+        spec, values = kept
+        specs.append(spec)
+        columns[spec.name] = values
     if not specs:
         raise TrainingError("no usable feature columns remain after cleaning")
     return CleanedData(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -32,11 +33,12 @@ from lambdaserve.kernel.manifest import (
     DataInfo,
     EstimatorInfo,
     Manifest,
+    MetricSummary,
     OnnxExport,
 )
 from lambdaserve.kernel.reference import build_reference
 from lambdaserve.training.cleaning import CleanedData, clean
-from lambdaserve.training.data_loading import load_training_data
+from lambdaserve.training.data_loading import LoadedData, load_training_data
 from lambdaserve.training.estimators import build_pipeline, estimator_params
 from lambdaserve.training.evaluation import binary_metrics, cross_validate
 from lambdaserve.training.hyperparameters import TrainingConfig, load_hyperparameters
@@ -95,7 +97,63 @@ def _split(
     return train, holdout, data.target[train_idx], data.target[holdout_idx]
 
 
+def _empty_model_dir(bundle_dir: Path) -> Path:
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    for stale in bundle_dir.iterdir():
+        raise LambdaserveError(f"model directory {bundle_dir} is not empty ({stale.name})")
+    return bundle_dir
+
+
+def _manifest(
+    config: TrainingConfig,
+    loaded: LoadedData,
+    data: CleanedData,
+    split_rows: tuple[int, int],
+    metrics: dict[str, float],
+    cv_metrics: dict[str, MetricSummary],
+    onnx_export: OnnxExport,
+) -> Manifest:
+    train_rows, holdout_rows = split_rows
+    return Manifest(
+        name=config.model_name,
+        version=config.model_version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        created_at=datetime.now(UTC),
+        target=config.target,
+        classes=data.classes,
+        positive_class=data.positive_class,
+        features=data.schema,
+        estimator=EstimatorInfo(name=config.estimator, params=estimator_params(config)),
+        metrics=metrics,
+        cv_metrics=cv_metrics,
+        library_versions=_library_versions(),
+        data=DataInfo(
+            fingerprint=loaded.fingerprint,
+            rows=len(data.target),
+            train_rows=train_rows,
+            holdout_rows=holdout_rows,
+            positive_rate=float(data.target.mean()),
+            dropped_columns=data.dropped,
+            coercions=data.coercions,
+        ),
+        onnx=onnx_export,
+    )
+
+
+def _write_metrics(paths: SageMakerPaths, manifest: Manifest, digest: str) -> None:
+    """``output/data/metrics.json``: what SageMaker keeps beside the model (the job's report)."""
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "metrics": manifest.metrics,
+        "cv_metrics": {k: v.model_dump() for k, v in manifest.cv_metrics.items()},
+        "onnx": manifest.onnx.model_dump(),
+        "coercions": [c.model_dump() for c in manifest.data.coercions],
+        "bundle_digest": digest,
+    }
+    (paths.output_data_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+
+
 def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
+    """The job: load, clean, cross-validate, fit, evaluate, export ONNX, write the bundle."""
     _stage("load data")
     loaded = load_training_data(paths.train_channel)
     log.info("read %d rows x %d columns from %s", *loaded.frame.shape, ", ".join(loaded.files))
@@ -114,10 +172,7 @@ def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
     scores = pipeline.predict_proba(x_holdout)[:, 1].astype(np.float64)
     metrics = binary_metrics(y_holdout, scores)
     log.info("holdout metrics: %s", json.dumps(metrics))
-    bundle_dir = paths.model_dir
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    for stale in bundle_dir.iterdir():
-        raise LambdaserveError(f"model directory {bundle_dir} is not empty ({stale.name})")
+    bundle_dir = _empty_model_dir(paths.model_dir)
     _stage("export ONNX")
     onnx_export = (
         export_onnx(pipeline, schema, holdout_cols, scores, config.parity_tolerance, bundle_dir)
@@ -128,39 +183,11 @@ def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
     sio.dump(pipeline, bundle_dir / SKOPS_FILE)
     reference = build_reference(schema, train_cols, scores)
     (bundle_dir / REFERENCE_FILE).write_text(reference.model_dump_json(indent=1))
-    manifest = Manifest(
-        name=config.model_name,
-        version=config.model_version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
-        created_at=datetime.now(UTC),
-        target=config.target,
-        classes=data.classes,
-        positive_class=data.positive_class,
-        features=schema,
-        estimator=EstimatorInfo(name=config.estimator, params=estimator_params(config)),
-        metrics=metrics,
-        cv_metrics=cv_metrics,
-        library_versions=_library_versions(),
-        data=DataInfo(
-            fingerprint=loaded.fingerprint,
-            rows=len(data.target),
-            train_rows=len(y_train),
-            holdout_rows=len(y_holdout),
-            positive_rate=float(data.target.mean()),
-            dropped_columns=data.dropped,
-            coercions=data.coercions,
-        ),
-        onnx=onnx_export,
+    manifest = _manifest(
+        config, loaded, data, (len(y_train), len(y_holdout)), metrics, cv_metrics, onnx_export
     )
     bundle = seal_bundle(bundle_dir, manifest)
-    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-    report = {
-        "metrics": metrics,
-        "cv_metrics": {k: v.model_dump() for k, v in cv_metrics.items()},
-        "onnx": onnx_export.model_dump(),
-        "coercions": [c.model_dump() for c in data.coercions],
-        "bundle_digest": bundle.digest,
-    }
-    (paths.output_data_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    _write_metrics(paths, manifest, bundle.digest)
     _stage("done")
     return TrainingResult(bundle=bundle, metrics=metrics)
 

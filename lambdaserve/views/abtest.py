@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from lambdaserve.abtest.report import ABReport, Interval
+from lambdaserve.abtest.report import ABReport
+from lambdaserve.abtest.statistics import Interval
 from lambdaserve.views.console import out
 
 

@@ -19,7 +19,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from mangum import Mangum
 
-from lambdaserve.aws.emf import EmfObserver, emf_metrics
+from lambdaserve.aws.emf import emf_metrics
+from lambdaserve.aws.prediction_metrics import EmfObserver
 from lambdaserve.aws.s3_bundle_source import download_bundle
 from lambdaserve.kernel.capture import CapturePolicy, CapturePolicySource
 from lambdaserve.kernel.errors import (

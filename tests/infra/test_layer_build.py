@@ -363,10 +363,15 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
         "drift",
         "abtest",
         "demo",
+        "views",
         "local",
     ):
         assert not (package / excluded).exists()
     assert not (package / "local").exists()  # serving imports nothing of the local backend
+    assert sorted(p.name for p in (package / "wiring").glob("*.py")) == [
+        "__init__.py",
+        "aws_predict.py",
+    ]
     assert not (package / "serving" / "background_server.py").exists()
     assert not unresolved_first_party_imports(asset)
 

@@ -1,8 +1,8 @@
 """The rollout controller on its AWS backends, against moto's server on 127.0.0.1.
 
 ``LambdaAlias`` routes a real (moto) ``live`` alias, ``CloudWatchGuard`` creates and reads real
-(moto) alarms and metrics, ``S3RolloutState`` keeps the state in a versioned bucket; the core's
-``start``/``tick`` drive them with an explicit clock.
+(moto) alarms and metrics, ``S3RolloutState`` keeps the state in a versioned bucket; the
+controller's ``start``/``tick`` drive them with an explicit clock.
 
 What moto does and Lambda/CloudWatch/S3 do differently, as found here:
 

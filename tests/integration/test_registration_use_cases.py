@@ -1,4 +1,4 @@
-"""The register-and-gate and import use cases (lifecycle), called directly with a local store
+"""The register-and-gate and import use cases (registry), called directly with a local store
 and MLflow on SQLite: what the CLI's ``train``, ``register`` and ``import`` build on."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import lambdaserve.serving.app as serving_app
+import lambdaserve.serving.request_bodies as request_bodies
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
@@ -40,7 +40,7 @@ def _length(data: bytes) -> int:
 def test_a_body_that_stops_arriving_is_408(
     churn_bundle: VerifiedBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serving_app, "BODY_READ_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(request_bodies, "BODY_READ_TIMEOUT_SECONDS", 0.5)
     app = create_app(LoadedModel.from_bundle(churn_bundle), capture=None)
     with serve_in_thread(app) as url:
         host, port = url.removeprefix("http://").split(":")

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from lambdaserve.abtest.report import FEEDBACK_PER_PREDICTION, ab_report, wilson
+from lambdaserve.abtest.report import FEEDBACK_PER_PREDICTION, ab_report
+from lambdaserve.abtest.statistics import wilson
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.kernel.errors import InvalidInputError
 from lambdaserve.kernel.prediction_ids import new_prediction_ids

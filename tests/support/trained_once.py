@@ -1,0 +1,44 @@
+"""Bundles trained once per pytest run, however many xdist workers ask for them.
+
+The first worker to ask trains the bundle under a lock in the run's shared temporary directory
+(the parent of every worker's base temp, as pytest-xdist documents); the others wait on the
+lock and open the same directory, verified. Session fixtures call ``trained_once``; tests that
+tamper with a bundle work on a copy (``bundle_copy``), never on the shared one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lambdaserve.kernel.bundle import VerifiedBundle, verify_bundle
+
+
+def run_temp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory every worker of this run shares (one process: its own base temp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def trained_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    train: Callable[[Path], VerifiedBundle],
+) -> VerifiedBundle:
+    """``train(root)`` the first time ``name`` is asked for in this run; afterwards the same
+    bundle, verified again (every hash) before it is handed out."""
+    shared = run_temp_root(tmp_path_factory)
+    marker = shared / f"trained-{name}.path"
+    with (shared / f"trained-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return verify_bundle(Path(marker.read_text()))
+        root = shared / f"trained-{name}"
+        root.mkdir()
+        bundle = train(root)
+        marker.write_text(str(bundle.path))
+        return bundle
