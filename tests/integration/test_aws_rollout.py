@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,7 @@ from tests.integration.moto_server import (
     object_versions,
     running_moto_server,
 )
+from tests.support.fakes import FakeHooks
 
 pytestmark = pytest.mark.integration
 
@@ -112,18 +113,6 @@ def function_name(lambda_client: Any, role_arn: str) -> str:
     return name
 
 
-@dataclass
-class RecordingHooks:
-    promoted_states: list[RolloutState] = field(default_factory=list)
-    rollbacks: list[tuple[RolloutState, str]] = field(default_factory=list)
-
-    def promoted(self, state: RolloutState) -> None:
-        self.promoted_states.append(state)
-
-    def rolled_back(self, state: RolloutState, reason: str) -> None:
-        self.rollbacks.append((state, reason))
-
-
 class CountingClient:
     """A client that counts the calls of each operation."""
 
@@ -150,7 +139,7 @@ class Rig:
     function: str
     alias: LambdaAlias
     guard: CloudWatchGuard
-    hooks: RecordingHooks
+    hooks: FakeHooks
 
     def start(self, plan: RolloutPlan, now: datetime = T0) -> RolloutState:
         return controller.start(
@@ -178,7 +167,7 @@ def make_rig(function_name: str, lambda_client: Any, cloudwatch: Any) -> Callabl
             bundle_version_of=lambda state: BUNDLE_VERSIONS.get(state.challenger.model_version),
         )
         alias = LambdaAlias(function_name, client=lambda_client)
-        return Rig(function_name, alias, guard, RecordingHooks())
+        return Rig(function_name, alias, guard, FakeHooks())
 
     return make
 
@@ -698,7 +687,7 @@ def test_a_rollback_that_loses_the_race_is_a_rollout_error(stubbed: tuple[Any, S
         step_started_at=T0,
         routing={"1": 0.9, "2": 0.1},
     )
-    hooks = RecordingHooks()
+    hooks = FakeHooks()
 
     with pytest.raises(RolloutError, match="rollback lost a race"):
         controller.rollback(state, alias=LambdaAlias(NAME, client=client), hooks=hooks, now=at(1))

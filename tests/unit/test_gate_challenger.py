@@ -9,27 +9,11 @@ import pytest
 from lambdaserve.registry.model_registry import CHALLENGER, CHAMPION, TAG_GATE, RegisteredVersion
 from lambdaserve.registry.promotion_gate import GatePolicy
 from lambdaserve.registry.registration import gate_challenger
+from tests.support.fakes import MemoryRegistry
 
 pytestmark = pytest.mark.unit
 
 GOOD = {"roc_auc": 0.9, "log_loss": 0.3, "brier": 0.1}
-
-
-class FakeRegistry:
-    def __init__(self, *versions: RegisteredVersion) -> None:
-        self.versions = {v.version: v for v in versions}
-        self.aliases: dict[str, str] = {}
-        self.tags: dict[str, dict[str, str]] = {}
-
-    def by_alias(self, name: str, alias: str) -> RegisteredVersion | None:
-        version = self.aliases.get(alias)
-        return self.versions[version] if version else None
-
-    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        self.tags.setdefault(version, {}).update(tags)
-
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        self.aliases[alias] = version
 
 
 def _version(number: str) -> RegisteredVersion:
@@ -37,13 +21,13 @@ def _version(number: str) -> RegisteredVersion:
 
 
 def test_force_without_a_shared_holdout_is_recorded_as_forced_even_when_the_numbers_pass() -> None:
-    registry = FakeRegistry(_version("1"), _version("2"))
+    registry = MemoryRegistry(_version("1"), _version("2"))
     registry.aliases[CHAMPION] = "1"
 
     decision = gate_challenger(
         registry,
         None,  # no holdout: the store is never read
-        registry.versions["2"],
+        registry.get("churn", "2"),
         policy=GatePolicy(),
         holdout=None,
         force=True,
@@ -57,12 +41,12 @@ def test_force_without_a_shared_holdout_is_recorded_as_forced_even_when_the_numb
 
 
 def test_a_first_model_passing_on_its_own_holdout_is_not_forced() -> None:
-    registry = FakeRegistry(_version("1"))
+    registry = MemoryRegistry(_version("1"))
 
     decision = gate_challenger(
         registry,
         None,
-        registry.versions["1"],
+        registry.get("churn", "1"),
         policy=GatePolicy(),
         holdout=None,
         force=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,23 +12,12 @@ from lambdaserve.kernel.function_versions import AliasRouting
 from lambdaserve.rollout import controller
 from lambdaserve.rollout.plan import RolloutPlan
 from lambdaserve.rollout.state import RolloutState, VersionRef
-from tests.unit.rollout_fakes import FakeAlias, FakeGuard
+from tests.support.fakes import FakeAlias, FakeGuard, FakeHooks
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHAMPION = VersionRef(model_version="1", function_version="1")
 CHALLENGER = VersionRef(model_version="2", function_version="2")
-
-
-@dataclass
-class FakeHooks:
-    events: list[str] = field(default_factory=list)
-
-    def promoted(self, state: RolloutState) -> None:
-        self.events.append("promoted")
-
-    def rolled_back(self, state: RolloutState, reason: str) -> None:
-        self.events.append(f"rolled_back: {reason}")
 
 
 def _start(plan: RolloutPlan, alias: FakeAlias) -> RolloutState:

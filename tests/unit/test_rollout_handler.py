@@ -27,26 +27,13 @@ from lambdaserve.rollout.step import (
     run_step,
 )
 from lambdaserve.wiring.aws_rollout import RolloutSettings
+from tests.support.fakes import FakeAlias, FakeGuard, MemoryStates
 from tests.support.lambda_context import FakeLambdaContext
-from tests.unit.rollout_fakes import FakeAlias, FakeGuard
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 INTERVAL = 600
 SETTINGS = RolloutSettings(function_name="lambdaserve-dev-predict", state_bucket="artifacts")
-
-
-class FakeStates:
-    def __init__(self) -> None:
-        self.saved: dict[str, RolloutState] = {}
-        self.saves = 0
-
-    def load(self, model_name: str) -> RolloutState | None:
-        return self.saved.get(model_name)
-
-    def save(self, state: RolloutState) -> None:
-        self.saves += 1
-        self.saved[state.model_name] = state
 
 
 CONTEXT = FakeLambdaContext.of(
@@ -61,7 +48,7 @@ CONTEXT = FakeLambdaContext.of(
 class Fakes:
     alias: FakeAlias
     guard: FakeGuard
-    states: FakeStates
+    states: MemoryStates
 
     @property
     def ports(self) -> RolloutPorts:
@@ -70,7 +57,7 @@ class Fakes:
 
 @pytest.fixture
 def fakes() -> Fakes:
-    return Fakes(alias=FakeAlias(), guard=FakeGuard(), states=FakeStates())
+    return Fakes(alias=FakeAlias(), guard=FakeGuard(), states=MemoryStates())
 
 
 def _started(fakes: Fakes, plan: RolloutPlan) -> None:
@@ -282,7 +269,7 @@ def test_a_transient_failure_is_raised_for_the_state_machine_to_retry(
 ) -> None:
     _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
 
-    class FlakyStates(FakeStates):
+    class FlakyStates(MemoryStates):
         def load(self, model_name: str) -> RolloutState | None:
             raise failure
 
@@ -297,7 +284,7 @@ def test_a_transient_failure_is_raised_for_the_state_machine_to_retry(
 def test_an_unexpected_failure_names_the_request_and_never_the_stack(
     fakes: Fakes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class BrokenStates(FakeStates):
+    class BrokenStates(MemoryStates):
         def load(self, model_name: str) -> RolloutState | None:
             raise KeyError("boom")
 

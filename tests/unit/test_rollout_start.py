@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
@@ -14,57 +13,28 @@ from lambdaserve.registry.model_registry import (
     CHAMPION,
     TAG_GATE_RESULT,
     TAG_LAMBDA_VERSION,
-    RegisteredVersion,
 )
 from lambdaserve.rollout.plan import RolloutPlan
-from lambdaserve.rollout.state import RolloutState
 from lambdaserve.rollout.use_cases import RolloutContext, start_rollout
-from tests.unit.rollout_fakes import FakeAlias, FakeGuard
+from tests.support.fakes import FakeAlias, FakeGuard, MemoryRegistry, MemoryStates
 
 pytestmark = pytest.mark.unit
 GATE = {"1": "passed", "2": "passed", "3": "failed"}
 
 
-@dataclass
-class FakeRegistry:
-    aliases: dict[str, str] = field(default_factory=lambda: {CHAMPION: "1", CHALLENGER: "2"})
-    tags: dict[str, dict[str, str]] = field(
-        default_factory=lambda: {
-            v: {TAG_LAMBDA_VERSION: v, TAG_GATE_RESULT: result} for v, result in GATE.items()
-        }
+def _registry() -> MemoryRegistry:
+    return MemoryRegistry.numbered(
+        {v: {TAG_LAMBDA_VERSION: v, TAG_GATE_RESULT: result} for v, result in GATE.items()},
+        aliases={CHAMPION: "1", CHALLENGER: "2"},
     )
 
-    def get(self, name: str, version: str) -> RegisteredVersion:
-        held = tuple(a for a, v in self.aliases.items() if v == version)
-        return RegisteredVersion(name, version, "uri", "sha", aliases=held, tags=self.tags[version])
 
-    def by_alias(self, name: str, alias: str) -> RegisteredVersion | None:
-        return self.get(name, self.aliases[alias]) if alias in self.aliases else None
-
-    def versions(self, name: str) -> list[RegisteredVersion]:
-        return [self.get(name, version) for version in sorted(self.tags)]
-
-    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        self.tags[version] = {**self.tags[version], **tags}
-
-
-@dataclass
-class FakeStates:
-    saved: dict[str, RolloutState] = field(default_factory=dict)
-
-    def load(self, model_name: str) -> RolloutState | None:
-        return self.saved.get(model_name)
-
-    def save(self, state: RolloutState) -> None:
-        self.saved[state.model_name] = state
-
-
-def _context(registry: FakeRegistry, alias: FakeAlias) -> RolloutContext:
+def _context(registry: MemoryRegistry, alias: FakeAlias) -> RolloutContext:
     return RolloutContext(
-        registry=registry,  # type: ignore[arg-type]
+        registry=registry,
         alias=alias,
         guard=FakeGuard(),
-        states=FakeStates(),
+        states=MemoryStates(),
         function_name="predict",
         published=lambda: {"1", "2", "3"},
         clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
@@ -72,7 +42,7 @@ def _context(registry: FakeRegistry, alias: FakeAlias) -> RolloutContext:
 
 
 def test_a_version_the_gate_refused_is_not_rolled_out_and_nothing_moves() -> None:
-    registry, alias = FakeRegistry(), FakeAlias()
+    registry, alias = _registry(), FakeAlias()
 
     with pytest.raises(
         RolloutError, match=r"v3 has not passed the promotion gate \(result: failed"
@@ -83,7 +53,7 @@ def test_a_version_the_gate_refused_is_not_rolled_out_and_nothing_moves() -> Non
 
 
 def test_force_rolls_it_out_and_records_that_it_did() -> None:
-    registry, alias = FakeRegistry(), FakeAlias()
+    registry, alias = _registry(), FakeAlias()
 
     state = start_rollout(
         _context(registry, alias), "churn", RolloutPlan.canary(0.1, 60), "3", force=True
@@ -94,7 +64,7 @@ def test_force_rolls_it_out_and_records_that_it_did() -> None:
 
 
 def test_a_version_with_a_recorded_gate_pass_needs_no_force() -> None:
-    registry, alias = FakeRegistry(), FakeAlias()
+    registry, alias = _registry(), FakeAlias()
     del registry.aliases[CHALLENGER]
 
     state = start_rollout(_context(registry, alias), "churn", RolloutPlan.canary(0.1, 60), "2")
@@ -106,7 +76,7 @@ def test_a_version_with_a_recorded_gate_pass_needs_no_force() -> None:
 def test_a_live_alias_on_the_bootstrap_version_names_the_first_deployment() -> None:
     """On AWS the stack's live alias starts on a version that serves no model: start used to
     say "finish or roll back the current rollout first", which no command could do."""
-    registry, alias = FakeRegistry(), FakeAlias()
+    registry, alias = _registry(), FakeAlias()
     alias.routing = AliasRouting("live", "9", {}, "r0")  # a version no registered model pins
 
     with pytest.raises(
