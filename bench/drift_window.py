@@ -53,7 +53,7 @@ import numpy.typing as npt
 from bench.report import Check, at_most, checks_table, speedup, table
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.job import run_drift
-from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.kernel.capture import LOG_MARKER, partition
 from lambdaserve.kernel.reference import (
     NumericReference,

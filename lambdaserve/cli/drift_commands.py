@@ -25,7 +25,8 @@ from lambdaserve.drift.job import (
     DEFAULT_WINDOW,
     drift_window,
 )
-from lambdaserve.drift.report import DriftReportStore, ReportKey
+from lambdaserve.drift.report import ReportKey
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftSchedule, run_scheduled_drift
 from lambdaserve.kernel.artifacts import version_order
 from lambdaserve.kernel.errors import LambdaserveError

@@ -6,12 +6,9 @@ string that comes from data (feature names, categories, messages) goes through `
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 
+from lambdaserve.drift.report import BinCounts, DriftReport
 from lambdaserve.drift.statistics import SCORE_FEATURE, DriftResult
-
-if TYPE_CHECKING:  # drift_report imports this module to render the pages it stores
-    from lambdaserve.drift.report import BinCounts, DriftReport
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2933}

@@ -28,7 +28,8 @@ from lambdaserve.drift.job import (
     drift_window,
     run_drift,
 )
-from lambdaserve.drift.report import DriftReport, DriftReportStore, alarm_message
+from lambdaserve.drift.report import DriftReport, alarm_message
+from lambdaserve.drift.report_store import DriftReportStore
 
 
 class AlarmPort(Protocol):

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.drift.job import bundle_baselines
-from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftPorts, DriftSchedule
 from lambdaserve.kernel.capture import CapturePolicy, parse_field_names
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from lambdaserve.drift.job import bundle_baselines
-from lambdaserve.drift.report import DriftReportStore
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftPorts
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord

@@ -773,9 +773,10 @@ def test_the_drift_layer_fits_the_budget_and_runs_the_handler(tmp_path: Path) ->
         "import sys, json\n"
         "sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "import functions.drift.handler as handler\n"
+        "from lambdaserve.drift.lambda_job import DriftEvent\n"
         "import scipy.stats, numpy\n"
         "from lambdaserve.drift import statistics as drift_stats\n"
-        "event = handler.DriftEvent.model_validate({'time': '2026-11-27T12:05:00Z'})\n"
+        "event = DriftEvent.model_validate({'time': '2026-11-27T12:05:00Z'})\n"
         "print(json.dumps({'handler': handler.__file__, 'scipy': scipy.__file__,\n"
         "                  'numpy': numpy.__file__, 'time': event.time.isoformat()}))\n"
     )

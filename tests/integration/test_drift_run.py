@@ -22,7 +22,8 @@ from lambdaserve.cli.main import app
 from lambdaserve.datasets import churn
 from lambdaserve.drift.job import DriftJobError, bundle_baselines, run_drift
 from lambdaserve.drift.lambda_job import LambdaHandler, build_handler
-from lambdaserve.drift.report import DriftReport, DriftReportStore
+from lambdaserve.drift.report import DriftReport
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord, partition, stream_line
 from lambdaserve.kernel.csv_rows import feature_rows

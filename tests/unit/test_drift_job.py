@@ -23,7 +23,8 @@ from lambdaserve.drift.job import (
     run_drift,
 )
 from lambdaserve.drift.lambda_job import build_handler
-from lambdaserve.drift.report import DriftReport, DriftReportStore, ReportKey
+from lambdaserve.drift.report import DriftReport, ReportKey
+from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftPorts
 from lambdaserve.kernel.capture import CaptureRecord
 from lambdaserve.kernel.errors import ModelNotFoundError

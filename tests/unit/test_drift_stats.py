@@ -10,6 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
 
+from lambdaserve.drift.dataset_verdict import (
+    benjamini_hochberg,
+    dataset_drift,
+    fdr_drifted,
+    persistent_drift,
+)
 from lambdaserve.drift.histograms import (
     CategoricalWindow,
     FeatureWindows,
@@ -23,13 +29,9 @@ from lambdaserve.drift.statistics import (
     STAT_TESTS,
     DriftResult,
     StatTest,
-    benjamini_hochberg,
     chi2_p_value,
     compare,
-    dataset_drift,
-    fdr_drifted,
     js_distance,
-    persistent_drift,
     psi,
     psi_on_bins,
 )
