@@ -12,12 +12,9 @@ from sklearn.datasets import load_breast_cancer
 
 from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import VerifiedBundle
-from lambdaserve.training.hyperparameters import TrainingConfig
-from lambdaserve.training.job import train
-from lambdaserve.training.sagemaker_env import SageMakerPaths
 from tests.support import events
+from tests.support.bundles import train_bundle, trained_once
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.trained_once import trained_once
 
 # No test may reach real AWS: fake credentials, a fixed region, no instance metadata lookups.
 for _key, _value in {
@@ -45,21 +42,6 @@ def make_event() -> events.MakeEvent:
     """``make_event(name, payload=None, *, raw=None, declare_length=False)``: an event of
     ``tests/events/``; ``payload`` is JSON-encoded into the body, ``raw`` used verbatim."""
     return events.make_event
-
-
-def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> VerifiedBundle:
-    """Train through the same job SageMaker runs, into ``root``; return the sealed bundle."""
-    channel = root / "input" / "data" / "train"
-    channel.mkdir(parents=True)
-    frame.to_csv(channel / "data.csv", index=False)
-    paths = SageMakerPaths(
-        train_channel=channel,
-        model_dir=root / "model",
-        output_data_dir=root / "output" / "data",
-        output_dir=root / "output",
-    )
-    config = TrainingConfig.model_validate({"cv_folds": 3, "n_estimators": 30, **hyperparameters})
-    return train(paths, config).bundle
 
 
 @pytest.fixture(scope="session")

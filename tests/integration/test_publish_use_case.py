@@ -37,9 +37,7 @@ from lambdaserve.rollout.publishing import (
     publish_model_version,
     serves_a_model,
 )
-from lambdaserve.training.hyperparameters import TrainingConfig
-from lambdaserve.training.job import train
-from lambdaserve.training.sagemaker_env import SageMakerPaths
+from tests.support.bundles import train_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -48,25 +46,17 @@ FUNCTION = "predict"
 
 def _tiny_bundle(root: Path, *, version: str, seed: int) -> VerifiedBundle:
     """Another churn bundle, trained in a blink (few rows and trees, no ONNX)."""
-    channel = root / "input" / "data" / "train"
-    channel.mkdir(parents=True)
-    churn.generate_churn(300, seed=seed).to_csv(channel / "data.csv", index=False)
-    paths = SageMakerPaths(
-        train_channel=channel,
-        model_dir=root / "model",
-        output_data_dir=root / "output" / "data",
-        output_dir=root / "output",
-    )
-    config = TrainingConfig(
+    return train_bundle(
+        root,
+        churn.generate_churn(300, seed=seed),
         target=churn.TARGET,
-        drop=(churn.ID_COLUMN,),
+        drop=[churn.ID_COLUMN],
         model_name="churn",
         model_version=version,
         n_estimators=5,
         cv_folds=2,
         onnx=False,
     )
-    return train(paths, config).bundle
 
 
 @pytest.fixture(scope="module")

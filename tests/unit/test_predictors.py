@@ -14,7 +14,7 @@ from lambdaserve.kernel.encoding import rows_to_columns
 from lambdaserve.kernel.errors import BundleError, UnsafeArtifactError
 from lambdaserve.kernel.predictors import load_predictor
 from lambdaserve.kernel.sklearn_predictor import TRUSTED_SKOPS_TYPES, load_skops_model
-from tests.conftest import train_bundle
+from tests.support.bundles import train_bundle
 
 pytestmark = pytest.mark.unit
 

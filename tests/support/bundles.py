@@ -1,4 +1,5 @@
-"""Bundles trained once per pytest run, however many xdist workers ask for them.
+"""Trained bundles for tests: ``train_bundle`` runs the SageMaker-contract job on a frame, and
+``trained_once`` keeps one per pytest run, however many xdist workers ask for it.
 
 The first worker to ask trains the bundle under a lock in the run's shared temporary directory
 (the parent of every worker's base temp, as pytest-xdist documents); the others wait on the
@@ -13,9 +14,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lambdaserve.kernel.bundle import VerifiedBundle, verify_bundle
+from lambdaserve.training.hyperparameters import TrainingConfig
+from lambdaserve.training.job import train
+from lambdaserve.training.sagemaker_env import SageMakerPaths
 
 
 def run_temp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -42,3 +47,18 @@ def trained_once(
         bundle = train(root)
         marker.write_text(str(bundle.path))
         return bundle
+
+
+def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> VerifiedBundle:
+    """Train through the same job SageMaker runs, into ``root``; return the sealed bundle."""
+    channel = root / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    frame.to_csv(channel / "data.csv", index=False)
+    paths = SageMakerPaths(
+        train_channel=channel,
+        model_dir=root / "model",
+        output_data_dir=root / "output" / "data",
+        output_dir=root / "output",
+    )
+    config = TrainingConfig.model_validate({"cv_folds": 3, "n_estimators": 30, **hyperparameters})
+    return train(paths, config).bundle
