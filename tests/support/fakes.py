@@ -4,7 +4,8 @@ adapters: moto's server, MLflow on SQLite, the local store).
 ``MemoryRegistry`` is a ``ModelRegistry`` of one model kept in dicts (``aliases`` maps an alias
 to a version number, ``tags`` a version number to its tags, both open for tests to arrange and
 inspect); ``FakeAlias`` and ``FakeGuard`` are the rollout controller's alias and guard ports;
-``MemoryStates`` its state store.
+``MemoryStates`` its state store; ``MemoryFiles`` the drift reports' files and ``FakeTopic`` the
+drift alarms' topic.
 """
 
 from __future__ import annotations
@@ -165,3 +166,38 @@ class FakeHooks:
     def rolled_back(self, state: RolloutState, reason: str) -> None:
         self.rollbacks.append((state, reason))
         self.events.append(f"rolled_back: {reason}")
+
+
+class MemoryFiles:
+    """The ReportFiles port in a dict, counting writes."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.creates = 0
+
+    def exists(self, name: str) -> bool:
+        return name in self.files
+
+    def create(self, name: str, body: bytes, content_type: str) -> bool:
+        if name in self.files:
+            return False
+        self.creates += 1
+        self.files[name] = body
+        return True
+
+    def read(self, name: str) -> bytes | None:
+        return self.files.get(name)
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.files if n.startswith(prefix))
+
+
+class FakeTopic:
+    """The drift job's alarm port, keeping what it published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+
+    def publish(self, subject: str, message: str) -> str:
+        self.published.append((subject, message))
+        return "id"

@@ -37,6 +37,7 @@ from lambdaserve.kernel.reference import (
 from lambdaserve.kernel.schema import FeatureSchema, FeatureSpec
 from lambdaserve.local.drift_reports import LocalReportFiles
 from lambdaserve.wiring.aws_drift import DriftSettings, drift_schedule
+from tests.support.fakes import FakeTopic, MemoryFiles
 from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.unit
@@ -98,30 +99,6 @@ def records(
         )
         for i in range(n)
     ]
-
-
-class MemoryFiles:
-    """The ReportFiles port in a dict, counting writes."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.creates = 0
-
-    def exists(self, name: str) -> bool:
-        return name in self.files
-
-    def create(self, name: str, body: bytes, content_type: str) -> bool:
-        if name in self.files:
-            return False
-        self.creates += 1
-        self.files[name] = body
-        return True
-
-    def read(self, name: str) -> bytes | None:
-        return self.files.get(name)
-
-    def names(self, prefix: str) -> list[str]:
-        return sorted(n for n in self.files if n.startswith(prefix))
 
 
 class Baselines:
@@ -396,15 +373,6 @@ def test_report_keys_round_trip_and_refuse_unsafe_names() -> None:
 
 
 CONTEXT = FakeLambdaContext.of("lambdaserve-dev-drift", aws_request_id="3c1d-request")
-
-
-class FakeTopic:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, str]] = []
-
-    def publish(self, subject: str, message: str) -> str:
-        self.published.append((subject, message))
-        return "id"
 
 
 SETTINGS = DriftSettings(
