@@ -12,7 +12,6 @@ import typer
 
 from lambdaserve.kernel.artifacts import ArtifactStore
 from lambdaserve.kernel.function_versions import FunctionPublisher
-from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.registry.model_registry import ModelRegistry
 from lambdaserve.rollout.use_cases import RolloutContext
 from lambdaserve.wiring import aws
@@ -42,17 +41,13 @@ BucketOption = Annotated[
 
 @dataclass(frozen=True)
 class Backends:
-    store: LocalArtifactStore
+    store: ArtifactStore
     registry: ModelRegistry
     target_store: ArtifactStore
     publisher: FunctionPublisher
     function_name: str
     local: LocalBackend
     bucket: str | None = None
-
-
-def open_registry(store_root: Path) -> ModelRegistry:
-    return LocalBackend(LocalArtifactStore(store_root)).registry
 
 
 def open_backends(
