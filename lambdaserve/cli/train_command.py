@@ -27,14 +27,23 @@ def train(
     data: Annotated[
         Path, typer.Option("--data", help="CSV or Parquet file (or a directory of them)")
     ],
-    target: Annotated[str, typer.Option("--target", help="Binary target column")],
+    target: Annotated[str, typer.Option("--target", help="Target column")],
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="auto | binary | multiclass | regression (auto decides from the target: README)",
+        ),
+    ] = "auto",
     drop: Annotated[
         list[str] | None, typer.Option("--drop", help="Column to leave out (repeatable)")
     ] = None,
     estimator: Annotated[
         str,
         typer.Option(
-            "--estimator", help="random_forest | hist_gradient_boosting | logistic_regression"
+            "--estimator",
+            help="random_forest | hist_gradient_boosting | logistic_regression (classification) "
+            "| ridge (regression)",
         ),
     ] = "random_forest",
     name: Annotated[str, typer.Option("--name", help="Model name")] = "model",
@@ -50,6 +59,7 @@ def train(
     """Train under the SageMaker script-mode contract, store the verified bundle, register it."""
     hyperparameters: dict[str, object] = {
         "target": target,
+        "task": task,
         "drop": list(drop or []),
         "estimator": estimator,
         "model_name": name,

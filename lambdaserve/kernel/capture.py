@@ -18,9 +18,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_json
 
 from lambdaserve.kernel.manifest import ClassLabel
@@ -46,10 +46,22 @@ class CaptureRecord(BaseModel):
     bundle_sha256: str
     function_version: str | None = Field(default=None, description="executed Lambda version")
     features: dict[str, FeatureValue]
-    probability: float
-    label: ClassLabel
+    probability: float | None = Field(
+        default=None, description="binary classification: the positive class's probability"
+    )
+    label: ClassLabel | None = Field(default=None, description="classification: the class served")
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="multiclass classification: every class's probability"
+    )
+    prediction: float | None = Field(default=None, description="regression: the number served")
     latency_ms: float
     flags: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float | None:
+        """The one number drift and the guard follow: the positive class's probability, or the
+        regression prediction (multiclass answers have none: their class shares are followed)."""
+        return self.probability if self.probability is not None else self.prediction
 
 
 #: A prediction id as ``prediction_ids`` makes it (ULID layout, Crockford base32).
@@ -66,7 +78,18 @@ class FeedbackRecord(BaseModel):
     received_at: datetime
     prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN)
     model_name: str = Field(description="the model the feedback was sent to")
-    label: ClassLabel = Field(description="the class that was actually observed")
+    label: ClassLabel | None = Field(
+        default=None, description="classification: the class that was actually observed"
+    )
+    value: float | None = Field(
+        default=None, description="regression: the number that was actually observed"
+    )
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> Self:
+        if (self.label is None) == (self.value is None):
+            raise ValueError("feedback carries a label (classification) or a value (regression)")
+        return self
 
 
 class CapturePolicy(BaseModel):
@@ -184,13 +207,21 @@ def parse_capture_line(line: str | bytes) -> CaptureRecord:
     return record
 
 
+#: Output fields a record of another task leaves unset: lines carry only the task's own.
+OUTPUT_FIELDS = frozenset({"probability", "label", "probabilities", "prediction", "value"})
+
+
 def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
     """One compact JSON line (newline included) with the marker the log subscription selects.
 
     The fields are serialized by type inference from the record's ``__dict__``: the same JSON as
-    ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost.
+    ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost,
+    without the outputs of other tasks (unset, so a binary line is what it always was).
     """
-    return LINE_HEAD + to_json(record.__dict__).decode()[1:] + "\n"
+    fields = {
+        k: v for k, v in record.__dict__.items() if v is not None or k not in OUTPUT_FIELDS
+    }
+    return LINE_HEAD + to_json(fields).decode()[1:] + "\n"
 
 
 def record_time(record: CaptureRecord | FeedbackRecord) -> datetime:

@@ -19,15 +19,20 @@ from lambdaserve.kernel.capture import (
 )
 from lambdaserve.kernel.manifest import ClassLabel
 
-#: A row's own values in a ``CaptureBatch``: prediction id, features, probability, label, flags.
-CaptureRow = tuple[str, dict[str, FeatureValue], float, ClassLabel, tuple[str, ...]]
-_ROW_FIELDS = frozenset({"prediction_id", "features", "probability", "label", "flags"})
+#: What a row's prediction answered, as the record's fields: ``probability`` and ``label``
+#: (binary), ``label`` and ``probabilities`` (multiclass) or ``prediction`` (regression).
+Outputs = dict[str, float | ClassLabel | dict[str, float]]
+#: A row's own values in a ``CaptureBatch``: prediction id, features, outputs, flags.
+CaptureRow = tuple[str, dict[str, FeatureValue], Outputs, tuple[str, ...]]
+_ROW_FIELDS = frozenset(
+    {"prediction_id", "features", "probability", "label", "probabilities", "prediction", "flags"}
+)
 
 
 class CaptureBatch(Sequence[CaptureRecord]):
     """The records of one request as columns: what every row shares once (``shared``, a record
-    whose per-row fields are placeholders), then each row's ``CaptureRow``: id, features,
-    probability, label, flags.
+    whose per-row fields are placeholders), then each row's ``CaptureRow``: id, features, the
+    task's outputs, flags.
 
     It is a ``Sequence[CaptureRecord]`` like any other (indexing builds the record), and the
     sinks of this project serialize it straight from the columns with ``text()``: no model
@@ -62,14 +67,8 @@ class CaptureBatch(Sequence[CaptureRecord]):
 
 
 def _own_fields(row: CaptureRow) -> dict[str, object]:
-    prediction_id, features, probability, label, flags = row
-    return {
-        "prediction_id": prediction_id,
-        "features": features,
-        "probability": probability,
-        "label": label,
-        "flags": flags,
-    }
+    prediction_id, features, outputs, flags = row
+    return {"prediction_id": prediction_id, "features": features, **outputs, "flags": flags}
 
 
 def stream_text(records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdaserve.kernel.schema import FeatureSchema
 
@@ -15,6 +15,28 @@ SKOPS_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
 
 ClassLabel = str | int | bool
+#: What a model predicts: one of two classes, one of several, or a number.
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TASKS: tuple[Task, ...] = ("binary_classification", "multiclass_classification", "regression")
+
+
+def class_key(label: ClassLabel) -> str:
+    """A class as a JSON object key (multiclass ``probabilities``): JSON's spelling of the value."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
+
+
+class TargetRange(BaseModel):
+    """What a regression model was trained to predict: the observed target's dtype and range."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dtype: Literal["int64", "float64"]
+    minimum: float
+    maximum: float
+    mean: float
+    std: float = Field(ge=0.0)
 
 
 class FileEntry(BaseModel):
@@ -69,7 +91,9 @@ class DataInfo(BaseModel):
     rows: int
     train_rows: int
     holdout_rows: int
-    positive_rate: float
+    positive_rate: float | None = Field(
+        default=None, description="binary classification: the positive class's share"
+    )
     dropped_columns: tuple[str, ...] = ()
     coercions: tuple[Coercion, ...] = ()
 
@@ -83,11 +107,18 @@ class Manifest(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     created_at: datetime
-    task: Literal["binary_classification"] = "binary_classification"
+    task: Task = "binary_classification"
     target: str
-    classes: tuple[ClassLabel, ClassLabel]
-    positive_class: ClassLabel
+    classes: tuple[ClassLabel, ...] = Field(
+        default=(), description="classification: the classes, in the model's output order"
+    )
+    positive_class: ClassLabel | None = Field(
+        default=None, description="binary classification: the class whose probability is served"
+    )
     decision_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    target_range: TargetRange | None = Field(
+        default=None, description="regression: the observed target's dtype and range"
+    )
     features: FeatureSchema
     estimator: EstimatorInfo
     metrics: dict[str, float]
@@ -98,10 +129,43 @@ class Manifest(BaseModel):
     onnx: OnnxExport
     files: dict[str, FileEntry] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _outputs_fit_the_task(self) -> Self:
+        keys = [class_key(c) for c in self.classes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"classes {list(self.classes)} collide as JSON keys")
+        if self.task == "binary_classification":
+            if len(self.classes) != 2 or self.positive_class not in self.classes:
+                raise ValueError("binary classification needs two classes and the positive one")
+        elif self.task == "multiclass_classification":
+            if len(self.classes) < 3 or self.positive_class is not None:
+                raise ValueError("multiclass classification needs three classes or more")
+        elif self.classes or self.positive_class is not None or self.target_range is None:
+            raise ValueError("regression has no classes and needs the target's range")
+        return self
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "regression"
+
     @property
     def preferred_runtime(self) -> Literal["onnx", "sklearn"]:
         return "onnx" if self.onnx.status == "ok" and self.onnx.file else "sklearn"
 
     @property
     def negative_class(self) -> ClassLabel:
+        """Binary classification: the class that is not the positive one."""
+        if self.task != "binary_classification":
+            raise ValueError(f"a {self.task} model has no negative class")
         return self.classes[0] if self.classes[1] == self.positive_class else self.classes[1]
+
+    @property
+    def binary_classes(self) -> tuple[ClassLabel, ClassLabel]:
+        """Binary classification: (negative, positive), the order of the model's two outputs."""
+        return (self.negative_class, self.require_positive_class)
+
+    @property
+    def require_positive_class(self) -> ClassLabel:
+        if self.positive_class is None:
+            raise ValueError(f"a {self.task} model has no positive class")
+        return self.positive_class

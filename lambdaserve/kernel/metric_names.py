@@ -24,7 +24,7 @@ class PredictMetric(StrEnum):
     """The predict function's metrics, by model name and version."""
 
     PREDICTIONS = "Predictions"  # rows scored
-    MEAN_SCORE = "MeanScore"  # mean positive-class probability of a request's rows
+    MEAN_SCORE = "MeanScore"  # per request: see serving.task_answers (one scale for every task)
     MODEL_LATENCY = "ModelLatency"  # milliseconds in the model call
     UNSEEN_CATEGORY_ROWS = "UnseenCategoryRows"
     CAPTURE_ERRORS = "CaptureErrors"

@@ -13,13 +13,17 @@ from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import BundleError
 from lambdaserve.kernel.schema import FeatureSchema
 
+#: The outputs skl2onnx names: class probabilities (zipmap off) or a regressor's prediction.
 PROBABILITIES_OUTPUT = "probabilities"
+PREDICTION_OUTPUT = "variable"
 
 
 class OnnxPredictor:
     runtime: Literal["onnx"] = "onnx"
 
-    def __init__(self, model: bytes | Path, schema: FeatureSchema) -> None:
+    def __init__(
+        self, model: bytes | Path, schema: FeatureSchema, *, regression: bool = False
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -38,6 +42,7 @@ class OnnxPredictor:
             raise BundleError(
                 f"ONNX model takes {len(inputs)} inputs but the schema has {len(schema.features)}"
             )
+        self._output = PREDICTION_OUTPUT if regression else PROBABILITIES_OUTPUT
         # skl2onnx sanitizes input names (spaces become underscores); inputs keep schema order.
         self._inputs = [
             (input_name, spec.name, spec.kind == "numeric")
@@ -46,11 +51,16 @@ class OnnxPredictor:
 
     @classmethod
     def from_bundle(cls, bundle: VerifiedBundle) -> OnnxPredictor:
-        if bundle.manifest.onnx.file is None:
+        manifest = bundle.manifest
+        if manifest.onnx.file is None:
             raise BundleError("bundle has no ONNX model")
-        return cls(bundle.file(bundle.manifest.onnx.file), bundle.manifest.features)
+        return cls(
+            bundle.file(manifest.onnx.file),
+            manifest.features,
+            regression=manifest.task == "regression",
+        )
 
-    def predict_proba(
+    def predict_outputs(
         self, columns: Mapping[str, npt.NDArray[np.generic]]
     ) -> npt.NDArray[np.float64]:
         feeds = {
@@ -61,5 +71,11 @@ class OnnxPredictor:
             )
             for input_name, name, numeric in self._inputs
         }
-        (probabilities,) = self._session.run([PROBABILITIES_OUTPUT], feeds)
-        return np.asarray(probabilities, dtype=np.float64)[:, 1]
+        (outputs,) = self._session.run([self._output], feeds)
+        values = np.asarray(outputs, dtype=np.float64)
+        return values.reshape(-1) if self._output == PREDICTION_OUTPUT else values
+
+    def predict_proba(
+        self, columns: Mapping[str, npt.NDArray[np.generic]]
+    ) -> npt.NDArray[np.float64]:
+        return self.predict_outputs(columns)[:, 1]

@@ -1,4 +1,5 @@
-"""Predictors turn column arrays into positive-class probabilities.
+"""Predictors turn column arrays into what the model outputs: the probability of every class,
+in the manifest's class order (classification), or the predicted number (regression).
 
 ONNX Runtime serves a bundle whose ONNX model passed the build-time parity check; scikit-learn
 (loaded through skops with our own allow-list of types) serves the rest. Both adapters import their
@@ -23,10 +24,17 @@ class Predictor(Protocol):
     @property
     def runtime(self) -> Runtime: ...
 
+    def predict_outputs(
+        self, columns: Mapping[str, npt.NDArray[np.generic]]
+    ) -> npt.NDArray[np.float64]:
+        """Classification: class probabilities, shape ``(n_rows, n_classes)`` in the manifest's
+        class order; regression: the prediction, shape ``(n_rows,)``."""
+        ...
+
     def predict_proba(
         self, columns: Mapping[str, npt.NDArray[np.generic]]
     ) -> npt.NDArray[np.float64]:
-        """Positive-class probability per row, shape ``(n_rows,)``."""
+        """Binary classification: the positive class's probability per row, ``(n_rows,)``."""
         ...
 
 

@@ -1,18 +1,22 @@
 """The drift baseline stored in every bundle as ``reference.json`` (DESIGN "Drift").
 
 Numeric features keep reference quantile edges with open-ended outer bins plus a missing bin;
-categoricals keep category counts plus a missing count; the positive-class score keeps a fixed
-histogram. All are plain counts, so windows of production data binned the same way can be merged.
+categoricals keep category counts plus a missing count. What the model output on the holdout is
+kept per task: binary classification, the positive class's probability on fixed edges
+(``score``); regression, the prediction on its own quantile edges (``score`` as well);
+multiclass classification, how often each class was the predicted one (``predicted_classes``).
+All are plain counts, so windows of production data binned the same way can be merged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdaserve.kernel.manifest import ClassLabel, Task, class_key
 from lambdaserve.kernel.schema import MISSING_CATEGORY, FeatureSchema
 
 QUANTILES = tuple(q / 10 for q in range(1, 10))
@@ -48,7 +52,13 @@ class ReferenceProfile(BaseModel):
 
     rows: int
     features: dict[str, NumericReference | CategoricalReference]
-    score: ScoreReference
+    score: ScoreReference | None = Field(
+        default=None,
+        description="binary: the positive class's probability; regression: the prediction",
+    )
+    predicted_classes: dict[str, int] | None = Field(
+        default=None, description="multiclass: holdout rows per predicted class (class_key)"
+    )
 
 
 def quantile_edges(values: npt.NDArray[np.float64]) -> tuple[float, ...]:
@@ -83,12 +93,34 @@ def score_reference(scores: npt.NDArray[np.float64]) -> ScoreReference:
     return ScoreReference(edges=SCORE_EDGES, counts=tuple(counts))
 
 
+def prediction_reference(predictions: npt.NDArray[np.float64]) -> ScoreReference:
+    """A regression's predictions on their own decile edges (open-ended outer bins)."""
+    values = np.asarray(predictions, dtype=np.float64)
+    edges = quantile_edges(values)
+    counts, _ = bin_counts(values, edges)
+    return ScoreReference(edges=edges, counts=tuple(counts))
+
+
+def predicted_class_counts(
+    probabilities: npt.NDArray[np.float64], classes: Sequence[ClassLabel]
+) -> dict[str, int]:
+    """Rows per most probable class, every class listed (``class_key`` spelling)."""
+    predicted = np.argmax(np.asarray(probabilities, dtype=np.float64), axis=1)
+    counts = np.bincount(predicted, minlength=len(classes)).tolist()
+    return {class_key(label): int(n) for label, n in zip(classes, counts, strict=True)}
+
+
 def build_reference(
     schema: FeatureSchema,
     columns: Mapping[str, npt.NDArray[np.generic]],
-    scores: npt.NDArray[np.float64],
+    outputs: npt.NDArray[np.float64],
+    *,
+    task: Task = "binary_classification",
+    classes: Sequence[ClassLabel] = (),
 ) -> ReferenceProfile:
-    """Profile the training columns (as encoded for the pipeline) and holdout scores."""
+    """Profile the training columns (as encoded for the pipeline) and the model's holdout
+    outputs: class probabilities ``(n, n_classes)`` (binary also takes the positive class's
+    ``(n,)``), or regression predictions ``(n,)``."""
     features: dict[str, NumericReference | CategoricalReference] = {}
     for spec in schema.features:
         column = columns[spec.name]
@@ -97,4 +129,11 @@ def build_reference(
         else:
             features[spec.name] = categorical_reference(column.astype(object))
     rows = len(next(iter(columns.values())))
-    return ReferenceProfile(rows=rows, features=features, score=score_reference(scores))
+    if task == "multiclass_classification":
+        counts = predicted_class_counts(outputs, classes)
+        return ReferenceProfile(rows=rows, features=features, predicted_classes=counts)
+    if task == "regression":
+        score = prediction_reference(outputs)
+    else:
+        score = score_reference(outputs[:, 1] if outputs.ndim == 2 else outputs)
+    return ReferenceProfile(rows=rows, features=features, score=score)

@@ -51,10 +51,19 @@ class SklearnPredictor:
         self._model = load_skops_model(str(bundle.file(bundle.manifest.skops_file)))
         _single_threaded(self._model)
         self._schema = bundle.manifest.features
+        self._regression = bundle.manifest.task == "regression"
+
+    def predict_outputs(
+        self, columns: Mapping[str, npt.NDArray[np.generic]]
+    ) -> npt.NDArray[np.float64]:
+        matrix = columns_to_matrix(self._schema, columns)
+        if self._regression:
+            prediction = self._model.predict(matrix)  # type: ignore[attr-defined]
+            return np.asarray(prediction, dtype=np.float64).reshape(-1)
+        probabilities = self._model.predict_proba(matrix)  # type: ignore[attr-defined]
+        return np.asarray(probabilities, dtype=np.float64)
 
     def predict_proba(
         self, columns: Mapping[str, npt.NDArray[np.generic]]
     ) -> npt.NDArray[np.float64]:
-        matrix = columns_to_matrix(self._schema, columns)
-        probabilities = self._model.predict_proba(matrix)  # type: ignore[attr-defined]
-        return np.asarray(probabilities, dtype=np.float64)[:, 1]
+        return self.predict_outputs(columns)[:, 1]

@@ -17,14 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lambdaserve.kernel.errors import TrainingError
 
-EstimatorName = Literal["random_forest", "hist_gradient_boosting", "logistic_regression"]
-ESTIMATORS: tuple[str, ...] = ("random_forest", "hist_gradient_boosting", "logistic_regression")
+EstimatorName = Literal["random_forest", "hist_gradient_boosting", "logistic_regression", "ridge"]
+ESTIMATORS: tuple[str, ...] = (
+    "random_forest",
+    "hist_gradient_boosting",
+    "logistic_regression",
+    "ridge",
+)
+#: What the model is asked to learn; ``auto`` decides from the target (``training.targets``).
+TaskChoice = Literal["auto", "binary", "multiclass", "regression"]
+TASK_CHOICES: tuple[str, ...] = ("auto", "binary", "multiclass", "regression")
 
 
 class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     target: str = Field(min_length=1)
+    task: TaskChoice = "auto"
     drop: tuple[str, ...] = ()
     estimator: EstimatorName = "random_forest"
     model_name: str = Field(default="model", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -40,6 +49,7 @@ class TrainingConfig(BaseModel):
     learning_rate: float = Field(default=0.1, gt=0.0, le=1.0)
     max_iter: int = Field(default=200, ge=1, le=5000)
     C: float = Field(default=1.0, gt=0.0)
+    alpha: float = Field(default=1.0, ge=0.0)
     onnx: bool = True
     parity_tolerance: float = Field(default=1e-5, gt=0.0, le=0.1)
 

@@ -23,10 +23,11 @@ import numpy as np
 import numpy.typing as npt
 import skops.io as sio
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
 
 from lambdaserve.kernel.bundle import VerifiedBundle, seal_bundle
 from lambdaserve.kernel.encoding import columns_to_matrix
-from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.errors import LambdaserveError, TrainingError
 from lambdaserve.kernel.manifest import (
     REFERENCE_FILE,
     SKOPS_FILE,
@@ -39,10 +40,10 @@ from lambdaserve.kernel.manifest import (
 from lambdaserve.kernel.reference import build_reference
 from lambdaserve.training.cleaning import CleanedData, clean
 from lambdaserve.training.data_loading import LoadedData, load_training_data
-from lambdaserve.training.estimators import build_pipeline, estimator_params
-from lambdaserve.training.evaluation import binary_metrics, cross_validate
+from lambdaserve.training.estimators import build_pipeline, check_estimator, estimator_params
+from lambdaserve.training.evaluation import cross_validate, model_outputs, task_metrics
 from lambdaserve.training.hyperparameters import TrainingConfig, load_hyperparameters
-from lambdaserve.training.onnx_export import export_onnx
+from lambdaserve.training.onnx_export import export_onnx, parity_tolerance
 from lambdaserve.training.sagemaker_env import SageMakerPaths
 
 log = logging.getLogger("lambdaserve.training")
@@ -80,17 +81,18 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _split(
-    data: CleanedData, config: TrainingConfig
-) -> tuple[
-    dict[str, npt.NDArray[np.generic]],
-    dict[str, npt.NDArray[np.generic]],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int64],
-]:
+Columns = dict[str, npt.NDArray[np.generic]]
+Target = npt.NDArray[np.int64] | npt.NDArray[np.float64]
+
+
+def _split(data: CleanedData, config: TrainingConfig) -> tuple[Columns, Columns, Target, Target]:
+    """Train and holdout rows, stratified by class for classification."""
     indices = np.arange(len(data.target))
     train_idx, holdout_idx = train_test_split(
-        indices, test_size=config.test_size, stratify=data.target, random_state=config.random_state
+        indices,
+        test_size=config.test_size,
+        stratify=None if data.task == "regression" else data.target,
+        random_state=config.random_state,
     )
     train = {name: column[train_idx] for name, column in data.columns.items()}
     holdout = {name: column[holdout_idx] for name, column in data.columns.items()}
@@ -118,9 +120,11 @@ def _manifest(
         name=config.model_name,
         version=config.model_version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         created_at=datetime.now(UTC),
+        task=data.task,
         target=config.target,
         classes=data.classes,
         positive_class=data.positive_class,
+        target_range=data.target_range,
         features=data.schema,
         estimator=EstimatorInfo(name=config.estimator, params=estimator_params(config)),
         metrics=metrics,
@@ -131,7 +135,9 @@ def _manifest(
             rows=len(data.target),
             train_rows=train_rows,
             holdout_rows=holdout_rows,
-            positive_rate=float(data.target.mean()),
+            positive_rate=(
+                float(data.target.mean()) if data.task == "binary_classification" else None
+            ),
             dropped_columns=data.dropped,
             coercions=data.coercions,
         ),
@@ -143,6 +149,7 @@ def _write_metrics(paths: SageMakerPaths, manifest: Manifest, digest: str) -> No
     """``output/data/metrics.json``: what SageMaker keeps beside the model (the job's report)."""
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     report = {
+        "task": manifest.task,
         "metrics": manifest.metrics,
         "cv_metrics": {k: v.model_dump() for k, v in manifest.cv_metrics.items()},
         "onnx": manifest.onnx.model_dump(),
@@ -152,6 +159,32 @@ def _write_metrics(paths: SageMakerPaths, manifest: Manifest, digest: str) -> No
     (paths.output_data_dir / "metrics.json").write_text(json.dumps(report, indent=2))
 
 
+def _require_every_class(pipeline: Pipeline, data: CleanedData) -> None:
+    """Serving answers one probability per manifest class: the fitted model must know them all."""
+    if data.task != "regression" and len(pipeline.classes_) != len(data.classes):
+        raise TrainingError(
+            f"the training split holds {len(pipeline.classes_)} of the {len(data.classes)} "
+            f"classes of {data.classes}; add rows of the rare classes"
+        )
+
+
+def _export(
+    pipeline: Pipeline,
+    data: CleanedData,
+    holdout: tuple[Columns, npt.NDArray[np.float64]],
+    config: TrainingConfig,
+    bundle_dir: Path,
+) -> OnnxExport:
+    if not config.onnx:
+        return OnnxExport(status="disabled", reason="onnx hyperparameter is false")
+    columns, outputs = holdout
+    std = data.target_range.std if data.target_range else None
+    tolerance = parity_tolerance(config.parity_tolerance, data.task, std)
+    return export_onnx(
+        pipeline, data.schema, columns, outputs, tolerance, bundle_dir, task=data.task
+    )
+
+
 def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
     """The job: load, clean, cross-validate, fit, evaluate, export ONNX, write the bundle."""
     _stage("load data")
@@ -159,30 +192,31 @@ def train(paths: SageMakerPaths, config: TrainingConfig) -> TrainingResult:
     log.info("read %d rows x %d columns from %s", *loaded.frame.shape, ", ".join(loaded.files))
     _stage("clean data")
     data = clean(loaded.frame, config)
+    check_estimator(config.estimator, data.task)
+    log.info("task: %s, classes: %s", data.task, list(data.classes))
     train_cols, holdout_cols, y_train, y_holdout = _split(data, config)
-    schema = data.schema
+    schema, task, classes = data.schema, data.task, data.classes
     x_train = columns_to_matrix(schema, train_cols)
     x_holdout = columns_to_matrix(schema, holdout_cols)
-    pipeline = build_pipeline(schema, config)
+    pipeline = build_pipeline(schema, config, task)
     _stage(f"cross-validate ({config.cv_folds} folds)")
-    cv_metrics = cross_validate(pipeline, x_train, y_train, config.cv_folds, config.random_state)
+    cv_metrics = cross_validate(
+        pipeline, x_train, y_train, config.cv_folds, config.random_state, task=task, classes=classes
+    )
     _stage("fit")
     pipeline.fit(x_train, y_train)
+    _require_every_class(pipeline, data)
     _stage("evaluate holdout")
-    scores = pipeline.predict_proba(x_holdout)[:, 1].astype(np.float64)
-    metrics = binary_metrics(y_holdout, scores)
+    outputs = model_outputs(pipeline, x_holdout, task, len(classes))
+    metrics = task_metrics(task, y_holdout, outputs, classes)
     log.info("holdout metrics: %s", json.dumps(metrics))
     bundle_dir = _empty_model_dir(paths.model_dir)
     _stage("export ONNX")
-    onnx_export = (
-        export_onnx(pipeline, schema, holdout_cols, scores, config.parity_tolerance, bundle_dir)
-        if config.onnx
-        else OnnxExport(status="disabled", reason="onnx hyperparameter is false")
-    )
+    onnx_export = _export(pipeline, data, (holdout_cols, outputs), config, bundle_dir)
     _stage("write bundle")
     sio.dump(pipeline, bundle_dir / SKOPS_FILE)
-    reference = build_reference(schema, train_cols, scores)
-    (bundle_dir / REFERENCE_FILE).write_text(reference.model_dump_json(indent=1))
+    reference = build_reference(schema, train_cols, outputs, task=task, classes=classes)
+    (bundle_dir / REFERENCE_FILE).write_text(reference.model_dump_json(indent=1, exclude_none=True))
     manifest = _manifest(
         config, loaded, data, (len(y_train), len(y_holdout)), metrics, cv_metrics, onnx_export
     )

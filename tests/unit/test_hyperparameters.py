@@ -47,10 +47,26 @@ def test_command_line_overrides_and_comma_lists() -> None:
     assert (config.estimator, config.drop, config.C) == ("logistic_regression", ("a", "b"), 0.5)
 
 
+def test_task_and_alpha_default_and_arrive_every_way(tmp_path: Path) -> None:
+    defaults = load_hyperparameters({"SM_HPS": json.dumps({"target": "y"})})
+    assert (defaults.task, defaults.alpha) == ("auto", 1.0)
+    (tmp_path / "hyperparameters.json").write_text(
+        json.dumps(
+            {"target": '"y"', "task": '"regression"', "estimator": '"ridge"', "alpha": "0.3"}
+        )
+    )
+    encoded = load_hyperparameters({"SM_INPUT_CONFIG_DIR": str(tmp_path)})
+    assert (encoded.task, encoded.estimator, encoded.alpha) == ("regression", "ridge", 0.3)
+    argv = load_hyperparameters({"SM_HPS": json.dumps({"target": "y"})}, ["--task", "multiclass"])
+    assert argv.task == "multiclass"
+
+
 @pytest.mark.parametrize(
     ("hps", "message"),
     [
         ({}, "target: Field required"),
+        ({"target": "y", "task": "ranking"}, "task: Input should be 'auto', 'binary'"),
+        ({"target": "y", "alpha": -1}, "alpha: Input should be greater than or equal to 0"),
         ({"target": "y", "estimator": "svm"}, "estimator: Input should be"),
         ({"target": "y", "n_estimators": 0}, "n_estimators: Input should be greater"),
         ({"target": "y", "unknown": 1}, "unknown: Extra inputs are not permitted"),

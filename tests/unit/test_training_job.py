@@ -93,9 +93,14 @@ def test_dirty_churn_data_trains_and_counts_coercions(
         (root / "model" / "reference.json").read_text()
     )
     assert reference.features["tenure_months"].kind == "numeric"
+    assert reference.score is not None and reference.predicted_classes is None
     assert sum(reference.score.counts) == manifest.data.holdout_rows
+    assert "predicted_classes" not in json.loads((root / "model" / "reference.json").read_text())
+    assert manifest.task == "binary_classification" and manifest.target_range is None
+    assert manifest.data.positive_rate == pytest.approx(frame[churn.TARGET].mean())
     metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
     assert metrics["bundle_digest"] == bundle.digest
+    assert metrics["task"] == "binary_classification"
     assert not (root / "output" / "failure").exists()
 
 
@@ -109,10 +114,27 @@ def test_missing_target_column(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_target_not_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = _frame()
     frame["y"] = np.arange(len(frame)) % 3
-    code, root, log = _run(tmp_path, frame, capsys, target="y")
+    code, root, log = _run(tmp_path, frame, capsys, target="y", task="binary")
     assert code == 1
     assert "must be binary: found 3 distinct values" in _failure(root)
     assert "Traceback" not in log
+    assert not (root / "model").exists()
+
+
+def test_three_classes_train_as_multiclass_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _frame()
+    frame["y"] = np.digitize(frame["x"], [-0.4, 0.4])
+    code, root, log = _run(tmp_path, frame, capsys, target="y", onnx=False)
+    assert code == 0, log
+    manifest = verify_bundle(root / "model").manifest
+    assert manifest.task == "multiclass_classification"
+    assert manifest.classes == (0, 1, 2) and manifest.positive_class is None
+    assert manifest.data.positive_rate is None
+    metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
+    assert metrics["task"] == "multiclass_classification"
+    assert set(metrics["metrics"]) == set(metrics["cv_metrics"]) >= {"accuracy", "macro_f1"}
 
 
 def test_single_class_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

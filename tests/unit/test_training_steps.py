@@ -186,7 +186,7 @@ def test_a_target_that_is_not_binary_is_refused_with_what_was_found(
 ) -> None:
     frame = _dirty_frame().assign(y=[labels[i % len(labels)] for i in range(N)])
     with pytest.raises(TrainingError) as refused:
-        clean(frame, _config())
+        clean(frame, _config(task="binary"))
     assert isinstance(refused.value, LambdaserveError)
     assert str(refused.value) == f"target 'y' {expected}"
 
@@ -524,14 +524,14 @@ def test_cross_validate_matches_scikit_learn_fold_by_fold(churn_data: CleanedDat
 
 
 def _fitted(data: CleanedData, **hps: object) -> tuple[Pipeline, Columns, np.ndarray]:
-    """A pipeline fitted on the first 180 rows, with the other rows and their scores."""
+    """A pipeline fitted on the first 180 rows, with the other rows and their probabilities."""
     schema = data.schema
     train = {name: column[:180] for name, column in data.columns.items()}
     holdout = {name: column[180:] for name, column in data.columns.items()}
     pipeline = build_pipeline(schema, _config(**hps))
     pipeline.fit(columns_to_matrix(schema, train), data.target[:180])
-    scores = pipeline.predict_proba(columns_to_matrix(schema, holdout))[:, 1].astype(np.float64)
-    return pipeline, holdout, scores
+    probabilities = pipeline.predict_proba(columns_to_matrix(schema, holdout)).astype(np.float64)
+    return pipeline, holdout, probabilities
 
 
 def test_a_random_forest_exports_to_onnx_with_scikit_learn_probabilities(
@@ -545,8 +545,8 @@ def test_a_random_forest_exports_to_onnx_with_scikit_learn_probabilities(
     assert export.max_abs_diff is not None and 0.0 <= export.max_abs_diff <= 1e-5
     assert isinstance(export.opset, int) and export.opset >= 1
     onnx_scores = OnnxPredictor(tmp_path / ONNX_FILE, churn_data.schema).predict_proba(holdout)
-    assert onnx_scores.shape == scores.shape
-    np.testing.assert_allclose(onnx_scores, scores, atol=1e-5, rtol=0)
+    assert onnx_scores.shape == scores[:, 1].shape
+    np.testing.assert_allclose(onnx_scores, scores[:, 1], atol=1e-5, rtol=0)
 
 
 def test_onnx_that_disagrees_with_scikit_learn_is_not_written(
