@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -53,11 +54,10 @@ def predict(
             if described.status_code != 200:
                 fail(f"{url}/model answered {described.status_code}: {described.text[:300]}")
             description = described.json()
-            positive_class = description["positive_class"]
             schema = FeatureSchema.model_validate({"features": description["features"]})
             with data.open(newline="") as handle:
                 rows = list(feature_rows(schema, csv.DictReader(handle)))
-            predictions: list[dict[str, object]] = []
+            predictions: list[dict[str, Any]] = []
             with Progress(console=err, transient=True) as bar:
                 task = bar.add_task("predicting", total=len(rows))
                 for start in range(0, len(rows), batch_size):
@@ -73,8 +73,21 @@ def predict(
         fail(f"could not read {data}: {exc}")
     if output is not None:
         output.write_text("".join(json.dumps(p) + "\n" for p in predictions))
-    positives = sum(1 for p in predictions if p["label"] == positive_class)
     out.print(
-        f"{len(predictions)} predictions, {positives} labelled {positive_class!r}"
+        f"{len(predictions)} predictions, {_summary(description, predictions)}"
         + (f"; written to {output}" if output else "")
     )
+
+
+def _summary(description: dict[str, Any], predictions: list[dict[str, Any]]) -> str:
+    """What the predictions say at a glance, per task: how many got the positive class, how
+    many each class, or the predictions' range."""
+    if description.get("task") == "regression":
+        values = [float(p["prediction"]) for p in predictions]
+        return f"predicted {min(values):.4g} to {max(values):.4g}" if values else "none"
+    if description.get("task") == "multiclass_classification":
+        counts = Counter(str(p["label"]) for p in predictions)
+        return ", ".join(f"{count} {label!r}" for label, count in counts.most_common())
+    positive = description["positive_class"]
+    positives = sum(1 for p in predictions if p["label"] == positive)
+    return f"{positives} labelled {positive!r}"

@@ -33,13 +33,12 @@ from lambdaserve.serving.prediction_service import PredictionObserver, Predictio
 from lambdaserve.serving.request_bodies import forged_tokens, read_json_body
 from lambdaserve.serving.request_models import RequestValidators, build_request_validators
 from lambdaserve.serving.responses import (
-    BatchPredictions,
+    PREDICTION_RESPONSES,
     ErrorBody,
     FeedbackAccepted,
     Health,
     ModelDescription,
     ModelRef,
-    Prediction,
 )
 from lambdaserve.serving.settings import ServingSettings
 
@@ -61,10 +60,12 @@ def describe(model: LoadedModel) -> ModelDescription:
         digest=model.bundle.digest,
         runtime=model.predictor.runtime,
         created_at=manifest.created_at,
+        task=manifest.task,
         target=manifest.target,
         classes=manifest.classes,
         positive_class=manifest.positive_class,
         decision_threshold=manifest.decision_threshold,
+        target_range=manifest.target_range,
         features=list(manifest.features.features),
         metrics=manifest.metrics,
         onnx=manifest.onnx,
@@ -162,7 +163,9 @@ def _add_model_routes(app: FastAPI, service: PredictionService, settings: Servin
     model = service.model
     manifest = model.bundle.manifest
     validators = build_request_validators(
-        manifest.features, classes=manifest.classes, max_batch_rows=settings.max_batch_rows
+        manifest.features,
+        classes=manifest.classes if manifest.is_classifier else None,
+        max_batch_rows=settings.max_batch_rows,
     )
     headers = {"x-model-name": model.name, "x-model-version": model.version}
 
@@ -187,9 +190,11 @@ def _add_prediction_routes(
     validators: RequestValidators,
     answer: Callable[..., Response],
 ) -> None:
+    single, batch = PREDICTION_RESPONSES[service.model.bundle.manifest.task]
+
     @app.post(
         "/predict",
-        response_model=Prediction,
+        response_model=single,
         responses=ERROR_RESPONSES,
         summary="Score one row",
         openapi_extra=_body("PredictRequest"),
@@ -201,7 +206,7 @@ def _add_prediction_routes(
 
     @app.post(
         "/predict/batch",
-        response_model=BatchPredictions,
+        response_model=batch,
         responses=ERROR_RESPONSES,
         summary=f"Score up to {settings.max_batch_rows} rows in one vectorized call",
         openapi_extra=_body("BatchPredictRequest"),
@@ -223,7 +228,7 @@ def _add_feedback_route(
         status_code=202,
         response_model=FeedbackAccepted,
         responses=ERROR_RESPONSES,
-        summary="Report the observed class of earlier predictions (ground truth)",
+        summary="Report the observed outcome (class or value) of earlier predictions",
         openapi_extra=_body("FeedbackRequest"),
     )
     async def feedback(request: Request) -> Response:

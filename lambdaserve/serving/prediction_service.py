@@ -24,7 +24,7 @@ from lambdaserve.kernel.capture import (
     FeatureValue,
     FeedbackRecord,
 )
-from lambdaserve.kernel.capture_lines import CaptureBatch
+from lambdaserve.kernel.capture_lines import CaptureBatch, Outputs
 from lambdaserve.kernel.encoding import Row, rows_to_columns
 from lambdaserve.kernel.errors import (
     CapturePolicyError,
@@ -36,6 +36,7 @@ from lambdaserve.kernel.prediction_ids import new_prediction_ids
 from lambdaserve.kernel.schema import MISSING_CATEGORY
 from lambdaserve.serving.feedback_tokens import FeedbackSigner
 from lambdaserve.serving.model_loader import LoadedModel
+from lambdaserve.serving.task_answers import task_answers
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ class PredictionService:
         manifest = model.bundle.manifest
         self._schema = manifest.features
         self._ref = {"name": manifest.name, "version": manifest.version}
-        self._threshold = manifest.decision_threshold
-        self._labels = (manifest.negative_class, manifest.positive_class)
+        self._answer = task_answers(manifest)
         # A source (the stage's policy, which may change while this version serves) is asked
         # before every capture; a fixed policy is the one of this process's settings.
         self._policy_source: CapturePolicySource | None = None
@@ -137,7 +137,8 @@ class PredictionService:
         ]
 
     def record_feedback(self, items: Sequence[Mapping[str, Any]]) -> int:
-        """Store verified outcomes (``prediction_id``, ``label``) in the capture stream; all or
+        """Store verified outcomes (``prediction_id`` with ``label``, or ``value`` for regression)
+        in the capture stream; all or
         nothing, so a client told to send again duplicates nothing it was not told was kept."""
         if self.capture is None:
             raise FeedbackUnavailableError(
@@ -150,7 +151,8 @@ class PredictionService:
                 received_at=now,
                 prediction_id=item["prediction_id"],
                 model_name=self.model.name,
-                label=item["label"],
+                label=item.get("label"),
+                value=item.get("value"),
             )
             for item in items
         ]
@@ -179,29 +181,29 @@ class PredictionService:
         started = time.perf_counter()
         policy = self.policy_in_force() if self.capture is not None else None
         columns = rows_to_columns(self._schema, rows)
-        scores = self.model.predictor.predict_proba(columns)
-        if not np.isfinite(scores).all():
+        raw = self.model.predictor.predict_outputs(columns)
+        finite = np.isfinite(raw) if raw.ndim == 1 else np.isfinite(raw).all(axis=1)
+        if not finite.all():
             # Never answered (NaN is not JSON) nor captured (it poisons the A/B report).
             raise NonFiniteScoreError(
-                f"the model produced no finite score for {int((~np.isfinite(scores)).sum())} of "
+                f"the model produced no finite score for {int((~finite).sum())} of "
                 f"{len(rows)} row(s); nothing was answered or captured (extreme numeric values?)"
             )
-        probabilities = scores.tolist()
+        answered, score = self._answer(raw)
         unseen = self._unseen(columns, len(rows))
-        threshold, labels, ref = self._threshold, self._labels, self._ref
+        ref = self._ref
         ids = new_prediction_ids(len(rows))
         predictions = [
             {
                 "prediction_id": prediction_id,
                 "model": ref,
-                "probability": probability,
-                "label": labels[probability >= threshold],
+                **outputs,
                 "unseen_categories": flagged,
                 "feedback_token": token,
             }
-            for prediction_id, probability, flagged, token in zip(
+            for prediction_id, outputs, flagged, token in zip(
                 ids,
-                probabilities,
+                answered,
                 unseen,
                 self.feedback_signer.tokens(self.model.name, ids),
                 strict=True,
@@ -214,14 +216,14 @@ class PredictionService:
                 rows=len(rows),
                 latency_ms=(finished - started) * 1000,
                 unseen=sum(1 for flagged in unseen if flagged),
-                mean_score=sum(probabilities) / len(probabilities),
+                mean_score=score,
             )
         if self.capture is not None:
             if policy is None:  # the stage's policy cannot be known right now: capture nothing
                 self._count_failed(len(rows))
             elif policy.enabled:
                 latency_ms = (finished - (started if received_at is None else received_at)) * 1000
-                self._capture(self.capture, rows, predictions, latency_ms)
+                self._capture(self.capture, rows, predictions, answered, latency_ms)
         return predictions
 
     def _count_failed(self, records: int) -> None:
@@ -234,6 +236,7 @@ class PredictionService:
         sink: CaptureSink,
         rows: Sequence[Row],
         predictions: list[dict[str, Any]],
+        answered: list[Outputs],
         latency_ms: float,
     ) -> None:
         """One record per row; the latency is the request's, the same on every row of a batch
@@ -249,8 +252,6 @@ class PredictionService:
                 bundle_sha256=self.model.bundle.digest,
                 function_version=self.function_version,
                 features={},
-                probability=0.0,
-                label=self._labels[0],
                 latency_ms=round(latency_ms, 3),
             )
             records = CaptureBatch(
@@ -259,11 +260,10 @@ class PredictionService:
                     (
                         prediction["prediction_id"],
                         self._captured_features(row),
-                        prediction["probability"],
-                        prediction["label"],
+                        outputs,
                         _flags(prediction["unseen_categories"]),
                     )
-                    for row, prediction in zip(rows, predictions, strict=True)
+                    for row, prediction, outputs in zip(rows, predictions, answered, strict=True)
                 ],
             )
             sink.write(records)

@@ -72,9 +72,21 @@ def _typed_dict(name: str, fields: dict[str, Any], config: ConfigDict) -> Any:
     return typed
 
 
+def _outcome_field(classes: tuple[ClassLabel, ...] | None) -> tuple[str, Any]:
+    """Feedback's outcome: ``label``, one of the classes (classification), or ``value``, a
+    finite number (regression: ``classes`` is None)."""
+    if classes is None:
+        return "value", Annotated[float, Field(description="the observed value (finite)")]
+    return "label", Annotated[
+        Literal[classes],
+        Field(description=f"the observed class: one of {list(classes)}"),
+    ]
+
+
 def build_request_validators(
-    schema: FeatureSchema, *, classes: tuple[ClassLabel, ClassLabel], max_batch_rows: int
+    schema: FeatureSchema, *, classes: tuple[ClassLabel, ...] | None, max_batch_rows: int
 ) -> RequestValidators:
+    """Validators of the model's three request bodies; ``classes`` is None for regression."""
     strict = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     features = _typed_dict(
         "Features", {spec.name: _annotation(spec) for spec in schema.features}, strict
@@ -84,6 +96,7 @@ def build_request_validators(
         Field(min_length=1, max_length=max_batch_rows, description=f"1 to {max_batch_rows} rows"),
     ]
     predict = _typed_dict("PredictRequest", {"features": features}, strict)
+    outcome_name, outcome_type = _outcome_field(classes)
     batch = _typed_dict("BatchPredictRequest", {"instances": rows}, strict)
     outcome = _typed_dict(
         "Feedback",
@@ -92,10 +105,7 @@ def build_request_validators(
                 str,
                 Field(pattern=PREDICTION_ID_PATTERN, description="as a prediction answered it"),
             ],
-            "label": Annotated[
-                Literal[classes],
-                Field(description=f"the observed class: one of {list(classes)}"),
-            ],
+            outcome_name: outcome_type,
             "feedback_token": Annotated[
                 str,
                 Field(

@@ -21,6 +21,7 @@ from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.capture import (
     LOG_MARKER,
+    OUTPUT_FIELDS,
     CapturePolicy,
     CaptureRecord,
     parse_capture_line,
@@ -120,9 +121,12 @@ def test_a_record_survives_its_line_unchanged() -> None:
         payload = json.loads(line)
         assert next(iter(payload)) == LOG_MARKER and payload[LOG_MARKER] == 1
         assert payload["schema_version"] == 1
-        assert {k: v for k, v in payload.items() if k != LOG_MARKER} == json.loads(
-            original.model_dump_json()
-        )
+        dumped = json.loads(original.model_dump_json())
+        # The line leaves out the outputs of other tasks (unset): a binary line is unchanged.
+        assert {k: v for k, v in payload.items() if k != LOG_MARKER} == {
+            k: v for k, v in dumped.items() if v is not None or k not in OUTPUT_FIELDS
+        }
+        assert {"probabilities", "prediction"}.isdisjoint(payload)
         assert parse_capture_line(line) == original
         assert parse_capture_line(line.encode()) == original
 
@@ -139,6 +143,8 @@ def test_record_shape() -> None:
         "features",
         "probability",
         "label",
+        "probabilities",
+        "prediction",
         "latency_ms",
         "flags",
     }
@@ -151,14 +157,18 @@ def test_record_shape() -> None:
 def test_a_batch_is_its_records_and_serializes_like_them() -> None:
     shared = record(prediction_id="", features={}, flags=())
     rows = [
-        ("ID1", FEATURES, 0.25, 0, ()),
-        ("ID2", FEATURES | {"plan": 'quote " and \\ back\nslash'}, 0.75, 1, ("unseen:plan",)),
-        ("ID3", {"age": None}, 1.0, 1, ()),
+        ("ID1", FEATURES, {"probability": 0.25, "label": 0}, ()),
+        (
+            "ID2",
+            FEATURES | {"plan": 'quote " and \\ back\nslash'},
+            {"probability": 0.75, "label": 1},
+            ("unseen:plan",),
+        ),
+        ("ID3", {"age": None}, {"probability": 1.0, "label": 1}, ()),
     ]
     batch = CaptureBatch(shared, rows)
     expected = [
-        record(prediction_id=i, features=f, probability=p, label=lab, flags=fl)
-        for i, f, p, lab, fl in rows
+        record(prediction_id=i, features=f, flags=fl, **outputs) for i, f, outputs, fl in rows
     ]
     assert len(batch) == 3 and list(batch) == expected
     assert batch[-1] == expected[-1] and list(batch[1:]) == expected[1:]

@@ -169,13 +169,13 @@ def test_the_largest_float32_is_still_accepted(
 class _NanPredictor:
     runtime = "onnx"
 
-    def predict_proba(self, columns: Any) -> Any:
+    def predict_outputs(self, columns: Any) -> Any:
         import numpy as np
 
         n_rows = len(next(iter(columns.values())))
-        scores = np.full(n_rows, 0.5)
-        scores[-1] = np.nan
-        return scores
+        probabilities = np.full((n_rows, 2), 0.5)
+        probabilities[-1] = np.nan
+        return probabilities
 
 
 def test_a_non_finite_score_is_never_answered_nor_captured(
