@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.csv_rows import feature_rows
 from lambdaserve.kernel.encoding import rows_to_columns
 from lambdaserve.kernel.errors import InvalidInputError
+from lambdaserve.kernel.manifest import Manifest
 from lambdaserve.kernel.predictors import load_predictor
-from lambdaserve.training.evaluation import binary_metrics
+from lambdaserve.training.metrics import binary_metrics, task_metrics
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,43 @@ class Holdout:
 
 
 def score_on_holdout(bundle: VerifiedBundle, holdout: Holdout) -> dict[str, float]:
-    """The bundle's metrics on ``holdout`` (rows with a missing target are skipped)."""
+    """The bundle's metrics for its task on ``holdout`` (rows with a missing target are
+    skipped)."""
     manifest = bundle.manifest
     if manifest.target not in holdout.rows[0]:
         raise InvalidInputError(
             f"holdout {holdout.path.name} has no target column {manifest.target!r}"
         )
     labelled = [r for r in holdout.rows if (r.get(manifest.target) or "").strip()]
-    positive = str(manifest.positive_class).strip().lower()
-    y = np.array([r[manifest.target].strip().lower() == positive for r in labelled], dtype=np.int64)
-    if len(set(y.tolist())) < 2:
-        raise InvalidInputError(f"holdout {holdout.path.name} needs both classes to be scored")
+    y = _observed(manifest, [r[manifest.target].strip() for r in labelled], holdout.path.name)
     columns = rows_to_columns(manifest.features, list(feature_rows(manifest.features, labelled)))
-    scores = load_predictor(bundle).predict_proba(columns)
-    return binary_metrics(y, scores, manifest.decision_threshold)
+    outputs = load_predictor(bundle).predict_outputs(columns)
+    if manifest.task == "binary_classification":
+        return binary_metrics(y.astype(np.int64), outputs[:, 1], manifest.decision_threshold)
+    return task_metrics(manifest.task, y, outputs, manifest.classes)
+
+
+def _observed(manifest: Manifest, values: list[str], name: str) -> npt.NDArray[np.generic]:
+    """The holdout's target as the model's training encoded it: 0/1 (binary, 1 the positive
+    class), the class index (multiclass) or the number (regression)."""
+    if manifest.task == "regression":
+        try:
+            numbers = np.array([float(v) for v in values], dtype=np.float64)
+        except ValueError as exc:
+            raise InvalidInputError(f"holdout {name}: a regression target must be numeric") from exc
+        if not np.isfinite(numbers).all():
+            raise InvalidInputError(f"holdout {name}: the target holds non-finite values")
+        return numbers
+    index = {str(c).strip().lower(): i for i, c in enumerate(manifest.classes)}
+    unknown = sorted({v for v in values if v.lower() not in index})
+    if unknown:
+        raise InvalidInputError(
+            f"holdout {name}: target values the model never learned: {unknown[:5]}"
+        )
+    codes = np.array([index[v.lower()] for v in values], dtype=np.int64)
+    if manifest.task == "binary_classification":
+        positive = index[str(manifest.require_positive_class).strip().lower()]
+        codes = (codes == positive).astype(np.int64)
+    if len(set(codes.tolist())) < 2:
+        raise InvalidInputError(f"holdout {name} needs at least two classes to be scored")
+    return codes

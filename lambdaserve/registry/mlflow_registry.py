@@ -16,11 +16,13 @@ from typing import Any
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import ModelNotFoundError, RegistryError
+from lambdaserve.kernel.manifest import Manifest
 from lambdaserve.registry.model_registry import (
     TAG_ARCHIVE_SHA256,
     TAG_BUNDLE_SHA256,
     TAG_BUNDLE_URI,
     TAG_BUNDLE_VERSION,
+    TAG_TASK,
     RegisteredVersion,
 )
 
@@ -136,24 +138,7 @@ class MlflowRegistry:
             },
         )
         run_id = run.info.run_id
-        params = {
-            "estimator": manifest.estimator.name,
-            "target": manifest.target,
-            **{k: str(v) for k, v in manifest.estimator.params.items()},
-        }
-        metrics = {
-            **manifest.metrics,
-            **{f"cv_{k}_mean": v.mean for k, v in manifest.cv_metrics.items()},
-        }
-        from mlflow.entities import Metric, Param
-
-        self._call(
-            "log run",
-            self._client.log_batch,
-            run_id,
-            metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)) for k, v in params.items()],
-        )
+        self._log_manifest(run_id, manifest)
         self._call("log bundle", self._client.log_artifacts, run_id, str(bundle.path), "bundle")
         self._call("end run", self._client.set_terminated, run_id)
         self._ensure_model(stored.name)
@@ -168,11 +153,35 @@ class MlflowRegistry:
                 TAG_BUNDLE_URI: stored.uri,
                 TAG_BUNDLE_SHA256: stored.digest,
                 TAG_BUNDLE_VERSION: stored.version,
+                TAG_TASK: manifest.task,
                 **({TAG_ARCHIVE_SHA256: bundle.archive_sha256} if bundle.archive_sha256 else {}),
             },
             description=f"bundle {stored.name} v{stored.version} ({stored.digest[:12]})",
         )
         return self._to_version(mv, ()), True
+
+    def _log_manifest(self, run_id: str, manifest: Manifest) -> None:
+        """The run's params (estimator, target, task, hyperparameters) and metrics (holdout,
+        and the cross-validation means)."""
+        from mlflow.entities import Metric, Param
+
+        params = {
+            "estimator": manifest.estimator.name,
+            "target": manifest.target,
+            "task": manifest.task,
+            **{k: str(v) for k, v in manifest.estimator.params.items()},
+        }
+        metrics = {
+            **manifest.metrics,
+            **{f"cv_{k}_mean": v.mean for k, v in manifest.cv_metrics.items()},
+        }
+        self._call(
+            "log run",
+            self._client.log_batch,
+            run_id,
+            metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
 
     def _ensure_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException

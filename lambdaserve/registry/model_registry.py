@@ -12,12 +12,15 @@ from typing import Protocol
 
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.kernel.manifest import TASKS, Task
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_BUNDLE_URI = "bundle_uri"
 TAG_BUNDLE_SHA256 = "bundle_sha256"
 TAG_BUNDLE_VERSION = "bundle_version"
+#: The bundle's task (``Manifest.task``); versions registered before it existed are binary.
+TAG_TASK = "task"
 #: sha256 of the bundle archive as registered, checked before the archive is opened again.
 TAG_ARCHIVE_SHA256 = "bundle_archive_sha256"
 TAG_LAMBDA_VERSION = "lambda_version"
@@ -45,6 +48,11 @@ class RegisteredVersion:
     @property
     def archive_sha256(self) -> str | None:
         return self.tags.get(TAG_ARCHIVE_SHA256) or None
+
+    @property
+    def task(self) -> Task:
+        value = self.tags.get(TAG_TASK)
+        return next((task for task in TASKS if task == value), "binary_classification")
 
     @property
     def lambda_version(self) -> str | None:

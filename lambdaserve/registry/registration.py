@@ -55,6 +55,11 @@ def gate_challenger(
     champion = registry.by_alias(candidate.name, CHAMPION)
     if champion is not None and champion.version == candidate.version:
         raise InvalidInputError(f"{candidate.name} v{candidate.version} is already the champion")
+    if champion is not None and champion.task != candidate.task:
+        raise InvalidInputError(
+            f"{candidate.name} v{candidate.version} is a {candidate.task} model and the champion "
+            f"v{champion.version} a {champion.task} one: they cannot be compared"
+        )
     candidate_metrics, champion_metrics, source = _gate_metrics(
         store, candidate, champion, holdout, force=force
     )
@@ -65,6 +70,7 @@ def gate_challenger(
         champion_version=champion.version if champion else None,
         holdout=source,
         force=force,
+        task=candidate.task,
     )
     if holdout is None and champion is not None and not decision.forced:
         # Only --force let two models be compared on different rows: the decision is forced

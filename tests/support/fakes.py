@@ -17,7 +17,7 @@ from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import FunctionConflictError, ModelNotFoundError
 from lambdaserve.kernel.function_versions import AliasRouting
-from lambdaserve.registry.model_registry import RegisteredVersion
+from lambdaserve.registry.model_registry import TAG_TASK, RegisteredVersion
 from lambdaserve.rollout.guard import GuardReport
 from lambdaserve.rollout.state import RolloutState
 
@@ -63,7 +63,7 @@ class MemoryRegistry:
         self._versions[number] = RegisteredVersion(
             stored.name, number, stored.uri, stored.digest, metrics=dict(bundle.manifest.metrics)
         )
-        self.tags[number] = {"code_version": code_version}
+        self.tags[number] = {"code_version": code_version, TAG_TASK: bundle.manifest.task}
         return self.get(stored.name, number), True
 
     def find_by_digest(self, name: str, bundle_sha256: str) -> RegisteredVersion | None:
