@@ -19,7 +19,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from lambdaserve.local.capture_log import CaptureLog
 from lambdaserve.local.feedback_key import local_feedback_signer
 from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.local.request_log import RequestLog, RequestRecord
+from lambdaserve.rollout.guard import OutputKind
 from lambdaserve.rollout.traffic_assignment import choose_version
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.model_loader import load_model
@@ -88,7 +89,7 @@ class LocalGateway:
         received_at = datetime.now(UTC)
         routing = self.routing()
         if isinstance(routing, str):
-            self._record(received_at, scope, "", "", 503, 0.0, [])
+            self._record(received_at, scope, "", "", 503, 0.0, Outputs())
             await _unavailable(send, routing)
             return
         version = choose_version(routing, unit_id=_unit_id(scope), rng=self.rng)
@@ -172,9 +173,9 @@ class LocalGateway:
             if not logged:
                 logged = True
                 latency_ms = (time.perf_counter() - started) * 1000
-                scores = _scores(bytes(body)) if body else []
+                outputs = _outputs(bytes(body)) if body else Outputs()
                 self._record(
-                    received_at, scope, version, target.model_version, status, latency_ms, scores
+                    received_at, scope, version, target.model_version, status, latency_ms, outputs
                 )
 
         async def tagged_send(message: Message) -> None:
@@ -203,7 +204,7 @@ class LocalGateway:
         model_version: str,
         status: int,
         latency_ms: float,
-        scores: list[float],
+        outputs: Outputs,
     ) -> None:
         self.request_log.append(
             RequestRecord(
@@ -213,8 +214,10 @@ class LocalGateway:
                 path=scope.get("path", ""),
                 status=status,
                 latency_ms=round(latency_ms, 3),
-                rows=len(scores),
-                scores=scores,
+                rows=len(outputs.scores) + len(outputs.labels),
+                scores=outputs.scores,
+                output=outputs.kind,
+                labels=outputs.labels,
             )
         )
 
@@ -241,14 +244,28 @@ def _unit_id(scope: Scope) -> str | None:
     return None
 
 
-def _scores(body: bytes) -> list[float]:
-    """Positive-class probabilities of a /predict or /predict/batch answer."""
+@dataclass(frozen=True)
+class Outputs:
+    """What a /predict or /predict/batch answer served, as the guard follows it: binary
+    probabilities or regression predictions (``scores``), or multiclass labels."""
+
+    kind: OutputKind = "probability"
+    scores: list[float] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+def _outputs(body: bytes) -> Outputs:
     try:
         payload = json.loads(body)
     except ValueError:
-        return []
+        return Outputs()
     predictions = payload.get("predictions", [payload]) if isinstance(payload, dict) else []
-    return [float(p["probability"]) for p in predictions if "probability" in p]
+    answers = [p for p in predictions if isinstance(p, dict)]
+    if any("probabilities" in p for p in answers):
+        return Outputs("class", labels=[json.dumps(p["label"]) for p in answers if "label" in p])
+    if any("prediction" in p for p in answers):
+        return Outputs("prediction", scores=[float(p["prediction"]) for p in answers])
+    return Outputs(scores=[float(p["probability"]) for p in answers if "probability" in p])
 
 
 async def _unavailable(send: Send, message: str) -> None:

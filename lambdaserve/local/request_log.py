@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdaserve.kernel.times import as_utc
-from lambdaserve.rollout.guard import VersionSignals
+from lambdaserve.rollout.guard import OutputKind, VersionSignals
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class RequestRecord:
     latency_ms: float
     rows: int = 0
     scores: list[float] = field(default_factory=list)
+    #: What ``scores`` hold (probabilities or regression predictions), or "class": ``labels``.
+    output: OutputKind = "probability"
+    labels: list[str] = field(default_factory=list)
 
     def to_line(self) -> bytes:
         payload = {**asdict(self), "ts": self.ts.astimezone(UTC).isoformat()}
@@ -124,6 +127,8 @@ def _record(raw: dict[str, Any]) -> RequestRecord:
         latency_ms=float(raw["latency_ms"]),
         rows=int(raw["rows"]),
         scores=[float(score) for score in raw["scores"]],
+        output=raw.get("output", "probability"),
+        labels=[str(label) for label in raw.get("labels", ())],
     )
 
 
@@ -136,8 +141,9 @@ def signals_since(
     until: datetime | None = None,
 ) -> dict[str, VersionSignals]:
     """What each function version did with prediction requests since ``since``: 5XX are server
-    errors, 4XX invalid inputs (422 validation, 413 oversized), scores are the positive-class
-    probabilities of successful predictions. Health checks and docs do not count, so a health
+    errors, 4XX invalid inputs (422 validation, 413 oversized), scores the positive-class
+    probabilities (or regression predictions) and labels the multiclass classes of successful
+    predictions. Health checks and docs do not count, so a health
     poller cannot satisfy a step's minimum-sample rule."""
     signals = {version: VersionSignals() for version in versions}
     for record in read_records(root, function_name, since, until):
@@ -149,4 +155,7 @@ def signals_since(
         version.invalid_inputs += 400 <= record.status < 500
         version.latencies_ms.append(record.latency_ms)
         version.scores.extend(record.scores)
+        version.labels.extend(record.labels)
+        if record.scores:
+            version.score_kind = record.output
     return signals

@@ -7,15 +7,21 @@ firing guard, and counts the challenger's requests for the minimum-sample rule.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdaserve.kernel.reference import SCORE_EDGES, bin_counts
+from lambdaserve.kernel.reference import SCORE_EDGES, bin_counts, quantile_edges
 from lambdaserve.rollout.state import RolloutState
+
+#: What a version's served outputs are: binary probabilities, regression predictions, or
+#: multiclass classes.
+OutputKind = Literal["probability", "prediction", "class"]
 
 
 class GuardPolicy(BaseModel):
@@ -32,6 +38,9 @@ class GuardPolicy(BaseModel):
     # (bins - 1) * (1/n_challenger + 1/n_champion): 0.18 at n=50 on 10 bins, a false alarm
     # waiting to happen; at 200 the bias is about 0.045.
     min_score_samples: int = Field(default=200, ge=1)
+    max_class_js: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="multiclass: class-share JS distance vs champion"
+    )
 
 
 @dataclass
@@ -43,6 +52,8 @@ class VersionSignals:
     invalid_inputs: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    score_kind: OutputKind = "probability"
+    labels: list[str] = field(default_factory=list)
 
     @property
     def p99_ms(self) -> float:
@@ -66,13 +77,58 @@ class GuardPort(Protocol):
         ...
 
 
-def score_psi(expected: list[float], actual: list[float]) -> float:
-    """Population stability index of two score samples on fixed bins (0.5 smoothing)."""
-    # The same bins and binning as the drift baseline's score histogram.
-    e = np.asarray(bin_counts(np.asarray(expected, dtype=np.float64), SCORE_EDGES)[0]) + 0.5
-    a = np.asarray(bin_counts(np.asarray(actual, dtype=np.float64), SCORE_EDGES)[0]) + 0.5
+def score_psi(
+    expected: list[float], actual: list[float], edges: tuple[float, ...] = SCORE_EDGES
+) -> float:
+    """Population stability index of two samples on ``edges`` (0.5 smoothing); by default the
+    fixed probability bins of the drift baseline's score histogram."""
+    e = np.asarray(bin_counts(np.asarray(expected, dtype=np.float64), edges)[0]) + 0.5
+    a = np.asarray(bin_counts(np.asarray(actual, dtype=np.float64), edges)[0]) + 0.5
     e, a = e / e.sum(), a / a.sum()
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def prediction_psi(expected: list[float], actual: list[float]) -> float:
+    """PSI of regression predictions on the champion's decile edges (its own scale)."""
+    return score_psi(expected, actual, quantile_edges(np.asarray(expected, dtype=np.float64)))
+
+
+def class_share_js(expected: list[str], actual: list[str]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two samples' class shares."""
+    classes = sorted(set(expected) | set(actual))
+    counts_e, counts_a = Counter(expected), Counter(actual)
+    e = np.array([counts_e[c] for c in classes], dtype=np.float64) / len(expected)
+    a = np.array([counts_a[c] for c in classes], dtype=np.float64) / len(actual)
+    middle = (e + a) / 2
+
+    def kl(p: npt.NDArray[np.float64]) -> float:
+        present = p > 0
+        return float(np.sum(p[present] * np.log2(p[present] / middle[present])))
+
+    return float(np.sqrt(max(0.0, (kl(e) + kl(a)) / 2)))
+
+
+def _output_alarms(
+    champion: VersionSignals, challenger: VersionSignals, policy: GuardPolicy
+) -> tuple[list[str], dict[str, float]]:
+    """The output distribution's guard, per task, once both arms have the minimum samples."""
+    if min(len(challenger.labels), len(champion.labels)) >= policy.min_score_samples:
+        js = class_share_js(champion.labels, challenger.labels)
+        if js > policy.max_class_js:
+            return [f"class shares JS distance {js:.2f} vs champion > {policy.max_class_js}"], {
+                "class_js": js
+            }
+        return [], {"class_js": js}
+    if min(len(challenger.scores), len(champion.scores)) < policy.min_score_samples:
+        return [], {}
+    if challenger.score_kind == "prediction":
+        psi = prediction_psi(champion.scores, challenger.scores)
+        what = "prediction distribution"
+    else:
+        psi = score_psi(champion.scores, challenger.scores)
+        what = "score distribution"
+    alarms = [f"{what} PSI {psi:.2f} vs champion > {policy.max_score_psi}"]
+    return (alarms if psi > policy.max_score_psi else []), {"score_psi": psi}
 
 
 def evaluate_signals(
@@ -103,9 +159,7 @@ def evaluate_signals(
             alarms.append(
                 f"p99 latency {p99:.0f} ms > {policy.max_latency_ratio}x champion {base:.0f} ms"
             )
-    if min(len(challenger.scores), len(champion.scores)) >= policy.min_score_samples:
-        psi = score_psi(champion.scores, challenger.scores)
-        details["score_psi"] = psi
-        if psi > policy.max_score_psi:
-            alarms.append(f"score distribution PSI {psi:.2f} vs champion > {policy.max_score_psi}")
+    output_alarms, output_details = _output_alarms(champion, challenger, policy)
+    alarms += output_alarms
+    details |= output_details
     return GuardReport(tuple(alarms), challenger.requests, details)
