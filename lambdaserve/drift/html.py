@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from lambdaserve.drift.report import BinCounts, DriftReport
-from lambdaserve.drift.statistics import SCORE_FEATURE, DriftResult
+from lambdaserve.drift.statistics import DriftResult
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2933}
@@ -33,8 +33,7 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _row(result: DriftResult) -> str:
-    name = "prediction score" if result.feature == SCORE_FEATURE else result.feature
+def _row(result: DriftResult, name: str) -> str:
     cells = (
         f"<td>{_e(name)}</td><td>{_e(result.test)}</td>"
         f'<td class="n">{_score(result.score)}</td><td class="n">{result.threshold:g}</td>'
@@ -82,8 +81,7 @@ def bar_chart(bins: BinCounts, verdict: str) -> str:
     )
 
 
-def _section(result: DriftResult, bins: BinCounts | None) -> str:
-    name = "prediction score" if result.feature == SCORE_FEATURE else result.feature
+def _section(result: DriftResult, name: str, bins: BinCounts | None) -> str:
     chart = f'<div class="chart">{bar_chart(bins, result.verdict)}</div>' if bins else ""
     return (
         f'<section><h2>{_e(name)} <span class="{_e(result.verdict)}">{_e(result.verdict)}</span>'
@@ -118,6 +116,7 @@ def render_html(report: DriftReport) -> str:
         "<tr><th>feature</th><th>test</th><th>score</th><th>threshold</th><th>verdict</th>"
         "<th>chi-square p</th><th>reference n</th><th>window n</th></tr>"
     )
+    rows = "".join(_row(r, report.display_name(r.feature)) for r in report.results)
     legend = (
         '<p class="legend">proportion per bin:<span style="background:'
         f'{_REFERENCE_COLOUR}"></span>reference<span style="background:'
@@ -134,9 +133,12 @@ def render_html(report: DriftReport) -> str:
             f"{report.rows} predictions, minimum {report.min_samples} per test; generated "
             f"{_e(report.generated_at.isoformat())}</p>",
             f"<ul>{''.join(_facts(report))}</ul>",
-            f"<table>{header}{''.join(_row(r) for r in report.results)}</table>",
+            f"<table>{header}{rows}</table>",
             legend,
-            *(_section(r, report.bins.get(r.feature)) for r in report.results),
+            *(
+                _section(r, report.display_name(r.feature), report.bins.get(r.feature))
+                for r in report.results
+            ),
             "</body></html>\n",
         ]
     )

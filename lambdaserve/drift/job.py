@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
+from lambdaserve.drift.histograms import reference_output
 from lambdaserve.drift.report import DriftReport, ReportKey, SkippedFeature
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.version_report import DriftRules, VersionGroup, build_report
@@ -35,11 +36,13 @@ from lambdaserve.drift.windows import (
     DriftWindow,
     WindowAccumulator,
     drift_window,
+    implied_task,
+    output_of,
 )
 from lambdaserve.kernel.artifacts import ArtifactStore, version_order
 from lambdaserve.kernel.capture import CaptureRecord
 from lambdaserve.kernel.errors import LambdaserveError
-from lambdaserve.kernel.manifest import REFERENCE_FILE
+from lambdaserve.kernel.manifest import REFERENCE_FILE, Task
 from lambdaserve.kernel.reference import ReferenceProfile
 from lambdaserve.kernel.schema import FeatureSchema
 from lambdaserve.kernel.times import as_utc
@@ -74,15 +77,17 @@ class DriftJobError(LambdaserveError):
 
 
 class Baseline(NamedTuple):
-    """What a model version is compared with, and which captured fields are not comparable."""
+    """What a model version is compared with, which captured fields are not comparable, and
+    the model's task (what of its output is followed; None: what the reference implies)."""
 
     reference: ReferenceProfile
     schema: FeatureSchema
     altered: Collection[str]
+    task: Task | None = None
 
 
 CaptureSource = Callable[[datetime, datetime], Iterable[CaptureRecord]]
-BaselineSource = Callable[[str, str], tuple[ReferenceProfile, FeatureSchema, Collection[str]]]
+BaselineSource = Callable[[str, str], Baseline]
 ReportCallback = Callable[[DriftReport], None]
 _Groups = dict[tuple[str, str], VersionGroup | str]
 
@@ -107,7 +112,7 @@ def bundle_baselines(store: ArtifactStore, altered: Collection[str] = ()) -> Bas
                 f"{REFERENCE_FILE} of {model_name} v{model_version} is not a reference profile "
                 f"({exc.error_count()} errors)"
             ) from exc
-        return Baseline(reference, bundle.manifest.features, skipped)
+        return Baseline(reference, bundle.manifest.features, skipped, bundle.manifest.task)
 
     return load
 
@@ -132,10 +137,16 @@ def _open_group(
     group = VersionGroup(key=key)
     if reports.exists(key):
         return group
-    try:
-        reference, schema, altered = references(name, version)
+    try:  # a plain (reference, schema, altered) tuple is a Baseline of unknown task
+        reference, schema, altered, task = Baseline(*references(name, version))
     except LambdaserveError as exc:
         return f"{name} v{version}: {exc}"
+    task = task or implied_task(reference)
+    if reference_output(reference) != output_of(task):
+        return (
+            f"{name} v{version}: its {REFERENCE_FILE} profiles no output of a {task} model; "
+            "retrain it to give it a drift baseline"
+        )
     kept = {f: ref for f, ref in reference.features.items() if f not in altered}
     group.skipped = [
         SkippedFeature(feature=f, reason=_ALTERED) for f in reference.features if f in altered
@@ -146,7 +157,7 @@ def _open_group(
         if f not in reference.features
     ]
     group.accumulator = WindowAccumulator(
-        reference.model_copy(update={"features": kept}), chunk_rows=chunk_rows
+        reference.model_copy(update={"features": kept}), chunk_rows=chunk_rows, task=task
     )
     return group
 

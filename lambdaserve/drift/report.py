@@ -1,10 +1,11 @@
 """The drift report: one per (model, version, window), written once, never changed.
 
-A report carries every number its verdicts used: per-feature ``DriftResult``s, the score's, the
-dataset verdict of the share rule, the features that survive Benjamini-Hochberg, the
-"k of the last n windows" persistence rule with the history it saw, the features skipped (masked
-or hashed by the capture policy) and the aligned bin counts of reference and window, so the HTML
-page can be drawn again from the JSON alone.
+A report carries every number its verdicts used: per-feature ``DriftResult``s, the model
+output's (``score``: the prediction score, the regression prediction or the multiclass predicted
+class, as the model's ``task`` says), the dataset verdict of the share rule, the features that
+survive Benjamini-Hochberg, the "k of the last n windows" persistence rule with the history it
+saw, the features skipped (masked or hashed by the capture policy) and the aligned bin counts of
+reference and window, so the HTML page can be drawn again from the JSON alone.
 
 Stored as ``drift-reports/<model>/<version>/<window_end:%Y-%m-%dT%H%M>.json`` (+ ``.html``), the
 same layout in the local store and in the artifact bucket.
@@ -21,14 +22,27 @@ from typing import Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from lambdaserve.drift.dataset_verdict import DatasetDrift
-from lambdaserve.drift.histograms import FeatureWindows, Reference, Window, aligned_bins
+from lambdaserve.drift.histograms import (
+    FeatureWindows,
+    Reference,
+    Window,
+    aligned_bins,
+    output_bins,
+)
 from lambdaserve.drift.statistics import SCORE_FEATURE, DriftResult, Verdict
+from lambdaserve.kernel.manifest import Task
 from lambdaserve.kernel.reference import CategoricalReference, NumericReference, ReferenceProfile
 
 REPORT_PREFIX = "drift-reports"
 _STAMP = "%Y-%m-%dT%H%M"
 #: The manifest's name and version pattern: safe as a path segment and as an S3 key part.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: How the model's output (the ``SCORE_FEATURE`` result) is named on pages and in alarms.
+OUTPUT_NAMES: dict[Task, str] = {
+    "binary_classification": "prediction score",
+    "regression": "prediction",
+    "multiclass_classification": "predicted class",
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,9 @@ class DriftReport(BaseModel):
     report_version: Literal[1] = 1
     model_name: str = Field(pattern=NAME_PATTERN.pattern)
     model_version: str = Field(pattern=NAME_PATTERN.pattern)
+    task: Task = Field(
+        default="binary_classification", description="what of the model's output `score` judges"
+    )
     window_start: AwareDatetime
     window_end: AwareDatetime
     scheduled_time: AwareDatetime
@@ -146,6 +163,10 @@ class DriftReport(BaseModel):
     def results(self) -> tuple[DriftResult, ...]:
         return (*self.features, self.score)
 
+    def display_name(self, feature: str) -> str:
+        """A result's name as shown: the feature's, or the model output's (``OUTPUT_NAMES``)."""
+        return OUTPUT_NAMES[self.task] if feature == SCORE_FEATURE else feature
+
 
 def bin_labels(reference: Reference) -> tuple[str, ...]:
     """A label per bin, in ``aligned_bins`` order."""
@@ -161,18 +182,34 @@ def bin_labels(reference: Reference) -> tuple[str, ...]:
     return (*inner, "(missing)") if isinstance(reference, NumericReference) else tuple(inner)
 
 
+def _output_counts(reference: ReferenceProfile, windows: FeatureWindows) -> BinCounts | None:
+    """The model output's counts (``output_bins``), labelled: score bins or predicted classes."""
+    output = output_bins(reference, windows)
+    if output is None:
+        return None
+    kind, ref_bins, win_bins = output
+    if kind == "predicted_class":
+        labels = (*sorted(reference.predicted_classes or {}), "(unseen)")
+    else:
+        assert reference.score is not None  # output_bins refuses a reference without one
+        labels = bin_labels(reference.score)
+    return BinCounts(labels=labels, reference=tuple(ref_bins), window=tuple(win_bins))
+
+
 def aligned_counts(reference: ReferenceProfile, windows: FeatureWindows) -> dict[str, BinCounts]:
-    """Every feature's (and the score's) reference and window counts, labelled."""
+    """Every feature's (and the model output's) reference and window counts, labelled."""
     pairs: list[tuple[str, Reference, Window]] = [
         (name, ref, windows.features[name]) for name, ref in reference.features.items()
     ]
-    pairs.append((SCORE_FEATURE, reference.score, windows.score))
     counts = {}
     for name, ref, win in pairs:
         ref_bins, win_bins = aligned_bins(ref, win)
         counts[name] = BinCounts(
             labels=bin_labels(ref), reference=tuple(ref_bins), window=tuple(win_bins)
         )
+    output = _output_counts(reference, windows)
+    if output is not None:
+        counts[SCORE_FEATURE] = output
     return counts
 
 
@@ -195,7 +232,7 @@ def alarm_message(report: DriftReport) -> tuple[str, str]:
         *reasons,
         f"drifted features: {', '.join(report.dataset.drifted_features) or 'none'}",
         f"FDR-controlled drifted features: {', '.join(report.fdr_drifted) or 'none'}",
-        f"prediction score: {report.score.message}",
+        f"{report.display_name(SCORE_FEATURE)}: {report.score.message}",
         f"report: {report.key.stem}.html",
     ]
     return subject, "\n".join(lines)

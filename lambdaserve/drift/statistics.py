@@ -10,7 +10,8 @@ Small pure functions, each with golden-value tests:
 - ``js_distance``: base-2 Jensen-Shannon distance (square root of the divergence, in [0, 1]) over
   the reference categories, one "unseen" bucket for categories the reference never saw (the
   reference has 0 there) and the missing bucket. No smoothing is needed: it is always finite.
-- The prediction score uses PSI on the reference score bins.
+- The model's output (``SCORE_FEATURE``): the score (binary probability, regression
+  prediction) by PSI on the reference score bins, a multiclass predicted class by JS distance.
 
 Each test is registered in ``STAT_TESTS`` with its kind, default threshold and direction. A window
 (or reference) with fewer than ``min_samples`` rows gets the verdict ``insufficient_data`` and no
@@ -34,19 +35,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 # scipy ships no type stubs and pyproject has no mypy override for it.
 from scipy import stats
 
-from lambdaserve.drift.histograms import (
-    FeatureWindows,
-    Reference,
-    Window,
-    align_categories,
-    aligned_bins,
-)
+from lambdaserve.drift.histograms import FeatureWindows, align_categories, aligned_bins, output_bins
+from lambdaserve.drift.output_windows import OutputKind
 from lambdaserve.kernel.reference import CategoricalReference, NumericReference, ReferenceProfile
 
 PSI_EPSILON = 1e-4
 #: Chi-square bins with fewer expected counts than this are pooled (Cochran's rule of thumb).
 MIN_EXPECTED = 5.0
-#: The ``feature`` name of the prediction-score result.
+#: The ``feature`` name of the model output's result (score, prediction or predicted class).
 SCORE_FEATURE = "__score__"
 
 Verdict = Literal["drift", "no_drift", "insufficient_data"]
@@ -182,6 +178,8 @@ DEFAULT_TESTS: dict[TestKind, str] = {
     "categorical": "jensen_shannon",
     "score": "score_psi",
 }
+#: The model output's test: the score's, or (multiclass) the categorical features' one.
+OUTPUT_TESTS: dict[OutputKind, str] = {"score": "score_psi", "predicted_class": "jensen_shannon"}
 
 
 class DriftResult(BaseModel):
@@ -251,6 +249,22 @@ def _kind(reference: NumericReference | CategoricalReference) -> TestKind:
     return "numeric" if isinstance(reference, NumericReference) else "categorical"
 
 
+def _output_result(
+    reference: ReferenceProfile,
+    windows: FeatureWindows,
+    thresholds: Mapping[str, float],
+    min_samples: int,
+) -> DriftResult:
+    """The model output's result (``SCORE_FEATURE``), with the test of its kind."""
+    output = output_bins(reference, windows)
+    if output is None:
+        raise ValueError("the window holds no histogram of the model's output")
+    kind, ref_bins, win_bins = output
+    test = STAT_TESTS[OUTPUT_TESTS[kind]]
+    threshold = thresholds.get(test.name, test.default_threshold)
+    return _judge(SCORE_FEATURE, test, (ref_bins, win_bins), threshold, min_samples)
+
+
 def compare(
     reference: ReferenceProfile,
     windows: FeatureWindows,
@@ -258,7 +272,8 @@ def compare(
     min_samples: int = 100,
     thresholds: Mapping[str, float] | None = None,
 ) -> list[DriftResult]:
-    """Each feature (reference order) with its kind's test, then the score (``SCORE_FEATURE``).
+    """Each feature (reference order) with its kind's test, then the model's output
+    (``SCORE_FEATURE``) with its kind's.
 
     ``thresholds`` overrides default thresholds by test name, e.g. ``{"psi": 0.1}``.
     """
@@ -272,14 +287,11 @@ def compare(
             f"window features {sorted(windows.features)} are not the reference's "
             f"{sorted(reference.features)}"
         )
-    pairs: list[tuple[str, str, Reference, Window]] = [
-        (name, DEFAULT_TESTS[_kind(ref)], ref, windows.features[name])
-        for name, ref in reference.features.items()
-    ]
-    pairs.append((SCORE_FEATURE, DEFAULT_TESTS["score"], reference.score, windows.score))
     results = []
-    for feature, name, ref, win in pairs:
-        test = STAT_TESTS[name]
-        threshold = overrides.get(name, test.default_threshold)
-        results.append(_judge(feature, test, aligned_bins(ref, win), threshold, min_samples))
+    for name, ref in reference.features.items():
+        test = STAT_TESTS[DEFAULT_TESTS[_kind(ref)]]
+        threshold = overrides.get(test.name, test.default_threshold)
+        bins = aligned_bins(ref, windows.features[name])
+        results.append(_judge(name, test, bins, threshold, min_samples))
+    results.append(_output_result(reference, windows, overrides, min_samples))
     return results

@@ -67,7 +67,7 @@ def build_report(
     notes: Sequence[str],
     generated_at: datetime,
 ) -> DriftReport:
-    """The report of ``group``'s window: its features and score against the reference, the
+    """The report of ``group``'s window: its features and output against the reference, the
     dataset verdict, the FDR-controlled features, and persistence over the ``n - 1`` windows
     before (as their stored reports say)."""
     accumulator = group.accumulator
@@ -87,6 +87,7 @@ def build_report(
     return DriftReport(
         model_name=group.key.model_name,
         model_version=group.key.model_version,
+        task=accumulator.task,
         window_start=span.start,
         window_end=span.end,
         scheduled_time=scheduled_time,

@@ -12,6 +12,8 @@ the hourly capture partitions.
 
 Captures are streamed: a model version's rows are binned ``chunk_rows`` at a time on its
 reference's bins and merged into the running histograms, so memory does not grow with the window.
+The model's output is followed per task: the score (binary probability, regression prediction)
+or the predicted class (multiclass).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from lambdaserve.drift.histograms import FeatureWindows
+from lambdaserve.drift.histograms import FeatureWindows, reference_output
+from lambdaserve.drift.output_windows import OutputKind
 from lambdaserve.kernel.capture import CaptureRecord
 from lambdaserve.kernel.encoding import normalize_category
+from lambdaserve.kernel.manifest import Task, class_key
 from lambdaserve.kernel.reference import NumericReference, ReferenceProfile
 from lambdaserve.kernel.schema import MISSING_CATEGORY
 
@@ -61,18 +65,52 @@ def drift_window(
     return DriftWindow(start=end - window, end=end)
 
 
+def output_of(task: Task) -> OutputKind:
+    """What drift follows of a model's output: the predicted class of a multiclass classifier,
+    the score (``CaptureRecord.score``) of the others."""
+    return "predicted_class" if task == "multiclass_classification" else "score"
+
+
+def implied_task(reference: ReferenceProfile) -> Task:
+    """The task a reference implies when no manifest says: multiclass when it counts predicted
+    classes, binary (as every reference before tasks) when it has a score histogram."""
+    if reference.predicted_classes is not None:
+        return "multiclass_classification"
+    return "binary_classification"
+
+
+_LACKING = {
+    "binary_classification": "a finite score",
+    "regression": "a finite prediction",
+    "multiclass_classification": "a predicted class",
+}
+
+
 class WindowAccumulator:
     """Bins captured rows on a reference ``chunk_rows`` at a time and merges the chunks.
 
     Values are converted as serving converts them: numbers (None = missing) for numeric features,
     ``normalize_category`` for categorical ones. A numeric feature's non-numeric value is counted
-    as missing and noted; a row without a finite score is left out and noted.
+    as missing and noted. The model's output follows ``task`` (by default what the reference
+    profiles): the score for binary classification and regression, the predicted class
+    (``class_key`` of the label) for multiclass; a row without it (no finite score, no label) is
+    left out and noted.
     """
 
-    def __init__(self, reference: ReferenceProfile, *, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self,
+        reference: ReferenceProfile,
+        *,
+        chunk_rows: int = CHUNK_ROWS,
+        task: Task | None = None,
+    ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
         self.reference = reference
+        self.task = task or implied_task(reference)
+        self.output = output_of(self.task)
+        if reference_output(reference) != self.output:
+            raise ValueError(f"the reference profiles no output of a {self.task} model")
         self.rows = 0
         self.not_numeric: Counter[str] = Counter()
         self.unscored = 0
@@ -83,16 +121,24 @@ class WindowAccumulator:
         self._windows = FeatureWindows.empty(reference)
         self._values: dict[str, list[object]] = {name: [] for name in reference.features}
         self._scores: list[float] = []
+        self._classes: list[str] = []
 
     def add(self, record: CaptureRecord) -> None:
-        if not math.isfinite(record.probability):
-            self.unscored += 1
-            return
+        if self.output == "predicted_class":
+            if record.label is None:
+                self.unscored += 1
+                return
+            self._classes.append(class_key(record.label))
+        else:
+            score = record.score
+            if score is None or not math.isfinite(score):
+                self.unscored += 1
+                return
+            self._scores.append(score)
         features = record.features
         for name, values in self._values.items():
             values.append(features.get(name))
-        self._scores.append(record.probability)
-        if len(self._scores) >= self._chunk_rows:
+        if len(self._scores) + len(self._classes) >= self._chunk_rows:
             self._flush()
 
     def result(self) -> FeatureWindows:
@@ -106,19 +152,21 @@ class WindowAccumulator:
             for name, count in sorted(self.not_numeric.items())
         ]
         if self.unscored:
-            notes.append(f"{self.unscored} rows without a finite score were left out")
+            notes.append(f"{self.unscored} rows without {_LACKING[self.task]} were left out")
         return notes
 
     def _flush(self) -> None:
-        if not self._scores:
+        pending = len(self._scores) + len(self._classes)
+        if not pending:
             return
         columns = {name: self._column(name, values) for name, values in self._values.items()}
-        scores = np.asarray(self._scores, dtype=np.float64)
-        chunk = FeatureWindows.from_columns(self.reference, columns, scores)
+        scores = np.asarray(self._scores, dtype=np.float64) if self.output == "score" else None
+        classes = self._classes if self.output == "predicted_class" else None
+        chunk = FeatureWindows.from_columns(self.reference, columns, scores, classes=classes)
         self._windows = self._windows.merge(chunk)
-        self.rows += len(self._scores)
+        self.rows += pending
         self._values = {name: [] for name in self._values}
-        self._scores = []
+        self._scores, self._classes = [], []
 
     def _column(self, name: str, values: list[object]) -> npt.NDArray[np.generic]:
         if not self._numeric[name]:

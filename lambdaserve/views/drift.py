@@ -6,7 +6,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from lambdaserve.drift.report import DriftReport
-from lambdaserve.drift.statistics import SCORE_FEATURE
 from lambdaserve.views.console import out
 
 _VERDICT_STYLE = {"drift": "bold red", "no_drift": "green", "insufficient_data": "dim"}
@@ -26,9 +25,8 @@ def print_report(report: DriftReport, *, state: str = "") -> None:
     for column in ("feature", "test", "score", "threshold", "verdict"):
         table.add_column(column, justify="right" if column in {"score", "threshold"} else "left")
     for result in report.results:
-        name = "prediction score" if result.feature == SCORE_FEATURE else result.feature
         table.add_row(
-            escape(name),
+            escape(report.display_name(result.feature)),
             result.test,
             "-" if result.score is None else f"{result.score:.4f}",
             f"{result.threshold:g}",

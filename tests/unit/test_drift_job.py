@@ -17,6 +17,7 @@ from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.html import render_html
 from lambdaserve.drift.job import (
+    Baseline,
     DriftJobError,
     WindowAccumulator,
     drift_window,
@@ -109,11 +110,11 @@ class Baselines:
         self.altered = frozenset(altered)
         self.asked: list[tuple[str, str]] = []
 
-    def __call__(self, name: str, version: str) -> tuple[ReferenceProfile, FeatureSchema, Any]:
+    def __call__(self, name: str, version: str) -> Baseline:
         self.asked.append((name, version))
         if version not in self.by_version:
             raise ModelNotFoundError(f"model {name} version {version} is not stored")
-        return self.by_version[version], SCHEMA, self.altered
+        return Baseline(self.by_version[version], SCHEMA, self.altered)
 
 
 def source(rows: list[CaptureRecord]) -> Any:
@@ -386,7 +387,7 @@ SETTINGS = DriftSettings(
 def handler_with(rows: list[CaptureRecord], topic: FakeTopic, files: MemoryFiles) -> Any:
     ports = DriftPorts(
         captures=source(rows),
-        baselines=lambda n, v: (reference(), SCHEMA, SETTINGS.altered_fields),
+        baselines=lambda n, v: Baseline(reference(), SCHEMA, SETTINGS.altered_fields),
         reports=DriftReportStore(files),
         alarms=topic,
         metrics=EmfDriftMetrics(),  # as the wiring builds them on AWS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
+from scipy.spatial.distance import jensenshannon
 
 from lambdaserve.drift.dataset_verdict import (
     benjamini_hochberg,
