@@ -77,10 +77,8 @@ def report(
     local = open_store(store)
     baseline, split = _ab_defaults(local, name, baseline, split)
     try:
-        if baseline is None:
-            champion = local.registry.by_alias(name, CHAMPION)
-            baseline = champion.bundle_version if champion is not None else None
-        positive_class = local.store.get(name).manifest.positive_class
+        baseline = baseline if baseline is not None else _champion_version(local, name)
+        manifest = local.store.get(name).manifest
         captures, feedback = _captures_and_feedback(
             local, capture_bucket, start, end, feedback_days=feedback_days
         )
@@ -88,7 +86,9 @@ def report(
             name,
             captures,
             feedback,
-            positive_class=positive_class,
+            task=manifest.task,
+            classes=manifest.classes,
+            positive_class=manifest.positive_class,
             baseline=baseline,
             expected_share=_shares(split),
             min_labelled=min_labelled,
@@ -108,6 +108,12 @@ def _window(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     if start >= end:
         fail("--since must be before --until", code=2)
     return start, end
+
+
+def _champion_version(local: LocalBackend, name: str) -> str | None:
+    """The bundle version of the registry's champion of ``name``, if it has one."""
+    champion = local.registry.by_alias(name, CHAMPION)
+    return champion.bundle_version if champion is not None else None
 
 
 def _ab_defaults(

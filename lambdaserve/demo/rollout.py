@@ -182,11 +182,14 @@ def run_rollout_chapter(
     )
     until = datetime.now(UTC) + timedelta(seconds=1)
     captures, feedback = split_stream(backend.capture_stream(started, until), started, until)
+    manifest = backend.store.get("churn").manifest
     report = ab_report(
         "churn",
         captures,
         feedback,
-        positive_class=backend.store.get("churn").manifest.positive_class,
+        task=manifest.task,
+        classes=manifest.classes,
+        positive_class=manifest.positive_class,
         baseline=good.champion.bundle_version or None,
     )
     print_ab_report(report)

@@ -26,6 +26,7 @@ from lambdaserve.kernel.manifest import ClassLabel
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
+from lambdaserve.views.abtest import metric_name
 from lambdaserve.views.console import out
 from lambdaserve.views.training import print_summary, train_model
 from lambdaserve.wiring.local import LocalBackend
@@ -54,7 +55,8 @@ def _ab_summary(report: ABReport) -> str:
     (comparison, *_) = report.comparisons
     labelled = {arm.version: arm.labelled for arm in report.arms}
     return (
-        f"log loss {comparison.log_loss_difference:+.3f} (p = {comparison.log_loss_p_value:.2g})"
+        f"{metric_name(comparison.metric)} {comparison.difference:+.3f} "
+        f"(p = {comparison.p_value:.2g})"
         f" on {labelled[comparison.version]} + {labelled[comparison.baseline]} outcomes: "
         f"{comparison.verdict}"
     )

@@ -41,7 +41,9 @@ def outcome(prediction_id: str, label: int, *, model: str = "churn") -> Feedback
     )
 
 
-def arm(version: str, scores: list[float], labels: list[int]) -> tuple[list, list]:
+def arm(
+    version: str, scores: list[float], labels: list[int]
+) -> tuple[list[CaptureRecord], list[FeedbackRecord]]:
     ids = new_prediction_ids(len(scores))
     captures = [capture(i, version, p) for i, p in zip(ids, scores, strict=True)]
     return captures, [outcome(i, y) for i, y in zip(ids, labels, strict=True)]
@@ -56,7 +58,9 @@ def test_wilson_interval_matches_the_worked_value() -> None:
 
 def test_one_arm_metrics_by_hand() -> None:
     captures, feedback = arm("1", [0.9, 0.2, 0.4, 0.6], [1, 0, 1, 0])
-    report = ab_report("churn", captures, feedback, positive_class=1, min_labelled=2)
+    report = ab_report(
+        "churn", captures, feedback, task="binary_classification", positive_class=1, min_labelled=2
+    )
     (quality,) = report.arms
     assert (quality.served, quality.labelled) == (4, 4)
     assert quality.accuracy == 0.5  # 0.9→1 ✓, 0.2→0 ✓, 0.4→0 ✗, 0.6→1 ✗
@@ -74,7 +78,11 @@ def test_join_counts_unmatched_duplicates_and_the_latest_word() -> None:
     corrected = outcome(captures[1].prediction_id, 1)  # the second outcome was revised
     other_model = outcome(captures[0].prediction_id, 0, model="fraud")
     report = ab_report(
-        "churn", captures, [*feedback, stray, corrected, other_model], positive_class=1
+        "churn",
+        captures,
+        [*feedback, stray, corrected, other_model],
+        task="binary_classification",
+        positive_class=1,
     )
     assert (report.feedback_received, report.feedback_unmatched) == (4, 1)
     assert report.feedback_duplicates == 1
@@ -96,7 +104,9 @@ def test_the_latest_received_feedback_counts_whatever_order_it_is_read_in() -> N
     corrected = wrong.model_copy(update={"received_at": T0 + timedelta(hours=2), "label": 1})
 
     for order in ([wrong, corrected], [corrected, wrong]):
-        (quality,) = ab_report("churn", captures, order, positive_class=1).arms
+        (quality,) = ab_report(
+            "churn", captures, order, task="binary_classification", positive_class=1
+        ).arms
         assert quality.accuracy == 1.0, order
 
 
@@ -104,7 +114,9 @@ def test_a_flood_of_feedback_for_one_prediction_is_read_up_to_the_cap() -> None:
     captures, feedback = arm("1", [0.9], [1])
     flood = [feedback[0].model_copy(update={"label": 0})] * 8000
 
-    report = ab_report("churn", captures, [*feedback, *flood], positive_class=1)
+    report = ab_report(
+        "churn", captures, [*feedback, *flood], task="binary_classification", positive_class=1
+    )
 
     assert report.feedback_received == 8001
     assert report.feedback_duplicates == FEEDBACK_PER_PREDICTION - 1
@@ -126,21 +138,26 @@ def test_a_better_challenger_is_found_and_an_equal_one_is_not() -> None:
         "churn",
         [*champion[0], *better[0]],
         [*champion[1], *better[1]],
+        task="binary_classification",
         positive_class=1,
         baseline="1",
     )
     (comparison,) = report.comparisons
     assert comparison.verdict == "better than the baseline"
-    assert comparison.log_loss_difference < 0 and comparison.log_loss_p_value < 1e-6
-    assert comparison.log_loss_difference_ci.high < 0
+    assert comparison.difference < 0 and comparison.p_value < 1e-6
+    assert comparison.difference_ci.high < 0
 
     same = arm("2", blurred[3000:], labels[3000:])
     report = ab_report(
-        "churn", [*champion[0], *same[0]], [*champion[1], *same[1]], positive_class=1
+        "churn",
+        [*champion[0], *same[0]],
+        [*champion[1], *same[1]],
+        task="binary_classification",
+        positive_class=1,
     )
     (comparison,) = report.comparisons
     assert comparison.verdict == "no significant difference in log loss"
-    assert comparison.log_loss_difference_ci.low < 0 < comparison.log_loss_difference_ci.high
+    assert comparison.difference_ci.low < 0 < comparison.difference_ci.high
 
 
 def test_too_little_feedback_is_not_compared() -> None:
@@ -150,6 +167,7 @@ def test_too_little_feedback_is_not_compared() -> None:
         "churn",
         [*champion[0], *challenger[0]],
         [*champion[1], *challenger[1][:10]],
+        task="binary_classification",
         positive_class=1,
     )
     assert report.comparisons == ()
@@ -160,21 +178,35 @@ def test_sample_ratio_mismatch_by_hand() -> None:
     # 5300 vs 4700 against 50/50: chi2 = 2 * 300² / 5000 = 36, p = 1.97e-9.
     captures = [capture(i, "1", 0.5) for i in new_prediction_ids(5300)]
     captures += [capture(i, "2", 0.5) for i in new_prediction_ids(4700)]
-    report = ab_report("churn", captures, [], positive_class=1, expected_share={"1": 1, "2": 1})
+    report = ab_report(
+        "churn",
+        captures,
+        [],
+        task="binary_classification",
+        positive_class=1,
+        expected_share={"1": 1, "2": 1},
+    )
     assert report.sample_ratio is not None and report.sample_ratio.mismatch
     assert report.sample_ratio.p_value == pytest.approx(1.97e-9, rel=0.01)
     assert report.sample_ratio.observed_share == {"1": 0.53, "2": 0.47}
     assert any("sample ratio mismatch" in note for note in report.notes)
     # 5040 vs 4960: chi2 = 0.64, p = 0.42: no mismatch.
     balanced = captures[:5040] + [capture(i, "2", 0.5) for i in new_prediction_ids(4960)]
-    report = ab_report("churn", balanced, [], positive_class=1, expected_share={"1": 1, "2": 1})
+    report = ab_report(
+        "churn",
+        balanced,
+        [],
+        task="binary_classification",
+        positive_class=1,
+        expected_share={"1": 1, "2": 1},
+    )
     assert report.sample_ratio is not None and not report.sample_ratio.mismatch
     assert report.sample_ratio.p_value == pytest.approx(0.4237, abs=1e-3)
 
 
 def test_no_captures_is_a_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="no captured predictions of churn"):
-        ab_report("churn", [], [], positive_class=1)
+        ab_report("churn", [], [], task="binary_classification", positive_class=1)
 
 
 def test_a_non_finite_score_is_left_out_not_a_verdict() -> None:
@@ -189,12 +221,13 @@ def test_a_non_finite_score_is_left_out_not_a_verdict() -> None:
         "churn",
         [*champion[0], *better[0]],
         [*champion[1], *better[1]],
+        task="binary_classification",
         positive_class=1,
         baseline="1",
     )
     (comparison,) = report.comparisons
     assert comparison.verdict == "better than the baseline"
-    assert math.isfinite(comparison.log_loss_difference)
+    assert math.isfinite(comparison.difference)
     challenger = next(a for a in report.arms if a.version == "2")
     assert challenger.served == 3000 and challenger.labelled == 2999
     assert any("1 labelled predictions without a finite score" in n for n in report.notes)
