@@ -3,14 +3,15 @@
 - binary classification: ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``,
   ``log_loss``, ``brier`` (on the positive class's probability, at the decision threshold);
 - multiclass classification: ``accuracy``, ``macro_f1``, ``weighted_f1``, ``log_loss`` and
-  ``recall_<class>`` per class (``class_key`` spelling), the predicted class being the most
-  probable one;
+  ``recall_<class>`` per class (``class_key`` spelling made ``metric_safe`` for MLflow), the
+  predicted class being the most probable one;
 - regression: ``rmse``, ``mae``, ``r2`` and ``residual_p05``/``p50``/``p95``, quantiles of
   ``y - prediction``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,13 @@ from sklearn import metrics
 from lambdaserve.kernel.manifest import ClassLabel, Task, class_key
 
 RESIDUAL_QUANTILES = {"residual_p05": 0.05, "residual_p50": 0.5, "residual_p95": 0.95}
+
+
+def metric_safe(text: str) -> str:
+    """``text`` as part of a metric name MLflow accepts (alphanumerics, ``_ - . / :`` and
+    spaces): anything else becomes ``_`` (``Adelie Penguin (P. adeliae)`` ->
+    ``Adelie Penguin _P. adeliae_``)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /:]", "_", text)
 
 
 def binary_metrics(
@@ -56,7 +64,7 @@ def multiclass_metrics(
         ),
         "log_loss": float(metrics.log_loss(y_true, probabilities, labels=labels)),
         **{
-            f"recall_{class_key(label)}": float(recall)
+            f"recall_{metric_safe(class_key(label))}": float(recall)
             for label, recall in zip(classes, recalls, strict=True)
         },
     }
