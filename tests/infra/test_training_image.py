@@ -134,12 +134,19 @@ def training_request(synth: Synthesized) -> dict[str, Any]:
     definition = json.loads(
         _resolve(machine["Properties"]["DefinitionString"], synth.config.region)
     )
+    # The first state merges the input over the optional inputs' defaults (States.JsonMerge:
+    # the input's values win), as Step Functions would before Train reads it.
+    assert definition["StartAt"] == "WithDefaults"
+    merge = definition["States"]["WithDefaults"]["Parameters"]["merged.$"]
+    found = re.search(r"StringToJson\('(.*)'\), \$, false\)$", merge)
+    assert found is not None, merge
+    execution = {**json.loads(found.group(1)), **EXECUTION}
 
     def apply(node: Any) -> Any:
         if isinstance(node, dict):
             return {
                 key.removesuffix(".$"): (
-                    EXECUTION[value.removeprefix("$.")] if key.endswith(".$") else apply(value)
+                    execution[value.removeprefix("$.")] if key.endswith(".$") else apply(value)
                 )
                 for key, value in node.items()
             }

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.stacks.training_stack import image_repository_arn
+from infra.constructs.sklearn_image import image_repository_arn
 from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
