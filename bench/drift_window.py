@@ -52,7 +52,7 @@ import numpy.typing as npt
 
 from bench.report import Check, at_most, checks_table, speedup, table
 from lambdaserve.drift.histograms import FeatureWindows
-from lambdaserve.drift.job import run_drift
+from lambdaserve.drift.job import Baseline, run_drift
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.kernel.capture import LOG_MARKER, partition
 from lambdaserve.kernel.reference import (
@@ -214,6 +214,7 @@ def case_pandas(rows: int) -> Measured:
                 numeric[name] = [*map(int, counts), int(frame[name].isna().sum())]
             else:
                 frame[name].value_counts(dropna=False)
+        assert ref.score is not None  # a binary model's reference
         pd.cut(pd.Series(scores), bins=[-np.inf, *ref.score.edges, np.inf]).value_counts()
         return {"numeric": numeric}
 
@@ -282,7 +283,7 @@ def case_jsonl(lines: int) -> Measured:
             (report,) = run_drift(
                 SCHEDULED,
                 captures=lambda start, end: read_captures(root, start, end),
-                references=lambda name, version: (ref, features, ()),
+                references=lambda name, version: Baseline(ref, features, ()),
                 reports=DriftReportStore(_MemoryFiles()),
             )
             return {"rows": report.rows, "bytes": size}

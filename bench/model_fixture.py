@@ -4,6 +4,8 @@
 linear terms, an interaction, a non-linearity and the categories. Bundles are trained by
 ``lambdaserve.training.job.train`` exactly as SageMaker would run it, so they carry a real
 manifest, reference profile, skops model and (when it converts and passes parity) ``model.onnx``.
+``train_bundle`` also takes another table's target, task and dropped columns (``bench.task_latency``
+trains the churn table's three tasks), and ``schema_rows`` turns any table into request rows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from lambdaserve.kernel.bundle import VerifiedBundle
-from lambdaserve.training.hyperparameters import EstimatorName, TrainingConfig
+from lambdaserve.kernel.schema import FeatureSchema, FeatureSpec
+from lambdaserve.training.hyperparameters import EstimatorName, TaskChoice, TrainingConfig
 from lambdaserve.training.job import train
 from lambdaserve.training.sagemaker_env import SageMakerPaths
 
@@ -76,8 +79,42 @@ def feature_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
     return rows
 
 
-def train_bundle(root: Path, frame: pd.DataFrame, estimator: EstimatorName) -> VerifiedBundle:
-    """Train ``estimator`` on ``frame`` through the SageMaker-contract job; return its bundle."""
+def schema_rows(frame: pd.DataFrame, schema: FeatureSchema) -> list[dict[str, object]]:
+    """JSON-ready request rows for ``schema``'s columns of ``frame``, as a client would send them:
+    ``None`` for missing (blank text included), numbers as numbers, categories as text."""
+    return [
+        {spec.name: _json_value(spec, record[spec.name]) for spec in schema.features}
+        for record in frame.to_dict(orient="records")
+    ]
+
+
+def _json_value(spec: FeatureSpec, value: object) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None  # e.g. the dirty churn export's blank total_charges
+    if spec.kind == "categorical":
+        return str(value)
+    if spec.dtype == "bool":
+        return bool(value)
+    number = float(value)  # type: ignore[arg-type]
+    return int(number) if spec.dtype == "int" else number
+
+
+def train_bundle(
+    root: Path,
+    frame: pd.DataFrame,
+    estimator: EstimatorName,
+    *,
+    target: str = TARGET,
+    task: TaskChoice = "auto",
+    drop: tuple[str, ...] = (),
+    model_name: str | None = None,
+) -> VerifiedBundle:
+    """Train ``estimator`` on ``frame`` through the SageMaker-contract job; return its bundle.
+
+    Every bundle gets the same forest (100 trees, depth 10) whatever its task.
+    """
     channel = root / "input" / "data" / "train"
     channel.mkdir(parents=True)
     frame.to_csv(channel / "data.csv", index=False)
@@ -88,9 +125,11 @@ def train_bundle(root: Path, frame: pd.DataFrame, estimator: EstimatorName) -> V
         output_dir=root / "output",
     )
     config = TrainingConfig(
-        target=TARGET,
+        target=target,
+        task=task,
+        drop=drop,
         estimator=estimator,
-        model_name=f"bench-{estimator.replace('_', '-')}",
+        model_name=model_name or f"bench-{estimator.replace('_', '-')}",
         model_version="1",
         n_estimators=100,
         max_depth=10,

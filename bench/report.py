@@ -95,8 +95,10 @@ def checks_json(checks: Sequence[Check]) -> list[dict[str, Any]]:
     return [{**asdict(c), "target": c.target, "result": c.result} for c in checks]
 
 
-def write_results(results: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+def write_results(
+    results: dict[str, Any], directory: Path = RESULTS_DIR, name: str = "latest.json"
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "latest.json"
+    path = directory / name
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path

@@ -6,6 +6,9 @@
 3. Cold start (fresh processes): ours vs the naive baseline vs a bare ONNX Runtime handler.
 4. Warm single-row latency through the handler: ours vs naive.
 5. Warm 1000-row batch through the handler: ours vs naive per-row loop and naive vectorized.
+6. Every task (``bench.task_latency``): a binary, a multiclass and a regression forest on one
+   churn table, warm single p50 and 1000-row batch through the handler against the binary one,
+   and ONNX vs scikit-learn parity per task.
 
 The baselines are described in ``bench.naive_service`` and ``bench.cold_start``. Results are
 printed and written to ``bench/results/latest.json``.
@@ -23,7 +26,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, onnx_parity, report, warm_latency
+from bench import cold_start, onnx_parity, report, task_latency, warm_latency
 from bench.model_fixture import BenchModels, build_models, feature_rows
 from bench.report import Check, absolute, at_most, speedup, table
 
@@ -164,7 +167,7 @@ def _details(
             str(p.rows),
             f"{p.max_abs_diff:.2e}",
             f"{p.mean_abs_diff:.2e}",
-            str(p.label_flips),
+            "-" if p.label_flips is None else str(p.label_flips),
             f"{p.build_time_max_abs_diff:.2e}" if p.build_time_max_abs_diff is not None else "-",
         )
         for name, p in parity.items()
@@ -240,9 +243,12 @@ def main() -> int:
         single = warm_latency.measure_single(models.forest.path, rows)
         _progress(f"warm {BATCH_ROWS}-row batch through the handler (the naive loop is slow)")
         batch = warm_latency.measure_batch(models.forest.path, rows[:BATCH_ROWS])
-    checks = _checks(cold, single, batch, parity)
+        tasks = task_latency.measure(work, _progress)
+    checks = _checks(cold, single, batch, parity) + task_latency.checks(tasks)
     print()
     print(_details(cold, single, batch, parity))
+    print()
+    print(task_latency.details(tasks))
     print()
     print(report.checks_table(checks))
     path = report.write_results(
@@ -252,6 +258,7 @@ def main() -> int:
             "warm_single": warm_latency.as_json(single),
             "batch": warm_latency.as_json(batch),
             "parity": {name: onnx_parity.as_json(p) for name, p in parity.items()},
+            "tasks": task_latency.as_json(tasks),
             "checks": report.checks_json(checks),
         }
     )
