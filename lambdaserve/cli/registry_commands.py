@@ -27,6 +27,7 @@ from lambdaserve.cli.options import (
 )
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.function_versions import LIVE_ALIAS
+from lambdaserve.kernel.manifest import Task
 from lambdaserve.registry.code_version import code_version
 from lambdaserve.registry.holdout_scoring import Holdout
 from lambdaserve.registry.model_registry import TAG_GATE_RESULT
@@ -134,22 +135,36 @@ def models(
     try:
         registry = open_store(store).registry
         table = Table(title="registered models")
-        for column in ("model", "version", "aliases", "bundle", "lambda", "roc_auc", "gate"):
+        for column in ("model", "version", "task", "aliases", "bundle", "lambda", "metric", "gate"):
             table.add_column(column)
         for name in registry.models():
             for v in registry.versions(name):
                 table.add_row(
                     name,
                     v.version,
+                    v.task.removesuffix("_classification"),
                     ", ".join(v.aliases),
                     v.bundle_version or "?",
                     v.lambda_version or "-",
-                    f"{v.metrics.get('roc_auc', float('nan')):.4f}",
+                    _headline(v.task, v.metrics),
                     v.tags.get(TAG_GATE_RESULT, "-"),
                 )
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(table)
+
+
+#: The one holdout metric ``models`` lists per task.
+HEADLINE_METRIC = {
+    "binary_classification": "roc_auc",
+    "multiclass_classification": "macro_f1",
+    "regression": "rmse",
+}
+
+
+def _headline(task: Task, metrics: dict[str, float]) -> str:
+    name = HEADLINE_METRIC[task]
+    return f"{name} {metrics[name]:.4f}" if name in metrics else "-"
 
 
 @models_app.command("show")
