@@ -2,7 +2,8 @@
 
 Data → train (SageMaker contract) → verified bundle in the local store → register, gate, publish
 → serve on loopback with real and bad traffic → a canary promoted and a bad one rolled back by the
-guard → ground-truth feedback and the A/B report → shifted traffic flagged as drift → a summary.
+guard → ground-truth feedback and the A/B report → shifted traffic flagged as drift → a
+multiclass and a regression model, each answering and taking feedback of its kind → a summary.
 ``run_demo`` answers the expectations that failed; ``lambdaserve demo`` exits non-zero on any.
 """
 
@@ -19,6 +20,7 @@ from lambdaserve.datasets import churn
 from lambdaserve.demo.drift import SCORE, flagged, run_drift_chapter
 from lambdaserve.demo.registry import RegistryChapter, run_registry_chapter
 from lambdaserve.demo.rollout import RolloutChapter, run_rollout_chapter
+from lambdaserve.demo.tasks import TasksChapter, run_tasks_chapter
 from lambdaserve.demo.traffic import TrafficReport, send_traffic
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.csv_rows import feature_rows
@@ -141,10 +143,12 @@ def run_demo(backend: LocalBackend, rows: int, traffic_rows: int, seed: int) -> 
     out.rule("5. canary under load → promoted; bad v3 → rolled back by the guard")
     rollout = run_rollout_chapter(backend, data.train, data.holdout, traffic, outcomes)
     out.rule("6. shifted traffic → the drift report flags the shifted features, not the others")
-    drift_reports = run_drift_chapter(backend, seed=seed + 3)
+    drift_reports = run_drift_chapter(backend, MODEL_NAME, seed=seed + 3)
     drifted = {f"v{r.model_version}": sorted(flagged(r)) for r in drift_reports}
-    out.print(_summary_table(stored, chapter, report, rollout, drifted))
-    return _failed_expectations(chapter, report, rollout, drifted)
+    out.rule("7. other tasks: a multiclass and a regression model")
+    tasks = run_tasks_chapter(backend, seed=seed + 4)
+    out.print(_summary_table(stored, chapter, report, rollout, drifted, tasks))
+    return _failed_expectations(chapter, report, rollout, drifted) + tasks.problems()
 
 
 def _summary_table(
@@ -153,6 +157,7 @@ def _summary_table(
     report: TrafficReport,
     rollout: RolloutChapter,
     drifted: dict[str, list[str]],
+    tasks: TasksChapter,
 ) -> Table:
     good, bad = rollout.good, rollout.bad
     summary = Table(title="demo summary", show_header=False)
@@ -179,6 +184,8 @@ def _summary_table(
             for version, features in drifted.items()
         ),
     )
+    for model in tasks.models:
+        summary.add_row(f"{model.stored.name} model", model.summary())
     return summary
 
 

@@ -207,3 +207,4 @@ def test_demo_runs_the_lifecycle(tmp_path: Path) -> None:
     assert "v2 promoted, v3 rolled back" in result.stdout
     assert "A/B report: churn (baseline v1)" in result.stdout
     assert "v2 vs v1 on ground truth" in result.stdout
+    assert "service model" in result.stdout and "charges model" in result.stdout
