@@ -218,9 +218,7 @@ def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
     ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost,
     without the outputs of other tasks (unset, so a binary line is what it always was).
     """
-    fields = {
-        k: v for k, v in record.__dict__.items() if v is not None or k not in OUTPUT_FIELDS
-    }
+    fields = {k: v for k, v in record.__dict__.items() if v is not None or k not in OUTPUT_FIELDS}
     return LINE_HEAD + to_json(fields).decode()[1:] + "\n"
 
 
