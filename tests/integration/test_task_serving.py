@@ -3,7 +3,7 @@ from dirty mixed-type rows), a regression model (diabetes, and churn's monthly c
 binary one (breast cancer) are trained by the job, served by uvicorn, and answer single and
 batch predictions in their task's shape; ``/model`` and the OpenAPI document say so; feedback of
 the task's kind is stored beside the captures, and of the wrong kind refused (422) with nothing
-stored."""
+stored; the A/B report and the drift job then judge what was captured, per task."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
+from lambdaserve.abtest.report import ab_report
 from lambdaserve.datasets import churn
+from lambdaserve.drift.job import bundle_baselines, run_drift
+from lambdaserve.drift.report_store import DriftReportStore
+from lambdaserve.drift.statistics import SCORE_FEATURE
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.manifest import class_key
+from lambdaserve.local.artifact_store import LocalArtifactStore
 from lambdaserve.local.capture_log import CaptureLog, read_captures, read_feedback
+from lambdaserve.local.drift_reports import LocalReportFiles
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
@@ -213,3 +219,74 @@ def test_predictions_are_captured_with_the_tasks_outputs_and_take_feedback_of_it
     stored = [f for f in read_feedback(store, started, until) if f.model_name == case.name]
     assert len(stored) == len(items)  # the refused requests stored nothing
     assert all((f.value is not None) == (case.task == "regression") for f in stored)
+
+
+def test_the_ab_report_and_the_drift_report_judge_the_tasks_outputs(
+    served: tuple[Case, VerifiedBundle, str, Path], tmp_path: Path
+) -> None:
+    """Served traffic with its true outcomes fed back: the A/B report scores the arm by the
+    task's metrics, and the drift job compares the captured outputs with the bundle's own
+    reference (the training rows again: no drift)."""
+    case, bundle, url, store = served
+    manifest = bundle.manifest
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    rows = _rows(case, bundle, 150)
+    truth = case.frame[case.target].head(150).tolist()
+    by_text = {str(c): c for c in manifest.classes}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        answers = client.post("/predict/batch", json={"instances": rows}).json()["predictions"]
+        outcomes = [
+            {"value": float(value)}
+            if case.task == "regression"
+            else {"label": by_text[str(value).strip()]}
+            for value in truth
+        ]
+        fed = client.post(
+            "/feedback",
+            json={
+                "feedback": [
+                    {
+                        "prediction_id": a["prediction_id"],
+                        "feedback_token": a["feedback_token"],
+                        **o,
+                    }
+                    for a, o in zip(answers, outcomes, strict=True)
+                ]
+            },
+        )
+    assert fed.status_code == 202, fed.text
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    report = ab_report(
+        case.name,
+        read_captures(store, started, until),
+        read_feedback(store, started, until),
+        task=manifest.task,
+        classes=manifest.classes,
+        positive_class=manifest.positive_class,
+        min_labelled=50,
+    )
+    (arm,) = report.arms
+    assert arm.labelled >= 150  # and the earlier tests' labelled predictions in the window
+    if case.task == "regression":
+        assert arm.mae is not None and arm.mse is not None and arm.accuracy is None
+        assert arm.mae < manifest.target_range.std  # type: ignore[union-attr]
+    else:
+        assert arm.accuracy is not None and arm.accuracy > 0.6 and arm.log_loss is not None
+
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    artifacts.put(bundle.path)
+    day = timedelta(days=1)
+    now = datetime.now(UTC)
+    (drift,) = run_drift(
+        datetime(now.year, now.month, now.day, tzinfo=UTC) + day + timedelta(minutes=15),
+        captures=lambda start, end: read_captures(store, start, end),
+        references=bundle_baselines(artifacts),
+        reports=DriftReportStore(LocalReportFiles(tmp_path / "reports")),
+        window=day,
+        min_samples=25,  # iris's holdout (the reference's output) is 30 rows
+    )
+    assert drift.task == case.task
+    output = drift.score
+    assert output.feature == SCORE_FEATURE and output.verdict in ("no_drift", "drift")
+    expected_test = "jensen_shannon" if case.task == "multiclass_classification" else "score_psi"
+    assert output.test == expected_test
