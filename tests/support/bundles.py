@@ -10,6 +10,7 @@ tamper with a bundle work on a copy (``bundle_copy``), never on the shared one.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +63,20 @@ def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> 
     )
     config = TrainingConfig.model_validate({"cv_folds": 3, "n_estimators": 30, **hyperparameters})
     return train(paths, config).bundle
+
+
+def sagemaker_environment(
+    root: Path, frame: pd.DataFrame, hyperparameters: dict[str, object]
+) -> dict[str, str]:
+    """An ``/opt/ml``-shaped ``root`` holding ``frame`` as the train channel, and the ``SM_*``
+    environment SageMaker sets for it (hyperparameters as ``SM_HPS``), for ``job.main``."""
+    channel = root / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    frame.to_csv(channel / "train.csv", index=False)
+    return {
+        "SM_CHANNEL_TRAIN": str(channel),
+        "SM_MODEL_DIR": str(root / "model"),
+        "SM_OUTPUT_DIR": str(root / "output"),
+        "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
+        "SM_HPS": json.dumps(hyperparameters),
+    }

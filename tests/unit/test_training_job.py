@@ -14,6 +14,7 @@ from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import verify_bundle
 from lambdaserve.kernel.reference import ReferenceProfile
 from lambdaserve.training.job import main
+from tests.support.bundles import sagemaker_environment
 
 pytestmark = pytest.mark.unit
 
@@ -21,16 +22,7 @@ pytestmark = pytest.mark.unit
 def _run(
     tmp_path: Path, frame: pd.DataFrame, capsys: pytest.CaptureFixture[str], **hps: object
 ) -> tuple[int, Path, str]:
-    channel = tmp_path / "input" / "data" / "train"
-    channel.mkdir(parents=True)
-    frame.to_csv(channel / "train.csv", index=False)
-    env = {
-        "SM_CHANNEL_TRAIN": str(channel),
-        "SM_MODEL_DIR": str(tmp_path / "model"),
-        "SM_OUTPUT_DIR": str(tmp_path / "output"),
-        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data"),
-        "SM_HPS": json.dumps({"cv_folds": 2, "n_estimators": 10, **hps}),
-    }
+    env = sagemaker_environment(tmp_path, frame, {"cv_folds": 2, "n_estimators": 10, **hps})
     code = main([], env)
     captured = capsys.readouterr()
     return code, tmp_path, captured.out + captured.err

@@ -45,7 +45,7 @@ from lambdaserve.training.metrics import (
     task_metrics,
 )
 from lambdaserve.training.onnx_export import export_onnx, parity_tolerance
-from tests.support.bundles import train_bundle
+from tests.support.bundles import sagemaker_environment, train_bundle
 
 pytestmark = pytest.mark.unit
 
@@ -343,17 +343,8 @@ REFUSALS: list[tuple[str, Sequence[object], dict[str, object], str]] = [
 
 
 def _run_job(root: Path, frame: pd.DataFrame, **hps: object) -> int:
-    channel = root / "input" / "data" / "train"
-    channel.mkdir(parents=True)
-    frame.to_csv(channel / "train.csv", index=False)
-    env = {
-        "SM_CHANNEL_TRAIN": str(channel),
-        "SM_MODEL_DIR": str(root / "model"),
-        "SM_OUTPUT_DIR": str(root / "output"),
-        "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
-        "SM_HPS": json.dumps({"target": "y", "cv_folds": 2, "n_estimators": 5, **hps}),
-    }
-    return main([], env)
+    hyperparameters = {"target": "y", "cv_folds": 2, "n_estimators": 5, **hps}
+    return main([], sagemaker_environment(root, frame, hyperparameters))
 
 
 @pytest.mark.parametrize(
