@@ -81,7 +81,7 @@ def serves_a_model(versions: Iterable[PublishedVersion], routing: AliasRouting |
     if routing is None:
         return False
     pinned = {v.function_version for v in versions if v.bundle_sha256}
-    return any(version in pinned for version in routing.shares())
+    return any(share > 0 and version in pinned for version, share in routing.shares().items())
 
 
 def deploy_hint(name: str, champion_version: str | None) -> str:

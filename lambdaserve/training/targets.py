@@ -80,7 +80,7 @@ def _classification_task(config: TrainingConfig, distinct: list[ClassLabel]) -> 
     name, n = config.target, len(distinct)
     if config.task == "binary" and n != 2:
         raise TrainingError(
-            f"target {name!r} must be binary: found {n} distinct values"
+            f"target {name!r} must be binary: found {n} distinct value{'s' if n != 1 else ''}"
             + (" (a single class cannot be learned)" if n == 1 else "")
             + f" {_shown(distinct)}"
         )

@@ -352,6 +352,10 @@ PINNED = PublishedVersion(
         (AliasRouting(alias=LIVE_ALIAS, version="1", additional={"2": 0.25}), True),
         (AliasRouting(alias=LIVE_ALIAS, version="2", additional={"1": 0.5}), True),
         (AliasRouting(alias=LIVE_ALIAS, version="3"), False),  # not one of the versions given
+        # A pinned version the alias names at weight 0 gets no traffic: nothing serves a model,
+        # so the champion's first publication must still deploy it.
+        (AliasRouting(alias=LIVE_ALIAS, version="1", additional={"2": 0.0}), False),
+        (AliasRouting(alias=LIVE_ALIAS, version="2", additional={"1": 1.0}), False),
     ],
 )
 def test_serves_a_model_only_when_live_routes_to_a_pinned_version(

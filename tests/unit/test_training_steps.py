@@ -173,7 +173,7 @@ def test_a_declared_numeric_column_with_a_few_bad_values_is_coerced_and_counted(
         (["0", "1", "2"], "must be binary: found 3 distinct values ('0', '1', '2')"),
         (
             ["yes"],
-            "must be binary: found 1 distinct values (a single class cannot be learned) ('yes')",
+            "must be binary: found 1 distinct value (a single class cannot be learned) ('yes')",
         ),
         (
             [str(i) for i in range(7)],
