@@ -56,8 +56,6 @@ from lambdaserve.kernel.metric_names import (
 from lambdaserve.rollout.guard import GuardReport
 from lambdaserve.rollout.state import RolloutState
 
-__all__ = ["AwsGuardPolicy", "BundleVersionOf", "CloudWatchGuard", "statistics_period"]
-
 LAMBDA_NAMESPACE = "AWS/Lambda"
 EMF_SERVICE = PREDICT_SERVICE
 _MAX_DATAPOINTS = 1440

@@ -11,14 +11,14 @@ from typing import Annotated
 import typer
 
 from lambdaserve.abtest.report import ab_report, split_stream
-from lambdaserve.cli.options import JsonOption, StoreOption, open_store, parse_time
+from lambdaserve.cli.options import JsonOption, StoreOption, parse_time
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.registry.model_registry import CHAMPION
 from lambdaserve.views.abtest import print_ab_report
 from lambdaserve.views.console import fail
 from lambdaserve.wiring import aws
-from lambdaserve.wiring.local import LocalBackend
+from lambdaserve.wiring.local import LocalBackend, open_local
 
 
 def _shares(values: list[str] | None) -> dict[str, float] | None:
@@ -74,7 +74,7 @@ def report(
     """Quality of every arm on ground-truth feedback, compared with the champion, plus an SRM
     check of the split."""
     start, end = _window(since, until)
-    local = open_store(store)
+    local = open_local(store)
     baseline, split = _ab_defaults(local, name, baseline, split)
     try:
         baseline = baseline if baseline is not None else _champion_version(local, name)

@@ -41,13 +41,22 @@ BucketOption = Annotated[
 
 @dataclass(frozen=True)
 class Backends:
-    store: ArtifactStore
-    registry: ModelRegistry
+    """The local store and registry, and where bundles are published: the local function, or
+    the deployed one with its bundle ``bucket``."""
+
+    local: LocalBackend
     target_store: ArtifactStore
     publisher: FunctionPublisher
     function_name: str
-    local: LocalBackend
     bucket: str | None = None
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self.local.store
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self.local.registry
 
 
 def open_backends(
@@ -55,31 +64,17 @@ def open_backends(
 ) -> Backends:
     """The local backend, and for ``--backend aws`` the deployed function and bundle bucket."""
     local = open_local(store)
+    local.registry  # noqa: B018  opened here, as every command needs it: its errors come first
     if backend is Backend.local:
         local_name = function or DEFAULT_FUNCTION
-        return Backends(
-            local.store,
-            local.registry,
-            local.store,
-            local.publisher(local_name),
-            local_name,
-            local,
-        )
+        return Backends(local, local.store, local.functions(local_name), local_name)
     name = function or os.environ.get(FUNCTION_ENV)
     uri = bucket or os.environ.get(BUCKET_ENV)
     if not name or not uri:
         raise typer.BadParameter(
             f"--backend aws needs --function (or ${FUNCTION_ENV}) and --bucket (or ${BUCKET_ENV})"
         )
-    return Backends(
-        local.store,
-        local.registry,
-        aws.artifact_store(uri),
-        aws.publisher(name),
-        name,
-        local,
-        uri,
-    )
+    return Backends(local, aws.artifact_store(uri), aws.publisher(name), name, uri)
 
 
 def open_rollout(
@@ -107,7 +102,7 @@ def open_function(
     local = open_local(store)
     if backend is Backend.local:
         local_name = function or DEFAULT_FUNCTION
-        return FunctionBackend(local.registry, local.publisher(local_name), local_name)
+        return FunctionBackend(local.registry, local.functions(local_name), local_name)
     name = function or os.environ.get(FUNCTION_ENV)
     if not name:
         raise typer.BadParameter(f"--backend aws needs --function (or ${FUNCTION_ENV})")

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.cli.options import StoreOption, open_store
+from lambdaserve.cli.options import StoreOption
 from lambdaserve.demo.story import run_demo
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.views.console import fail, out
+from lambdaserve.wiring.local import open_local
 
 
 def demo(
@@ -20,7 +21,7 @@ def demo(
 ) -> None:
     """Run the local lifecycle end to end on synthetic customer-churn data."""
     try:
-        problems = run_demo(open_store(store), rows, traffic_rows, seed)
+        problems = run_demo(open_local(store), rows, traffic_rows, seed)
     except LambdaserveError as exc:
         fail(str(exc))
     if problems:

@@ -18,20 +18,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref, parse_time
-from lambdaserve.drift.job import (
-    DEFAULT_LATENESS,
-    DEFAULT_MIN_SAMPLES,
-    DEFAULT_WINDOW,
-    drift_window,
-)
+from lambdaserve.cli.options import StoreOption, parse_model_ref, parse_time
+from lambdaserve.drift.job import DEFAULT_MIN_SAMPLES
 from lambdaserve.drift.report import ReportKey
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftSchedule, run_scheduled_drift
+from lambdaserve.drift.windows import DEFAULT_LATENESS, DEFAULT_WINDOW, drift_window
 from lambdaserve.kernel.artifacts import version_order
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.views.console import fail, out
 from lambdaserve.views.drift import print_report
+from lambdaserve.wiring.local import open_local
 
 DRIFT_EXIT = 7
 drift_app = typer.Typer(
@@ -80,7 +77,7 @@ def run(
         span = drift_window(scheduled, window=window, lateness=lateness)
     except ValueError as exc:
         fail(str(exc), code=2)
-    ports = open_store(store).drift_ports(skip or ())  # printed below: nothing is published
+    ports = open_local(store).drift_ports(skip or ())  # printed below: nothing is published
     reports = ports.reports
     schedule = DriftSchedule(window=window, lateness=lateness, min_samples=min_samples)
     try:
@@ -129,7 +126,7 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """The last report of each selected model version (or only the most recent one)."""
-    reports = open_store(store).drift_reports()
+    reports = open_local(store).drift_reports()
     keys = _selected(reports, model)
     if not keys:
         fail(f"no drift reports{f' of {model}' if model else ''}; run `lambdaserve drift run`")

@@ -13,13 +13,13 @@ from lambdaserve.cli.options import (
     PolicyOption,
     RegisterOption,
     StoreOption,
-    open_store,
 )
 from lambdaserve.cli.train_command import register_and_report
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.registry.importing import import_bundle
 from lambdaserve.views.console import fail, out
 from lambdaserve.wiring import aws
+from lambdaserve.wiring.local import open_local
 
 
 def import_(
@@ -38,7 +38,7 @@ def import_(
 ) -> None:
     """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), then register it."""
     try:
-        local = open_store(store)
+        local = open_local(store)
         stored, created = import_bundle(
             local.store, source, cache_dir=local.store.cache_dir, download=aws.download_bundle
         )

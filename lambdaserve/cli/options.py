@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from lambdaserve.wiring.local import LocalBackend, open_local
-
 StoreOption = Annotated[
     Path | None,
     typer.Option(
@@ -31,11 +29,6 @@ RegisterOption = Annotated[
     bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
-
-
-def open_store(store: Path | None) -> LocalBackend:
-    """The local backend over ``--store`` (the composition root's, ``wiring.local``)."""
-    return open_local(store)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

@@ -22,7 +22,6 @@ from lambdaserve.cli.options import (
     JsonOption,
     PolicyOption,
     StoreOption,
-    open_store,
     parse_model_ref,
 )
 from lambdaserve.kernel.errors import LambdaserveError
@@ -40,6 +39,7 @@ from lambdaserve.registry.registration import (
 from lambdaserve.rollout.publishing import publish_model_version
 from lambdaserve.rollout.status import model_status
 from lambdaserve.views.console import fail, out
+from lambdaserve.wiring.local import open_local
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
 
@@ -63,7 +63,7 @@ def register_locally(
     force: bool,
 ) -> GatedRegistration:
     """The local store and registry's ``register_and_gate`` (registry.registration)."""
-    local = open_store(store)
+    local = open_local(store)
     return register_and_gate(
         local.registry,
         local.store,
@@ -133,7 +133,7 @@ def models(
     if context.invoked_subcommand is not None:
         return
     try:
-        registry = open_store(store).registry
+        registry = open_local(store).registry
         table = Table(title="registered models")
         for column in ("model", "version", "task", "aliases", "bundle", "lambda", "metric", "gate"):
             table.add_column(column)
@@ -175,7 +175,7 @@ def show(
     """Everything about one registered version, as JSON."""
     name, version = parse_model_ref(model)
     try:
-        registry = open_store(store).registry
+        registry = open_local(store).registry
         found = registry.get(name, version) if version else registry.versions(name)[-1]
     except (LambdaserveError, IndexError) as exc:
         fail(str(exc) or f"no versions of {name}")
@@ -208,7 +208,7 @@ def promote(
     if version is None:
         fail("give NAME:VERSION", code=2)
     try:
-        promoted = promote_to_champion(open_store(store).registry, name, version)
+        promoted = promote_to_champion(open_local(store).registry, name, version)
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(f"{promoted.name} v{promoted.version} is now champion")

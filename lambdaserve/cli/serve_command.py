@@ -15,13 +15,14 @@ import uvicorn
 from rich.markup import escape
 from starlette.types import ASGIApp
 
-from lambdaserve.cli.options import StoreOption, open_store, parse_model_ref
+from lambdaserve.cli.options import StoreOption, parse_model_ref
 from lambdaserve.kernel.artifacts import ArtifactStore
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, FunctionPublisher
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.views.console import err, fail
+from lambdaserve.wiring.local import open_local
 
 
 def resolve_model(store: ArtifactStore, ref: str | None) -> LoadedModel:
@@ -61,7 +62,7 @@ def serve(
     """
     settings = ServingSettings()
     try:
-        local = open_store(store)
+        local = open_local(store)
         functions = local.functions(function)
         routing = functions.alias(LIVE_ALIAS) if model is None else None
         if routing is None:

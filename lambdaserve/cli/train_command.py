@@ -14,13 +14,13 @@ from lambdaserve.cli.options import (
     PolicyOption,
     RegisterOption,
     StoreOption,
-    open_store,
 )
 from lambdaserve.cli.registry_commands import load_policy, register_locally
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.views.console import fail, out
 from lambdaserve.views.training import print_summary, summary, train_model
+from lambdaserve.wiring.local import open_local
 
 
 def train(
@@ -73,7 +73,7 @@ def train(
         except json.JSONDecodeError:
             hyperparameters[key] = value
     try:
-        stored = train_model(open_store(store), data, hyperparameters, progress=not as_json)
+        stored = train_model(open_local(store), data, hyperparameters, progress=not as_json)
     except LambdaserveError as exc:
         fail(str(exc))
     register_and_report(

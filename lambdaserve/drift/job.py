@@ -47,25 +47,6 @@ from lambdaserve.kernel.reference import ReferenceProfile
 from lambdaserve.kernel.schema import FeatureSchema
 from lambdaserve.kernel.times import as_utc
 
-# The window names come from drift.windows; they stay importable here, with the job.
-__all__ = [
-    "CHUNK_ROWS",
-    "DEFAULT_LATENESS",
-    "DEFAULT_MIN_SAMPLES",
-    "DEFAULT_PERSISTENCE",
-    "DEFAULT_WINDOW",
-    "Baseline",
-    "BaselineSource",
-    "CaptureSource",
-    "DriftJobError",
-    "DriftWindow",
-    "ReportCallback",
-    "WindowAccumulator",
-    "bundle_baselines",
-    "drift_window",
-    "run_drift",
-]
-
 DEFAULT_MIN_SAMPLES = 100
 DEFAULT_PERSISTENCE = (2, 3)
 _ALTERED = "masked or hashed by the capture policy: captured values cannot be compared with "

@@ -18,18 +18,15 @@ from typing import Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from lambdaserve.drift.job import (
-    DEFAULT_LATENESS,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_PERSISTENCE,
-    DEFAULT_WINDOW,
     BaselineSource,
     CaptureSource,
-    DriftWindow,
-    drift_window,
     run_drift,
 )
 from lambdaserve.drift.report import DriftReport, alarm_message
 from lambdaserve.drift.report_store import DriftReportStore
+from lambdaserve.drift.windows import DEFAULT_LATENESS, DEFAULT_WINDOW, DriftWindow, drift_window
 
 
 class AlarmPort(Protocol):

@@ -26,19 +26,6 @@ from lambdaserve.rollout.live_alias import AliasPort, Journal, shares, write_rou
 from lambdaserve.rollout.plan import RolloutPlan
 from lambdaserve.rollout.state import Action, RolloutEvent, RolloutState, VersionRef
 
-# The alias port, its shares and the journal type are the controller's API too.
-__all__ = [
-    "AliasPort",
-    "Journal",
-    "RegistryHooks",
-    "promote",
-    "recover",
-    "rollback",
-    "shares",
-    "start",
-    "tick",
-]
-
 
 class RegistryHooks(Protocol):
     def promoted(self, state: RolloutState) -> None: ...

@@ -19,8 +19,8 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdaserve.kernel.errors import LambdaserveError, TransientError
-from lambdaserve.rollout.controller import AliasPort
 from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.live_alias import AliasPort
 from lambdaserve.rollout.state import RolloutStateStore, RolloutStatus
 from lambdaserve.rollout.step import RecordingHooks, run_step
 

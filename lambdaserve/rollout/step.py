@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdaserve.kernel.errors import RolloutError
 from lambdaserve.rollout import controller
-from lambdaserve.rollout.controller import AliasPort, RegistryHooks
+from lambdaserve.rollout.controller import RegistryHooks
 from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.live_alias import AliasPort
 from lambdaserve.rollout.state import (
     TERMINAL,
     Action,

@@ -18,8 +18,8 @@ from lambdaserve.registry.model_registry import (
 )
 from lambdaserve.registry.registration import promote_to_champion
 from lambdaserve.rollout import controller
-from lambdaserve.rollout.controller import AliasPort
 from lambdaserve.rollout.guard import GuardPort
+from lambdaserve.rollout.live_alias import AliasPort, shares
 from lambdaserve.rollout.plan import RolloutPlan
 from lambdaserve.rollout.publishing import deploy_hint
 from lambdaserve.rollout.state import RolloutState, RolloutStateStore, VersionRef
@@ -145,7 +145,7 @@ def _check_deployed(context: RolloutContext, name: str, champion: RegisteredVers
     except FunctionError as exc:
         raise RolloutError(f"{exc}; {deploy}") from exc
     served = {v.lambda_version for v in context.registry.versions(name) if v.lambda_version}
-    if not served & set(controller.shares(routing)):
+    if not served & set(shares(routing)):
         raise RolloutError(
             f"live serves function version {routing.version}, which serves no registered "
             f"version of {name} (the serving stack's bootstrap): {deploy}"
@@ -188,7 +188,7 @@ def reconcile_registry(context: RolloutContext, state: RolloutState) -> bool:
     champion = context.registry.by_alias(state.model_name, CHAMPION)
     if champion is not None and champion.version == state.challenger.model_version:
         return False
-    if controller.shares(context.alias.read()) != {state.challenger.function_version: 1.0}:
+    if shares(context.alias.read()) != {state.challenger.function_version: 1.0}:
         return False
     context.hooks.promoted(state)
     return True

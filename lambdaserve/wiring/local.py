@@ -20,7 +20,6 @@ from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftPorts
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.capture import CaptureRecord, FeedbackRecord
-from lambdaserve.kernel.function_versions import FunctionPublisher
 from lambdaserve.local.artifact_store import LocalArtifactStore, default_store_root
 from lambdaserve.local.capture_log import CaptureLog, read_captures, read_stream
 from lambdaserve.local.drift_reports import LocalReportFiles
@@ -58,9 +57,6 @@ class LocalBackend:
 
     def functions(self, function_name: str = DEFAULT_FUNCTION) -> LocalFunctionVersions:
         return LocalFunctionVersions(self.root, function_name)
-
-    def publisher(self, function_name: str = DEFAULT_FUNCTION) -> FunctionPublisher:
-        return self.functions(function_name)
 
     def rollout_context(
         self,

@@ -31,7 +31,8 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.aws.cloudwatch_guard import AwsGuardPolicy, CloudWatchGuard, statistics_period
+from lambdaserve.aws.cloudwatch_guard import CloudWatchGuard, statistics_period
+from lambdaserve.aws.guard_alarms import AwsGuardPolicy
 from lambdaserve.aws.lambda_alias import LambdaAlias
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
 from lambdaserve.aws.s3_rollout_state import S3RolloutState

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from lambdaserve.aws.clients import aws_client
-from lambdaserve.aws.cloudwatch_guard import AwsGuardPolicy, CloudWatchGuard
+from lambdaserve.aws.cloudwatch_guard import CloudWatchGuard
+from lambdaserve.aws.guard_alarms import AwsGuardPolicy
 from lambdaserve.rollout.plan import RolloutPlan
 from lambdaserve.rollout.state import RolloutState, VersionRef
 from tests.integration.moto_server import running_moto_server

@@ -16,17 +16,12 @@ from pydantic import ValidationError
 from lambdaserve.aws.drift_metrics import EmfDriftMetrics
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.html import render_html
-from lambdaserve.drift.job import (
-    Baseline,
-    DriftJobError,
-    WindowAccumulator,
-    drift_window,
-    run_drift,
-)
+from lambdaserve.drift.job import Baseline, DriftJobError, run_drift
 from lambdaserve.drift.lambda_job import build_handler
 from lambdaserve.drift.report import DriftReport, ReportKey
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftPorts
+from lambdaserve.drift.windows import WindowAccumulator, drift_window
 from lambdaserve.kernel.capture import CaptureRecord
 from lambdaserve.kernel.errors import ModelNotFoundError
 from lambdaserve.kernel.reference import (

@@ -16,10 +16,11 @@ from scipy.spatial.distance import jensenshannon
 
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.html import render_html
-from lambdaserve.drift.job import Baseline, DriftJobError, WindowAccumulator, run_drift
+from lambdaserve.drift.job import Baseline, DriftJobError, run_drift
 from lambdaserve.drift.report import DriftReport, alarm_message
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.statistics import SCORE_FEATURE, compare
+from lambdaserve.drift.windows import WindowAccumulator
 from lambdaserve.kernel.capture import CaptureRecord
 from lambdaserve.kernel.manifest import ClassLabel, Task
 from lambdaserve.kernel.reference import (
