@@ -54,7 +54,7 @@ def import_closure(entry: str, repo_root: Path = REPO_ROOT) -> list[str]:
 def _imported_modules(source: Path) -> list[tuple[str, bool]]:
     """(module, required) for every import; ``from package import name`` may name a module."""
     modules = []
-    for node in ast.walk(ast.parse(source.read_text(), filename=str(source))):
+    for node in _runtime_nodes(ast.parse(source.read_text(), filename=str(source))):
         if isinstance(node, ast.Import):
             modules += [(alias.name, True) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -63,6 +63,25 @@ def _imported_modules(source: Path) -> list[tuple[str, bool]]:
             modules.append((node.module, True))
             modules += [(f"{node.module}.{alias.name}", False) for alias in node.names]
     return modules
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:``, which never run."""
+    nodes, pending = [], [tree]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            pending += node.orelse
+            continue
+        pending += ast.iter_child_nodes(node)
+    return nodes
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _module_path(module: str, repo_root: Path) -> str | None:

@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 
 from lambdaserve.cli.options import (
+    CodeOption,
     HoldoutOption,
     JsonOption,
     PolicyOption,
     RegisterOption,
     StoreOption,
+    TrustOption,
+    serving_settings,
 )
-from lambdaserve.cli.train_command import register_and_report
+from lambdaserve.cli.registration import register_and_report
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.registry.importing import import_bundle
 from lambdaserve.views.console import fail, out
@@ -34,10 +37,13 @@ def import_(
     register: RegisterOption = True,
     holdout: HoldoutOption = None,
     gate: PolicyOption = None,
+    code: CodeOption = None,
+    trust: TrustOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), then register it."""
     try:
+        model_trust = serving_settings(code, trust).model_trust()
         local = open_local(store)
         stored, created = import_bundle(
             local.store, source, cache_dir=local.store.cache_dir, download=aws.download_bundle
@@ -47,5 +53,11 @@ def import_(
     if not created and not as_json:
         out.print(f"{stored.name} version {stored.version} was already stored (same digest)")
     register_and_report(
-        stored, store=store, register=register, holdout=holdout, gate=gate, as_json=as_json
+        stored,
+        store=store,
+        register=register,
+        holdout=holdout,
+        gate=gate,
+        as_json=as_json,
+        trust=model_trust,
     )

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from lambdaserve.serving.settings import ServingSettings
+
 StoreOption = Annotated[
     Path | None,
     typer.Option(
@@ -29,6 +31,36 @@ RegisterOption = Annotated[
     bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
+CodeOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--code",
+        help="Directory of your own model code (repeatable): importable, and the types its "
+        "top-level modules define are trusted when a model file holds them",
+        envvar="LAMBDASERVE_CODE",
+    ),
+]
+TrustOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trust",
+        help="A type (module.Class) a model file may hold beyond scikit-learn's (repeatable)",
+        envvar="LAMBDASERVE_TRUSTED_TYPES",
+    ),
+]
+
+
+def serving_settings(
+    code: list[Path] | None = None, trust: list[str] | None = None
+) -> ServingSettings:
+    """The prediction service's settings from the environment, with ``--code`` and ``--trust``."""
+    settings = ServingSettings()
+    update: dict[str, frozenset[str]] = {}
+    if code:
+        update["code_dirs"] = settings.code_dirs | {str(d) for d in code}
+    if trust:
+        update["trusted_types"] = settings.trusted_types | set(trust)
+    return settings.model_copy(update=update) if update else settings
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

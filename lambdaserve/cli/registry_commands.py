@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,23 +17,22 @@ from lambdaserve.cli.backends import (
     open_function,
 )
 from lambdaserve.cli.options import (
+    CodeOption,
     HoldoutOption,
     JsonOption,
     PolicyOption,
     StoreOption,
+    TrustOption,
     parse_model_ref,
+    serving_settings,
 )
+from lambdaserve.cli.registration import load_policy, register_locally
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.function_versions import LIVE_ALIAS
 from lambdaserve.kernel.manifest import Task
-from lambdaserve.registry.code_version import code_version
-from lambdaserve.registry.holdout_scoring import Holdout
 from lambdaserve.registry.model_registry import TAG_GATE_RESULT
-from lambdaserve.registry.promotion_gate import GatePolicy
 from lambdaserve.registry.registration import (
-    GatedRegistration,
     promote_to_champion,
-    register_and_gate,
 )
 from lambdaserve.rollout.publishing import publish_model_version
 from lambdaserve.rollout.status import model_status
@@ -44,51 +42,27 @@ from lambdaserve.wiring.local import open_local
 ForceOption = Annotated[bool, typer.Option("--force", help="Pass the gate anyway (recorded)")]
 
 
-def load_policy(path: Path | None) -> GatePolicy:
-    if path is None:
-        return GatePolicy()
-    try:
-        return GatePolicy.model_validate_json(path.read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"invalid gate policy {path}: {exc}")
-
-
-def register_locally(
-    store: Path | None,
-    name: str,
-    bundle_version: str | None,
-    *,
-    holdout: Path | None,
-    policy: GatePolicy,
-    force: bool,
-) -> GatedRegistration:
-    """The local store and registry's ``register_and_gate`` (registry.registration)."""
-    local = open_local(store)
-    return register_and_gate(
-        local.registry,
-        local.store,
-        name,
-        bundle_version,
-        holdout=Holdout.read(holdout) if holdout else None,
-        policy=policy,
-        force=force,
-        code_version=code_version(),
-    )
-
-
 def register(
     model: Annotated[str, typer.Argument(help="Stored bundle NAME or NAME:BUNDLE_VERSION")],
     store: StoreOption = None,
     holdout: HoldoutOption = None,
     gate: PolicyOption = None,
     force: ForceOption = False,
+    code: CodeOption = None,
+    trust: TrustOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a stored bundle in MLflow; it becomes challenger if it passes the gate."""
     name, bundle_version = parse_model_ref(model)
     try:
         gated = register_locally(
-            store, name, bundle_version, holdout=holdout, policy=load_policy(gate), force=force
+            store,
+            name,
+            bundle_version,
+            holdout=holdout,
+            policy=load_policy(gate),
+            force=force,
+            trust=serving_settings(code, trust).model_trust(),
         )
     except LambdaserveError as exc:
         fail(str(exc))

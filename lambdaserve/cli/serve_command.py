@@ -15,17 +15,25 @@ import uvicorn
 from rich.markup import escape
 from starlette.types import ASGIApp
 
-from lambdaserve.cli.options import StoreOption, parse_model_ref
+from lambdaserve.cli.options import (
+    CodeOption,
+    StoreOption,
+    TrustOption,
+    parse_model_ref,
+    serving_settings,
+)
 from lambdaserve.kernel.artifacts import ArtifactStore
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, FunctionPublisher
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 from lambdaserve.serving.model_loader import LoadedModel
-from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.views.console import err, fail
 from lambdaserve.wiring.local import open_local
 
 
-def resolve_model(store: ArtifactStore, ref: str | None) -> LoadedModel:
+def resolve_model(
+    store: ArtifactStore, ref: str | None, trust: ModelTrust = NO_TRUST
+) -> LoadedModel:
     """Load ``NAME[:VERSION]`` from the store; without a ref, the only model's latest version."""
     if ref is None:
         models = store.models()
@@ -34,7 +42,7 @@ def resolve_model(store: ArtifactStore, ref: str | None) -> LoadedModel:
             raise LambdaserveError(f"choose a model with --model NAME[:VERSION]; stored: {listed}")
         ref = models[0]
     name, version = parse_model_ref(ref)
-    return LoadedModel.from_bundle(store.open(name, version))
+    return LoadedModel.from_bundle(store.open(name, version), trust=trust)
 
 
 def describe_routing(functions: FunctionPublisher, name: str, routing: AliasRouting) -> str:
@@ -54,19 +62,21 @@ def serve(
     ] = "predict",
     host: Annotated[str, typer.Option("--host", help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one)")] = 8080,
+    code: CodeOption = None,
+    trust: TrustOption = None,
 ) -> None:
     """Serve a stored model over HTTP (GET /health, GET /model, POST /predict, /predict/batch).
 
     Without --model, a function with a live alias is served through the local gateway: each
     request goes to one of the alias's versions by its weight (sticky per X-Unit-Id header).
     """
-    settings = ServingSettings()
     try:
+        settings = serving_settings(code, trust)
         local = open_local(store)
         functions = local.functions(function)
         routing = functions.alias(LIVE_ALIAS) if model is None else None
         if routing is None:
-            loaded = resolve_model(local.store, model)
+            loaded = resolve_model(local.store, model, settings.model_trust())
         else:
             banner = describe_routing(functions, function, routing)
     except LambdaserveError as exc:

@@ -15,11 +15,10 @@ from lambdaserve.cli.options import (
     RegisterOption,
     StoreOption,
 )
-from lambdaserve.cli.registry_commands import load_policy, register_locally
-from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.cli.registration import register_and_report
 from lambdaserve.kernel.errors import LambdaserveError
-from lambdaserve.views.console import fail, out
-from lambdaserve.views.training import print_summary, summary, train_model
+from lambdaserve.views.console import fail
+from lambdaserve.views.training import train_model
 from lambdaserve.wiring.local import open_local
 
 
@@ -79,52 +78,3 @@ def train(
     register_and_report(
         stored, store=store, register=register, holdout=holdout, gate=gate, as_json=as_json
     )
-
-
-def register_and_report(
-    stored: StoredBundle,
-    *,
-    store: Path | None,
-    register: bool,
-    holdout: Path | None,
-    gate: Path | None,
-    as_json: bool,
-) -> None:
-    """Register a freshly stored bundle and run the gate (unless ``register`` is off), then print
-    the bundle's summary and the registry's answer."""
-    try:
-        registration = (
-            register_locally(
-                store,
-                stored.name,
-                stored.version,
-                holdout=holdout,
-                policy=load_policy(gate),
-                force=False,
-            )
-            if register
-            else None
-        )
-    except LambdaserveError as exc:
-        fail(str(exc))
-    result = summary(stored)
-    if registration is not None:
-        decision = registration.decision
-        result["registry"] = {
-            "version": registration.version.version,
-            "aliases": list(registration.version.aliases),
-            "gate": decision.model_dump(mode="json") if decision else None,
-            "refusal": registration.refusal,
-        }
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    print_summary(stored)
-    if registration is not None:
-        version, decision = registration.version, registration.decision
-        aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
-        out.print(
-            f"  registered as {version.name} v{version.version}{aliases}; gate: "
-            + ("; ".join(decision.reasons) if decision else str(registration.refusal)),
-            highlight=False,
-        )

@@ -96,3 +96,7 @@ class TransientRolloutError(RolloutError, TransientError):
 
 class AwsConfigurationError(LambdaserveError):
     """The AWS backend cannot be used as configured (no region, for example)."""
+
+
+class ModelSaveError(TrainingError):
+    """A model or its data cannot become a bundle (``save_model``, ``import`` from MLflow)."""

@@ -98,6 +98,32 @@ class DataInfo(BaseModel):
     coercions: tuple[Coercion, ...] = ()
 
 
+class ModelInput(BaseModel):
+    """What the model's ``predict`` takes: our pipelines take an object matrix in schema order
+    (``matrix``); a pipeline fitted on a pandas DataFrame (``save_model``) takes a DataFrame with
+    the fitted column order and these pandas dtypes (``dataframe``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["matrix", "dataframe"] = "matrix"
+    dtypes: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelSource(BaseModel):
+    """Where a bundle's model came from, when lambdaserve did not train it: ``save_model`` in the
+    user's own code, their training script, or an MLflow model (URI without credentials)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["save_model", "script", "mlflow"]
+    uri: str | None = None
+    tracking_uri: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    run_id: str | None = None
+    serialization: str | None = None
+
+
 class Manifest(BaseModel):
     """Everything serving needs to know about a model, plus the sha256 of every bundle file."""
 
@@ -126,6 +152,13 @@ class Manifest(BaseModel):
     library_versions: dict[str, str]
     data: DataInfo
     skops_file: str = SKOPS_FILE
+    model_input: ModelInput = Field(default_factory=ModelInput)
+    custom_types: tuple[str, ...] = Field(
+        default=(),
+        description="types the model file holds beyond lambdaserve's allow-list: a deployment "
+        "must trust each one (its code and --trust), the manifest only declares them",
+    )
+    source: ModelSource | None = None
     onnx: OnnxExport
     files: dict[str, FileEntry] = Field(default_factory=dict)
 

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import BundleError
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 
 Runtime = Literal["onnx", "sklearn"]
 
@@ -38,8 +39,11 @@ class Predictor(Protocol):
         ...
 
 
-def load_predictor(bundle: VerifiedBundle, prefer: Runtime | None = None) -> Predictor:
-    """The fastest predictor the bundle supports, or the one ``prefer`` asks for."""
+def load_predictor(
+    bundle: VerifiedBundle, prefer: Runtime | None = None, trust: ModelTrust = NO_TRUST
+) -> Predictor:
+    """The fastest predictor the bundle supports, or the one ``prefer`` asks for; ``trust`` is
+    what this deployment lets a scikit-learn model file hold beyond our allow-list."""
     runtime = prefer or bundle.manifest.preferred_runtime
     if runtime == "onnx":
         if bundle.manifest.preferred_runtime != "onnx":
@@ -50,4 +54,4 @@ def load_predictor(bundle: VerifiedBundle, prefer: Runtime | None = None) -> Pre
         return OnnxPredictor.from_bundle(bundle)
     from lambdaserve.kernel.sklearn_predictor import SklearnPredictor
 
-    return SklearnPredictor(bundle)
+    return SklearnPredictor(bundle, trust)

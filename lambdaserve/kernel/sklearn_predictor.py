@@ -1,4 +1,5 @@
-"""scikit-learn predictor loaded with skops, trusting only the types listed here."""
+"""scikit-learn predictor loaded with skops, trusting only the types listed here and those the
+deployment trusts (``ModelTrust``), never what the artifact asks for."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.encoding import columns_to_matrix
 from lambdaserve.kernel.errors import UnsafeArtifactError
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 
 #: Types skops does not trust by default that our pipelines legitimately contain. The list lives in
 #: code, never in the artifact: a bundle asking for anything else is refused.
@@ -23,14 +25,36 @@ TRUSTED_SKOPS_TYPES = frozenset(
 )
 
 
-def load_skops_model(path: str) -> object:
+def custom_types_needed(untrusted: list[str]) -> list[str]:
+    """Of skops' untrusted types, those beyond lambdaserve's allow-list."""
+    return sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
+
+
+def load_skops_model(
+    path: str, trust: ModelTrust = NO_TRUST, declared: tuple[str, ...] | None = None
+) -> object:
+    """Load a skops file when every type it holds is on our allow-list or trusted by this
+    deployment; ``declared`` (the manifest's ``custom_types``) must name every such type."""
     import skops.io as sio
 
-    untrusted = set(sio.get_untrusted_types(file=path))
-    refused = sorted(untrusted - TRUSTED_SKOPS_TYPES)
+    untrusted = sorted(sio.get_untrusted_types(file=path))
+    extra = custom_types_needed(untrusted)
+    undeclared = sorted(set(extra) - set(declared or ())) if declared is not None else []
+    if undeclared:
+        raise UnsafeArtifactError(
+            f"model file holds types its manifest does not declare: {undeclared}; the bundle "
+            "was not written by save_model or was altered"
+        )
+    refused = trust.refused(extra)
     if refused:
-        raise UnsafeArtifactError(f"model file holds types lambdaserve does not trust: {refused}")
-    return sio.load(path, trusted=sorted(untrusted))
+        raise UnsafeArtifactError(
+            "model file holds types this deployment does not trust: "
+            + ", ".join(refused)
+            + " (name their code with --code DIR, or trust each with --trust TYPE; on AWS, the "
+            "stage's custom_code setting)"
+        )
+    trust.activate()
+    return sio.load(path, trusted=untrusted)
 
 
 def _single_threaded(model: object) -> None:
@@ -47,16 +71,26 @@ def _single_threaded(model: object) -> None:
 class SklearnPredictor:
     runtime: Literal["sklearn"] = "sklearn"
 
-    def __init__(self, bundle: VerifiedBundle) -> None:
-        self._model = load_skops_model(str(bundle.file(bundle.manifest.skops_file)))
+    def __init__(self, bundle: VerifiedBundle, trust: ModelTrust = NO_TRUST) -> None:
+        manifest = bundle.manifest
+        path = str(bundle.file(manifest.skops_file))
+        self._model = load_skops_model(path, trust, manifest.custom_types)
         _single_threaded(self._model)
-        self._schema = bundle.manifest.features
-        self._regression = bundle.manifest.task == "regression"
+        self._schema = manifest.features
+        self._input = manifest.model_input
+        self._regression = manifest.task == "regression"
+
+    def _model_input(self, columns: Mapping[str, npt.NDArray[np.generic]]) -> object:
+        if self._input.kind == "dataframe":
+            from lambdaserve.kernel.model_frames import columns_to_frame
+
+            return columns_to_frame(self._schema, self._input, columns)
+        return columns_to_matrix(self._schema, columns)
 
     def predict_outputs(
         self, columns: Mapping[str, npt.NDArray[np.generic]]
     ) -> npt.NDArray[np.float64]:
-        matrix = columns_to_matrix(self._schema, columns)
+        matrix = self._model_input(columns)
         if self._regression:
             prediction = self._model.predict(matrix)  # type: ignore[attr-defined]
             return np.asarray(prediction, dtype=np.float64).reshape(-1)

@@ -140,6 +140,7 @@ class LocalGateway:
                 cache_dir=self.root / ".cache" / "bundles",
                 expected_sha256=published.bundle_sha256 or None,
                 prefer=self.settings.preferred_runtime,
+                trust=self.settings.model_trust(),
             )
         except Exception as exc:  # any failure becomes this version's 503, never a trace
             log.warning("function version %s cannot load its bundle: %s", version, exc)

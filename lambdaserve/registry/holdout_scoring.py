@@ -15,6 +15,7 @@ from lambdaserve.kernel.csv_rows import feature_rows
 from lambdaserve.kernel.encoding import rows_to_columns
 from lambdaserve.kernel.errors import InvalidInputError
 from lambdaserve.kernel.manifest import Manifest
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 from lambdaserve.kernel.predictors import load_predictor
 from lambdaserve.training.metrics import binary_metrics, task_metrics
 
@@ -41,7 +42,9 @@ class Holdout:
         return cls(path=path, rows=rows, fingerprint=hashlib.sha256(data).hexdigest())
 
 
-def score_on_holdout(bundle: VerifiedBundle, holdout: Holdout) -> dict[str, float]:
+def score_on_holdout(
+    bundle: VerifiedBundle, holdout: Holdout, trust: ModelTrust = NO_TRUST
+) -> dict[str, float]:
     """The bundle's metrics for its task on ``holdout`` (rows with a missing target are
     skipped)."""
     manifest = bundle.manifest
@@ -52,7 +55,7 @@ def score_on_holdout(bundle: VerifiedBundle, holdout: Holdout) -> dict[str, floa
     labelled = [r for r in holdout.rows if (r.get(manifest.target) or "").strip()]
     y = _observed(manifest, [r[manifest.target].strip() for r in labelled], holdout.path.name)
     columns = rows_to_columns(manifest.features, list(feature_rows(manifest.features, labelled)))
-    outputs = load_predictor(bundle).predict_outputs(columns)
+    outputs = load_predictor(bundle, trust=trust).predict_outputs(columns)
     if manifest.task == "binary_classification":
         return binary_metrics(y.astype(np.int64), outputs[:, 1], manifest.decision_threshold)
     return task_metrics(manifest.task, y, outputs, manifest.classes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lambdaserve.kernel.artifacts import ArtifactStore
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import InvalidInputError, LambdaserveError, PromotionRefusedError
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 from lambdaserve.registry.holdout_scoring import Holdout, score_on_holdout
 from lambdaserve.registry.model_registry import (
     CHALLENGER,
@@ -49,6 +50,7 @@ def gate_challenger(
     policy: GatePolicy,
     holdout: Holdout | None,
     force: bool = False,
+    trust: ModelTrust = NO_TRUST,
 ) -> GateDecision:
     """Score candidate and champion on the same holdout; on a pass (or --force) the candidate
     becomes ``challenger``. The decision and its numbers are recorded on the version either way."""
@@ -61,7 +63,7 @@ def gate_challenger(
             f"v{champion.version} a {champion.task} one: they cannot be compared"
         )
     candidate_metrics, champion_metrics, source = _gate_metrics(
-        store, candidate, champion, holdout, force=force
+        store, candidate, champion, holdout, force=force, trust=trust
     )
     decision = decide(
         candidate_metrics,
@@ -101,14 +103,17 @@ def _gate_metrics(
     holdout: Holdout | None,
     *,
     force: bool,
+    trust: ModelTrust = NO_TRUST,
 ) -> tuple[dict[str, float], dict[str, float] | None, str]:
     """The candidate's and the champion's metrics, and the rows they were measured on: both
     scored on ``holdout`` when there is one; without, each model's own training holdout (with
     a champion, only under ``force``: the two are not comparable)."""
     if holdout is not None:
-        candidate_metrics = score_on_holdout(_open(store, candidate), holdout)
+        candidate_metrics = score_on_holdout(_open(store, candidate), holdout, trust)
         champion_metrics = (
-            score_on_holdout(_open(store, champion), holdout) if champion is not None else None
+            score_on_holdout(_open(store, champion), holdout, trust)
+            if champion is not None
+            else None
         )
         return candidate_metrics, champion_metrics, holdout.description
     if champion is None:
@@ -162,6 +167,7 @@ def register_and_gate(
     policy: GatePolicy,
     force: bool,
     code_version: str,
+    trust: ModelTrust = NO_TRUST,
 ) -> GatedRegistration:
     """Register a stored bundle, then run the gate (``force`` passes it anyway, recorded)."""
     version, created = register_bundle(
@@ -169,7 +175,7 @@ def register_and_gate(
     )
     try:
         decision = gate_challenger(
-            registry, store, version, policy=policy, holdout=holdout, force=force
+            registry, store, version, policy=policy, holdout=holdout, force=force, trust=trust
         )
         refusal = None
     except LambdaserveError as exc:

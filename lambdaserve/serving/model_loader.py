@@ -10,6 +10,7 @@ from pathlib import Path
 from lambdaserve.kernel.artifacts import path_from_uri
 from lambdaserve.kernel.bundle import VerifiedBundle, open_bundle
 from lambdaserve.kernel.errors import ArtifactStoreError
+from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 from lambdaserve.kernel.predictors import Predictor, Runtime, load_predictor
 
 #: Fetch an ``s3://`` bundle into a cache directory; answer where it landed.
@@ -32,9 +33,11 @@ class LoadedModel:
         return self.bundle.manifest.version
 
     @classmethod
-    def from_bundle(cls, bundle: VerifiedBundle, prefer: Runtime | None = None) -> LoadedModel:
+    def from_bundle(
+        cls, bundle: VerifiedBundle, prefer: Runtime | None = None, trust: ModelTrust = NO_TRUST
+    ) -> LoadedModel:
         started = time.perf_counter()
-        predictor = load_predictor(bundle, prefer)
+        predictor = load_predictor(bundle, prefer, trust)
         categories = {s.name: frozenset(s.categories) for s in bundle.manifest.features.categorical}
         return cls(bundle, predictor, time.perf_counter() - started, categories)
 
@@ -64,8 +67,9 @@ def load_model(
     expected_sha256: str | None = None,
     prefer: Runtime | None = None,
     download: BundleDownload | None = None,
+    trust: ModelTrust = NO_TRUST,
 ) -> LoadedModel:
     bundle = fetch_bundle(
         uri, cache_dir=cache_dir, expected_sha256=expected_sha256, download=download
     )
-    return LoadedModel.from_bundle(bundle, prefer)
+    return LoadedModel.from_bundle(bundle, prefer, trust)

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lambdaserve.kernel.capture import CapturePolicy, parse_field_names
+from lambdaserve.kernel.model_trust import ModelTrust
 
 #: Lambda's synchronous payload limit is 6 MB; stay under it with room for the event envelope.
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -46,6 +47,16 @@ class ServingSettings(BaseSettings):
         description="Secrets Manager secret (ARN or name) holding the salt, from which the "
         "feedback token key is derived too; how Lambda gets both",
     )
+    trusted_types: FieldNames = Field(
+        default=frozenset(),
+        description="types beyond lambdaserve's allow-list a scikit-learn model file may hold "
+        "(comma-separated): the deployment's trust, never the artifact's",
+    )
+    code_dirs: FieldNames = Field(
+        default=frozenset(),
+        description="directories of the user's own model code (comma-separated): importable, and "
+        "every type their top-level modules define is trusted",
+    )
     capture_policy_parameter: str = Field(
         default="",
         description="SSM parameter holding the stage's capture policy (enabled, mask, hash), "
@@ -53,7 +64,12 @@ class ServingSettings(BaseSettings):
         "reaches versions already published",
     )
 
-    _field_names = field_validator("capture_mask", "capture_hash", mode="before")(parse_field_names)
+    _field_names = field_validator(
+        "capture_mask", "capture_hash", "trusted_types", "code_dirs", mode="before"
+    )(parse_field_names)
+
+    def model_trust(self) -> ModelTrust:
+        return ModelTrust.from_settings(self.trusted_types, sorted(self.code_dirs))
 
     @model_validator(mode="after")
     def _hashing_is_salted(self) -> Self:

@@ -71,7 +71,7 @@ def _stage(name: str) -> None:
     print(f"{STAGE_PREFIX} {name}", flush=True)
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
@@ -129,7 +129,7 @@ def _manifest(
         estimator=EstimatorInfo(name=config.estimator, params=estimator_params(config)),
         metrics=metrics,
         cv_metrics=cv_metrics,
-        library_versions=_library_versions(),
+        library_versions=library_versions(),
         data=DataInfo(
             fingerprint=loaded.fingerprint,
             rows=len(data.target),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from lambdaserve.kernel.manifest import ONNX_FILE, OnnxExport, Task
@@ -33,7 +34,7 @@ def parity_tolerance(tolerance: float, task: Task, target_std: float | None = No
     return tolerance * max(target_std or 0.0, MIN_TARGET_SCALE)
 
 
-def _convert(pipeline: Pipeline, schema: FeatureSchema, *, regression: bool) -> bytes:
+def _convert(pipeline: BaseEstimator, schema: FeatureSchema, *, regression: bool) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -44,14 +45,14 @@ def _convert(pipeline: Pipeline, schema: FeatureSchema, *, regression: bool) -> 
         )
         for spec in schema.features
     ]
-    estimator = pipeline.steps[-1][1]
+    estimator = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
     options = None if regression else {id(estimator): {"zipmap": False}}
     model = to_onnx(pipeline, initial_types=initial_types, options=options)
     return bytes(model.SerializeToString())
 
 
 def export_onnx(
-    pipeline: Pipeline,
+    pipeline: BaseEstimator,
     schema: FeatureSchema,
     holdout: dict[str, npt.NDArray[np.generic]],
     sklearn_outputs: npt.NDArray[np.float64],

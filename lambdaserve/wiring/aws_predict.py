@@ -54,6 +54,7 @@ def _load(settings: ServingSettings, logger: Logger) -> tuple[LoadedModel | None
             expected_sha256=settings.model_sha256,
             prefer=settings.preferred_runtime,
             download=download_bundle,
+            trust=settings.model_trust(),
         )
     except LambdaserveError as exc:
         # The full reason (URIs, botocore text) goes to the logs only; callers get a short one.
