@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -48,6 +48,36 @@ class AlarmThresholds(BaseModel):
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise ValueError("datapoints_to_alarm cannot exceed evaluation_periods")
         return self
+
+
+#: A dotted Python type name (``package.module.Class``).
+_TYPE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+
+
+class CustomCode(BaseModel):
+    """The user's own model code (a transformer class their pipeline holds) and the trust that
+    goes with it: the directory's top-level packages join the predict function's asset, and the
+    function trusts their types, plus ``trusted_types``, when skops loads a model file. Trust
+    comes from here, never from a bundle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(
+        min_length=1, description="directory holding the package(s), relative to cdk.json"
+    )
+    trusted_types: tuple[Annotated[str, Field(pattern=_TYPE_NAME)], ...] = ()
+
+
+class TrainingSource(BaseModel):
+    """The user's training script directory, used by the training stack in place of ours: it is
+    the code channel, its ``requirements.txt`` resolved against our pins."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(
+        min_length=1, description="directory holding the script, relative to cdk.json"
+    )
+    entry_point: str = Field(default="train.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")
 
 
 class StageConfig(BaseModel):
@@ -100,6 +130,12 @@ class StageConfig(BaseModel):
         default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
     )
     training_max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+    training_source: TrainingSource | None = Field(
+        default=None, description="your training script in place of the built-in job"
+    )
+    custom_code: CustomCode | None = Field(
+        default=None, description="your own model code served with the predict function"
+    )
     drift_schedule_expression: str = Field(
         default="rate(1 hour)",
         pattern=_SCHEDULE,
