@@ -67,11 +67,13 @@ def layer_code(
     )
 
 
-def predict_function_code() -> lambda_.Code:
-    """Only the runtime code the predict function imports (no CLI, training or datasets)."""
+def predict_function_code(custom_code: Path | None = None) -> lambda_.Code:
+    """Only the runtime code the predict function imports (no CLI, training or datasets), plus
+    the stage's ``custom_code`` packages under ``custom_code/``."""
+    extra = ("--custom-code", str(custom_code.resolve())) if custom_code else ()
     return lambda_.Code.from_asset(
         str(REPO_ROOT / "functions"),
-        bundling=_bundling("-m", "layers.build_layer", "--function-asset"),
+        bundling=_bundling("-m", "layers.build_layer", "--function-asset", *extra),
         asset_hash_type=AssetHashType.OUTPUT,
     )
 
@@ -94,6 +96,10 @@ def drift_function_code() -> lambda_.Code:
     )
 
 
-def training_source_bundling() -> BundlingOptions:
-    """``sourcedir.tar.gz`` for SageMaker script mode, uploaded as a single file."""
-    return _bundling("-m", "training.source_bundle", output_type=BundlingOutput.SINGLE_FILE)
+def training_source_bundling(
+    source: Path | None = None, entry_point: str = "train.py"
+) -> BundlingOptions:
+    """``sourcedir.tar.gz`` for SageMaker script mode, uploaded as a single file: our job, or a
+    stage's ``training_source`` directory (``source``) running ``entry_point``."""
+    user = () if source is None else ("--source", str(source), "--entry-point", entry_point)
+    return _bundling("-m", "training.source_bundle", *user, output_type=BundlingOutput.SINGLE_FILE)

@@ -106,6 +106,11 @@ class StageConfig(BaseModel):
     runtime: Literal["onnx", "sklearn"] = Field(
         default="onnx", description="which dependency layer the predict function carries"
     )
+    dataframe_inputs: bool = Field(
+        default=False,
+        description="the predict layer carries pandas, for scikit-learn-served bundles of "
+        "pipelines fitted on a DataFrame (save_model, MLflow imports) that ONNX does not serve",
+    )
     log_retention_days: int = 30
     capture_retention_days: int = Field(
         default=90,
@@ -177,6 +182,13 @@ class StageConfig(BaseModel):
             raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
         if "*" in self.cors_allowed_origins:
             raise ValueError("cors_allowed_origins cannot contain '*': list the origins")
+        if self.dataframe_inputs and self.runtime != "sklearn":
+            raise ValueError("dataframe_inputs needs runtime 'sklearn': ONNX takes no DataFrame")
+        if self.custom_code is not None and self.runtime != "sklearn":
+            raise ValueError(
+                "custom_code needs runtime 'sklearn': a model holding your own classes is served "
+                "by scikit-learn, not ONNX Runtime"
+            )
         if self.auth_mode == "cognito" and not self.cognito_user_pool_arn:
             raise ValueError("auth_mode 'cognito' needs cognito_user_pool_arn (the user pool)")
         if self.auth_mode == "iam" and self.cognito_user_pool_arn:

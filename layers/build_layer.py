@@ -3,7 +3,8 @@
 pip downloads the pinned manylinux wheels for the target architecture (arm64 by default, Graviton)
 into ``<output_dir>/python``, the layer is pruned of what Lambda never reads, its own shared
 objects are stripped when a strip for the target exists, and Python 3.13 compiles its bytecode.
-Every build checks installed versions against the pins and refuses pandas.
+Every build checks installed versions against the pins and refuses pandas (but in the
+dataframe layer).
 
 From CDK local bundling (``ILocalBundling.try_bundle(output_dir, options)``)::
 
@@ -210,9 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="predict",
         help="whose code --function-asset builds and --combined counts in the budget",
     )
+    parser.add_argument(
+        "--custom-code", type=Path, help="the stage's custom_code directory (predict only)"
+    )
     args = parser.parse_args(argv)
+    if args.custom_code is not None and args.function != "predict":
+        parser.error("--custom-code is the predict function's")
     if args.function_asset:
-        size = FUNCTION_ASSETS[args.function](args.out)
+        if args.custom_code is not None:
+            size = build_function_asset(args.out, custom_code=args.custom_code)
+        else:
+            size = FUNCTION_ASSETS[args.function](args.out)
         print(f"{args.function} function asset: {size / MB:.2f} MB")
         return 0
     if not args.names:

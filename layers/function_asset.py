@@ -54,7 +54,7 @@ def import_closure(entry: str, repo_root: Path = REPO_ROOT) -> list[str]:
 def _imported_modules(source: Path) -> list[tuple[str, bool]]:
     """(module, required) for every import; ``from package import name`` may name a module."""
     modules = []
-    for node in _runtime_nodes(ast.parse(source.read_text(), filename=str(source))):
+    for node in runtime_nodes(ast.parse(source.read_text(), filename=str(source))):
         if isinstance(node, ast.Import):
             modules += [(alias.name, True) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -65,7 +65,7 @@ def _imported_modules(source: Path) -> list[tuple[str, bool]]:
     return modules
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     """Every node but those under ``if TYPE_CHECKING:``, which never run."""
     nodes, pending = [], [tree]
     while pending:
@@ -92,21 +92,54 @@ def _module_path(module: str, repo_root: Path) -> str | None:
     return None
 
 
-def _copy_asset(names: list[str], output_dir: Path, repo_root: Path) -> int:
+#: Where a stage's ``custom_code`` lands in the predict asset (``CODE_DIRS`` on Lambda).
+CUSTOM_CODE_DIR = "custom_code"
+_NOT_CODE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*")
+
+
+def copy_custom_code(source: Path, output_dir: Path) -> list[str]:
+    """The user's top-level modules and packages of ``source`` into ``output_dir/custom_code``;
+    answer their names. Nothing else of ``source`` (data, notebooks, models) is copied."""
+    if not source.is_dir():
+        raise LayerBuildError(f"custom_code path {source} is not a directory")
+    target = output_dir / CUSTOM_CODE_DIR
+    names = []
+    for path in sorted(source.iterdir()):
+        if path.suffix == ".py" and path.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / path.name)
+        elif (path / "__init__.py").is_file():
+            shutil.copytree(path, target / path.name, ignore=_NOT_CODE)
+        else:
+            continue
+        names.append(path.stem)
+    if not names:
+        raise LayerBuildError(f"custom_code path {source} holds no Python module or package")
+    return names
+
+
+def _copy_asset(
+    names: list[str], output_dir: Path, repo_root: Path, custom_code: Path | None = None
+) -> int:
     if output_dir.exists() and any(output_dir.iterdir()):
         raise LayerBuildError(f"refusing to build the function asset into non-empty {output_dir}")
     for name in names:
         target = output_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo_root / name, target)
+    if custom_code is not None:
+        copy_custom_code(custom_code, output_dir)
     compile_bytecode(output_dir, runtime_path="/var/task")
     return sum(path.stat().st_size for path in output_dir.rglob("*") if path.is_file())
 
 
-def build_function_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:
-    """Copy the predict function's code (its import closure) into ``output_dir``, compile its
-    bytecode; return bytes."""
-    return _copy_asset(import_closure(PREDICT_HANDLER, repo_root), output_dir, repo_root)
+def build_function_asset(
+    output_dir: Path, *, repo_root: Path = REPO_ROOT, custom_code: Path | None = None
+) -> int:
+    """Copy the predict function's code (its import closure, plus the stage's ``custom_code``)
+    into ``output_dir``, compile its bytecode; return bytes."""
+    closure = import_closure(PREDICT_HANDLER, repo_root)
+    return _copy_asset(closure, output_dir, repo_root, custom_code)
 
 
 def build_rollout_asset(output_dir: Path, *, repo_root: Path = REPO_ROOT) -> int:

@@ -38,6 +38,7 @@ LAYER_BASES: dict[str, tuple[str, ...]] = {
     "serving-base": (),
     "onnx": ("serving-base",),
     "sklearn": ("serving-base",),
+    "dataframe": ("serving-base", "sklearn"),
     "drift": ("serving-base",),
 }
 _HEADER = (
@@ -50,6 +51,8 @@ _WHAT = {
     "onnx": "Layer onnx: ONNX Runtime and its closure, minus what serving-base ships.",
     "sklearn": "Layer sklearn: the scikit-learn fallback (skops-loaded models) and its closure, "
     "minus what serving-base ships.",
+    "dataframe": "Layer dataframe: pandas, for a stage whose scikit-learn bundles take a "
+    "DataFrame (dataframe_inputs), minus what serving-base and sklearn ship.",
     "drift": "Layer drift: SciPy for the drift job's statistics, minus what serving-base ships.",
 }
 

@@ -27,8 +27,14 @@ _HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
-#: Distributions that must never ship in a layer, with the reason.
-FORBIDDEN = {"pandas": "DESIGN decision 6: no pandas on the serving path"}
+#: Distributions that must never ship in a layer, with the reason and the layers exempted.
+FORBIDDEN = {
+    "pandas": (
+        "DESIGN decision 6: no pandas on the serving path, but in the dataframe layer (a "
+        "stage's dataframe_inputs: pipelines fitted on a DataFrame)",
+        frozenset({"dataframe"}),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,9 @@ def verify_pins(dists: Mapping[str, InstalledDist], pins: Mapping[str, str], lay
 
 
 def refuse_forbidden(site_dir: Path, dists: Mapping[str, InstalledDist], layer: str) -> None:
-    for name, reason in FORBIDDEN.items():
+    for name, (reason, exempted) in FORBIDDEN.items():
+        if layer in exempted:
+            continue
         if name in dists or (site_dir / name).exists():
             raise ForbiddenDistributionError(f"layer {layer!r} contains {name!r}: {reason}")
 

@@ -4,6 +4,7 @@ state machine that rolls new versions out on the alias unattended."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -37,6 +38,11 @@ MAX_BATCH_ROWS = 5000
 LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "sklearn"]}
 
 
+def layer_sets(config: StageConfig) -> list[str]:
+    """The predict layer's requirement sets: the runtime's, plus pandas for dataframe_inputs."""
+    return LAYER_SETS[config.runtime] + (["dataframe"] if config.dataframe_inputs else [])
+
+
 def capture_policy_parameter_name(config: StageConfig) -> str:
     return f"/{config.prefix}/capture-policy"
 
@@ -47,6 +53,10 @@ def capture_policy_document(config: StageConfig) -> str:
     return json.dumps(
         {"enabled": True, "mask": sorted(config.capture_mask), "hash": sorted(config.capture_hash)}
     )
+
+
+#: Where the predict asset holds the stage's custom_code packages, on Lambda.
+CUSTOM_CODE_ROOT = "/var/task/custom_code"
 
 
 def predict_environment(config: StageConfig, salt_secret_arn: str = "") -> dict[str, str]:
@@ -72,6 +82,12 @@ def predict_environment(config: StageConfig, salt_secret_arn: str = "") -> dict[
     }
     if config.model_uri and config.model_sha256:
         environment |= {"MODEL_URI": config.model_uri, "MODEL_SHA256": config.model_sha256}
+    if config.custom_code is not None:
+        # The stage's own code is in the asset (layers.function_asset.CUSTOM_CODE_DIR); its
+        # types and the ones named are what skops may load beyond our allow-list.
+        environment["CODE_DIRS"] = CUSTOM_CODE_ROOT
+        if config.custom_code.trusted_types:
+            environment["TRUSTED_TYPES"] = ",".join(sorted(config.custom_code.trusted_types))
     return environment
 
 
@@ -134,7 +150,7 @@ class ServingStack(Stack):
             self,
             "ServingLayer",
             config=config,
-            requirement_sets=LAYER_SETS[config.runtime],
+            requirement_sets=layer_sets(config),
             function="predict",
             description=f"{config.runtime} dependencies",
         )
@@ -145,7 +161,9 @@ class ServingStack(Stack):
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_architecture(config),
             handler=HANDLER,
-            code=predict_function_code(),
+            code=predict_function_code(
+                Path(config.custom_code.path) if config.custom_code else None
+            ),
             layers=[layer],
             memory_size=config.memory_mb,
             timeout=Duration.seconds(config.timeout_seconds),

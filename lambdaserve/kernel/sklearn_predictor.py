@@ -3,6 +3,7 @@ deployment trusts (``ModelTrust``), never what the artifact asks for."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Literal
 
@@ -11,7 +12,7 @@ import numpy.typing as npt
 
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.encoding import columns_to_matrix
-from lambdaserve.kernel.errors import UnsafeArtifactError
+from lambdaserve.kernel.errors import BundleError, UnsafeArtifactError
 from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 
 #: Types skops does not trust by default that our pipelines legitimately contain. The list lives in
@@ -21,6 +22,8 @@ TRUSTED_SKOPS_TYPES = frozenset(
         "numpy.dtype",
         "sklearn.tree._tree.Tree",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        # Holds a regex and dtype lists; ColumnTransformer keeps it beside the resolved columns.
+        "sklearn.compose._column_transformer.make_column_selector",
     }
 )
 
@@ -54,7 +57,22 @@ def load_skops_model(
             "stage's custom_code setting)"
         )
     trust.activate()
-    return sio.load(path, trusted=untrusted)
+    try:
+        return sio.load(path, trusted=untrusted)
+    except (ImportError, AttributeError) as exc:
+        raise UnsafeArtifactError(
+            f"model file needs code this deployment does not have ({exc}): name the directory "
+            "of its package with --code DIR (on AWS, the stage's custom_code setting)"
+        ) from exc
+
+
+def _require_pandas() -> None:
+    """At load, not at the first request: the function answers 503 with the reason."""
+    if importlib.util.find_spec("pandas") is None:
+        raise BundleError(
+            "this bundle's model takes a pandas DataFrame and pandas is not installed here: "
+            "serve it with a stage whose dataframe_inputs is true (or with ONNX)"
+        )
 
 
 def _single_threaded(model: object) -> None:
@@ -78,6 +96,8 @@ class SklearnPredictor:
         _single_threaded(self._model)
         self._schema = manifest.features
         self._input = manifest.model_input
+        if self._input.kind == "dataframe":
+            _require_pandas()
         self._regression = manifest.task == "regression"
 
     def _model_input(self, columns: Mapping[str, npt.NDArray[np.generic]]) -> object:

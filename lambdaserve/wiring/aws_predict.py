@@ -87,7 +87,7 @@ def _short_reason(exc: Exception) -> str:
     if isinstance(exc, BundleIntegrityError):
         reason = "model bundle refused: it failed its sha256 verification"
     elif isinstance(exc, UnsafeArtifactError):
-        reason = "model bundle refused: it holds a file type that is never loaded"
+        reason = "model bundle refused: it holds a type or file this deployment never loads"
     else:
         reason = "model bundle could not be loaded"
     return f"{reason}; see the function logs"

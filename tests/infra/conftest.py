@@ -88,5 +88,9 @@ def cognito(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
             "model_uri": "s3://bucket/models/churn/3/bundle.tar.gz",
             "model_sha256": "a" * 64,
             "waf": False,
+            "custom_code": {
+                "path": "tests/support/user_code",
+                "trusted_types": ["penguin_features.BillShape"],
+            },
         },
     )

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import pytest
 
+import lambdaserve
 from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import VerifiedBundle
 from layers import build_layer as build
@@ -42,6 +43,7 @@ from layers.pins import InstalledDist, normalize, read_pins, read_requirements, 
 from tests.support.events import make_event
 from tests.support.imports import unresolved_first_party_imports
 from tests.support.lambda_context import CONTEXT_FILE
+from tests.unit.test_save_model import json_row, penguins, user_pipeline
 
 pytestmark = pytest.mark.infra
 
@@ -129,8 +131,15 @@ def _row(bundle: VerifiedBundle) -> dict[str, Any]:
     return row
 
 
-def serve_from_layers(bundle: VerifiedBundle, paths: list[Path], tmp_path: Path) -> dict[str, Any]:
-    event = make_event("rest_api_post_predict", {"features": _row(bundle)})
+def serve_from_layers(
+    bundle: VerifiedBundle,
+    paths: list[Path],
+    tmp_path: Path,
+    *,
+    row: dict[str, Any] | None = None,
+    status: int = 200,
+) -> dict[str, Any]:
+    event = make_event("rest_api_post_predict", {"features": row or _row(bundle)})
     event_path, result_path = tmp_path / "event.json", tmp_path / "result.json"
     event_path.write_text(json.dumps(event))
     env = {
@@ -157,11 +166,12 @@ def serve_from_layers(bundle: VerifiedBundle, paths: list[Path], tmp_path: Path)
     )
     assert child.returncode == 0, child.stderr[-3000:]
     result: dict[str, Any] = json.loads(result_path.read_text())
+    result["log"] = child.stdout
     assert not any("site-packages" in entry for entry in result["sys_path"])
-    assert result["status"] == 200, result["body"]
-    assert 0.0 <= result["body"]["probability"] <= 1.0
-    assert result["body"]["model"]["version"] == bundle.manifest.version
-    assert result["modules"]["pandas"] is None, "no pandas on the serving path"
+    assert result["status"] == status, result["body"]
+    if status == 200:
+        assert 0.0 <= result["body"]["probability"] <= 1.0
+        assert result["body"]["model"]["version"] == bundle.manifest.version
     handler_file = result["modules"]["functions.predict.handler"]
     assert Path(handler_file).is_relative_to(paths[0])
     return result
@@ -176,6 +186,7 @@ def test_onnx_layers_serve_a_prediction(
     result = serve_from_layers(churn_bundle, paths, tmp_path)
 
     modules = result["modules"]
+    assert modules["pandas"] is None, "no pandas on the serving path"
     assert Path(modules["onnxruntime"]).is_relative_to(host_layers["onnx"])
     assert Path(modules["numpy"]).is_relative_to(host_layers["serving-base"])
     assert modules["sklearn"] is None, "an ONNX bundle needs no scikit-learn layer"
@@ -191,9 +202,32 @@ def test_sklearn_layers_serve_a_prediction_with_vendored_openblas(
 
     assert Path(result["modules"]["sklearn"]).is_relative_to(host_layers["sklearn"])
     assert result["modules"]["onnxruntime"] is None
+    assert result["modules"]["pandas"] is None, "no pandas on the serving path"
     *libraries, solved = result["blas"]
     assert any("scipy.libs" in library for library in libraries), libraries
     assert solved == pytest.approx(0.6)  # [[4, 1], [2, 3]] x = [1, 2]
+
+
+@needs_linux_host
+def test_a_dataframe_pipeline_is_served_with_the_dataframe_layer_and_refused_without(
+    host_layers: dict[str, Path], tmp_path: Path
+) -> None:
+    x_train, x_test, y_train, _ = penguins()
+    model = user_pipeline().fit(x_train, y_train)
+    bundle = lambdaserve.save_model(model, tmp_path / "bundle", name="penguins", X=x_train)
+    row = json_row(x_test.iloc[0])
+    base = [host_layers["function"], host_layers["serving-base"], host_layers["sklearn"]]
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    served = serve_from_layers(bundle, [*base, host_layers["dataframe"]], tmp_path / "a", row=row)
+    refused = serve_from_layers(bundle, base, tmp_path / "b", row=row, status=503)
+
+    assert Path(served["modules"]["pandas"]).is_relative_to(host_layers["dataframe"])
+    expected = model.predict_proba(x_test.head(1))[0, 1]
+    assert served["body"]["probability"] == pytest.approx(expected, abs=1e-9)
+    assert refused["body"]["detail"].startswith("model bundle could not be loaded")
+    assert "serve it with a stage whose dataframe_inputs is true" in refused["log"]
 
 
 def _check_layer(site_dir: Path, layer: str, arch: Arch) -> None:
@@ -203,8 +237,9 @@ def _check_layer(site_dir: Path, layer: str, arch: Arch) -> None:
         for dist in importlib.metadata.distributions(path=[str(site_dir)])
     }
     assert installed == pins
-    assert not {"pandas", "boto3", "botocore"} & installed.keys()
-    assert not (site_dir / "pandas").exists()
+    assert not {"boto3", "botocore"} & installed.keys()
+    if layer != "dataframe":  # the one layer that carries pandas (a stage's dataframe_inputs)
+        assert "pandas" not in installed and not (site_dir / "pandas").exists()
     assert not [p for p in site_dir.rglob("*") if p.is_dir() and p.name in {"tests", "test"}]
     assert not list(site_dir.rglob("*.pyi"))
     shared = [p for p in site_dir.rglob("*.so*") if p.is_file() and elf_machine(p) is not None]

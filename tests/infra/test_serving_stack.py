@@ -57,6 +57,9 @@ def test_other_stage_choices_reach_the_function(cognito: Synthesized) -> None:
     assert variables["MODEL_URI"] == "s3://bucket/models/churn/3/bundle.tar.gz"
     assert variables["MODEL_SHA256"] == "a" * 64
     assert variables["PREFERRED_RUNTIME"] == "sklearn"
+    # The stage's own code is in the asset and trusted from the setting, never from a bundle.
+    assert variables["CODE_DIRS"] == "/var/task/custom_code"
+    assert variables["TRUSTED_TYPES"] == "penguin_features.BillShape"
     _, layer = _one(cognito, "AWS::Lambda::LayerVersion", "ServingLayer")
     assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]

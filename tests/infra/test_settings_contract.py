@@ -47,7 +47,7 @@ def test_without_a_model_the_function_starts_and_says_so(dev: Synthesized) -> No
         _environment(dev),
         ServingSettings,
         powertools=POWERTOOLS_METRICS,
-        unset={"MODEL_URI", "MODEL_SHA256"} | SECRETS,
+        unset={"MODEL_URI", "MODEL_SHA256", "TRUSTED_TYPES", "CODE_DIRS"} | SECRETS,
     )
 
 

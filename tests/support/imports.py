@@ -5,11 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from layers.function_asset import runtime_nodes
+
 FIRST_PARTY = frozenset({"lambdaserve", "functions"})
 
 
 def unresolved_first_party_imports(asset: Path) -> list[str]:
-    """``lambdaserve``/``functions`` imports of asset modules that the asset cannot satisfy."""
+    """``lambdaserve``/``functions`` imports of asset modules that the asset cannot satisfy (at
+    run time: ``if TYPE_CHECKING:`` imports never run)."""
 
     def resolves(module: str) -> bool:
         base = asset.joinpath(*module.split("."))
@@ -17,7 +20,7 @@ def unresolved_first_party_imports(asset: Path) -> list[str]:
 
     unresolved = []
     for source in asset.rglob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
+        for node in runtime_nodes(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
