@@ -117,7 +117,16 @@ def decide(
     )
 
 
+#: Why a candidate may have no holdout metrics, and the two ways to give it some.
+NO_METRICS = (
+    "the model has no holdout metrics to gate on (save_model without eval_set): pass "
+    "eval_set=(X_holdout, y_holdout) to save_model, or --holdout CSV here"
+)
+
+
 def _threshold_failures(candidate: Mapping[str, float], policy: GatePolicy) -> list[str]:
+    if not candidate and (policy.minimums or policy.maximums):
+        return [NO_METRICS]
     failures: list[str] = []
     for metric, minimum in sorted((policy.minimums or {}).items()):
         value = candidate.get(metric)

@@ -115,7 +115,8 @@ def inspect_model(
     if y is not None and kind != "regression":
         encoded = encode_target(target_array(y, "y"), kind, classes, "y")
         positive_rate = float(encoded.mean()) if kind == "binary_classification" else None
-    name = getattr(y, "name", None)
+    # The target column's name (a holdout CSV for the gate carries it): y's, else the holdout's.
+    name = getattr(y, "name", None) or getattr(eval_set[1] if eval_set else None, "name", None)
     return InspectedModel(
         kind,
         frame,

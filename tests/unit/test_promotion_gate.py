@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambdaserve.registry.promotion_gate import GatePolicy, decide
+from lambdaserve.registry.promotion_gate import NO_METRICS, GatePolicy, decide
 
 pytestmark = pytest.mark.unit
 POLICY = GatePolicy(
@@ -70,3 +70,10 @@ def test_force_is_recorded() -> None:
     assert not decision.passed and decision.forced and decision.accepted
     assert decision.reasons[-1] == "forced past the gate (--force)"
     assert decide(GOOD, None, POLICY, force=True).forced is False  # nothing to force
+
+
+def test_a_model_saved_without_a_holdout_is_told_how_to_get_metrics() -> None:
+    decision = decide({}, None, GatePolicy())
+    assert not decision.passed
+    assert decision.reasons == (NO_METRICS,)
+    assert "eval_set" in NO_METRICS and "--holdout" in NO_METRICS
