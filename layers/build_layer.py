@@ -195,6 +195,15 @@ def build_combined(
     return reports, function_bytes
 
 
+def _function_asset(function: str, out: Path, custom_code: Path | None) -> int:
+    if custom_code is not None:
+        size = build_function_asset(out, custom_code=custom_code)
+    else:
+        size = FUNCTION_ASSETS[function](out)
+    print(f"{function} function asset: {size / MB:.2f} MB")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m layers.build_layer", description=__doc__.split("\n\n")[0]
@@ -218,12 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.custom_code is not None and args.function != "predict":
         parser.error("--custom-code is the predict function's")
     if args.function_asset:
-        if args.custom_code is not None:
-            size = build_function_asset(args.out, custom_code=args.custom_code)
-        else:
-            size = FUNCTION_ASSETS[args.function](args.out)
-        print(f"{args.function} function asset: {size / MB:.2f} MB")
-        return 0
+        return _function_asset(args.function, args.out, args.custom_code)
     if not args.names:
         parser.error("name at least one layer")
     if args.combined:

@@ -29,6 +29,7 @@ for _key, _value in {
     os.environ[_key] = _value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("LAMBDASERVE_REGISTRY_URI", None)
 
 
 @pytest.fixture

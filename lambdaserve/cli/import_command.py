@@ -1,8 +1,12 @@
-"""``lambdaserve import``: bring a bundle trained elsewhere (the SageMaker training job's
-``model.tar.gz``, a ``bundle.tar.gz`` or a bundle directory) into the store, then register it."""
+"""``lambdaserve import``: bring a model trained elsewhere into the store, then register it: a
+bundle (the SageMaker training job's ``model.tar.gz``, a ``bundle.tar.gz`` or a bundle
+directory, local or ``s3://``), or a scikit-learn model in the user's MLflow (``models:/...``,
+``runs:/...``), written as a bundle first."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,19 +22,71 @@ from lambdaserve.cli.options import (
     serving_settings,
 )
 from lambdaserve.cli.registration import register_and_report
+from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.model_trust import ModelTrust
 from lambdaserve.registry.importing import import_bundle
+from lambdaserve.registry.mlflow_import import ImportData, import_from_mlflow
+from lambdaserve.registry.mlflow_tracking import is_mlflow_uri
 from lambdaserve.views.console import fail, out
 from lambdaserve.wiring import aws
 from lambdaserve.wiring.local import open_local
+
+TrackingUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking server to read models:/ and runs:/ sources from",
+        envvar="MLFLOW_TRACKING_URI",
+        show_envvar=True,
+    ),
+]
+ReferenceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--reference",
+        help="MLflow sources: CSV of the rows the model was trained on (the drift baseline, "
+        "the schema's ranges and categories)",
+    ),
+]
+SampleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sample",
+        help="MLflow sources without a signature: CSV of model inputs whose columns and types "
+        "are the model's [default: the --reference columns]",
+    ),
+]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="MLflow sources: the target column of --reference (and --holdout: holdout metrics)",
+    ),
+]
+NameOption = Annotated[
+    str | None,
+    typer.Option("--name", help="MLflow sources: model name [default: the registered model's]"),
+]
+AllowPickleOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        help="MLflow sources: load a pickle or cloudpickle model file (it runs code when "
+        "loaded; the bundle is written with skops)",
+    ),
+]
 
 
 def import_(
     source: Annotated[
         str,
         typer.Argument(
-            help="The training job's model.tar.gz, a bundle.tar.gz or a bundle directory: a "
-            "local path or s3://bucket/key (boto3 credentials; AWS_ENDPOINT_URL is honoured)"
+            help="The training job's model.tar.gz, a bundle.tar.gz or a bundle directory (a "
+            "local path or s3://bucket/key; boto3 credentials, AWS_ENDPOINT_URL is honoured), "
+            "or an MLflow scikit-learn model: models:/NAME/VERSION, models:/NAME@ALIAS or "
+            "runs:/RUN_ID/PATH"
         ),
     ],
     store: StoreOption = None,
@@ -39,15 +95,33 @@ def import_(
     gate: PolicyOption = None,
     code: CodeOption = None,
     trust: TrustOption = None,
+    tracking_uri: TrackingUriOption = None,
+    reference: ReferenceOption = None,
+    sample: SampleOption = None,
+    target: TargetOption = None,
+    name: NameOption = None,
+    allow_pickle: AllowPickleOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), then register it."""
+    """Verify and store a bundle trained elsewhere (e.g. by the SageMaker job), or write one from
+    a scikit-learn model in your MLflow, then register it (the gate included)."""
+    data = ImportData(reference, sample, holdout, target) if reference is not None else None
     try:
         model_trust = serving_settings(code, trust).model_trust()
-        local = open_local(store)
-        stored, created = import_bundle(
-            local.store, source, cache_dir=local.store.cache_dir, download=aws.download_bundle
-        )
+        if is_mlflow_uri(source):
+            stored, created = _import_mlflow(
+                source, store, tracking_uri, data, name, allow_pickle, model_trust
+            )
+        else:
+            if data is not None or sample or target or name or allow_pickle:
+                fail(
+                    "--reference, --sample, --target, --name and --allow-pickle apply to "
+                    "models:/ and runs:/ sources only; a bundle carries its own"
+                )
+            local = open_local(store)
+            stored, created = import_bundle(
+                local.store, source, cache_dir=local.store.cache_dir, download=aws.download_bundle
+            )
     except LambdaserveError as exc:
         fail(str(exc))
     if not created and not as_json:
@@ -61,3 +135,49 @@ def import_(
         as_json=as_json,
         trust=model_trust,
     )
+
+
+def _import_mlflow(
+    source: str,
+    store: Path | None,
+    tracking_uri: str | None,
+    data: ImportData | None,
+    name: str | None,
+    allow_pickle: bool,
+    trust: ModelTrust,
+) -> tuple[StoredBundle, bool]:
+    """Write the MLflow model as a bundle in a scratch directory, then store it like any other."""
+    if not tracking_uri:
+        fail(f"{source} needs a tracking server: set MLFLOW_TRACKING_URI or pass --tracking-uri")
+    if data is None:
+        fail(
+            f"{source} needs --reference CSV: the rows the model was trained on (the drift "
+            "baseline, the schema's ranges and categories)"
+        )
+    with tempfile.TemporaryDirectory(prefix="lambdaserve-import-") as scratch:
+        bundle = import_from_mlflow(
+            source,
+            Path(scratch) / "bundle",
+            tracking_uri=tracking_uri,
+            data=data,
+            name=name,
+            allow_pickle=allow_pickle,
+            trust=trust,
+        )
+        local = open_local(store)
+        _refuse_registering_over_the_source(local.registry_uri, tracking_uri, bundle)
+        return import_bundle(local.store, str(bundle.path), cache_dir=local.store.cache_dir)
+
+
+def _refuse_registering_over_the_source(
+    registry_uri: str, tracking_uri: str, bundle: VerifiedBundle
+) -> None:
+    """lambdaserve's registry (LAMBDASERVE_REGISTRY_URI) may be the very server the model comes
+    from: a lambdaserve version under the same name would land among the user's own versions."""
+    source = bundle.manifest.source
+    if registry_uri == tracking_uri and source and source.model_name == bundle.manifest.name:
+        fail(
+            f"lambdaserve's registry is {tracking_uri}, the server {source.model_name!r} comes "
+            "from: registering the bundle under the same name would add a lambdaserve version "
+            "to your own model; pass --name with another name"
+        )

@@ -18,8 +18,9 @@ from lambdaserve.kernel.schema import MISSING_CATEGORY, FeatureSchema
 
 def _column(values: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.generic]:
     if values.dtype == object:
+        # NaN, not None: SimpleImputer's default missing_values=np.nan does not match None.
         text = values.astype(object)
-        text[text == MISSING_CATEGORY] = None
+        text[text == MISSING_CATEGORY] = np.nan
         return text
     numbers = values.astype(np.float64)
     has_missing = bool(np.isnan(numbers).any())
@@ -34,7 +35,7 @@ def columns_to_frame(
     schema: FeatureSchema, model_input: ModelInput, columns: Mapping[str, npt.NDArray[np.generic]]
 ) -> object:
     """A DataFrame in the fitted column order: numbers in their fitted dtype (float where a value
-    is missing), text as ``object`` with ``None`` for missing, ``category`` columns restored."""
+    is missing), text as ``object`` with NaN for missing, ``category`` columns restored."""
     import pandas as pd
 
     data = {}

@@ -1,5 +1,5 @@
 """The MLflow model registry: SQLite inside the local store by default, or the team server that
-``MLFLOW_TRACKING_URI`` names. Aliases (``champion``, ``challenger``), never stages.
+``LAMBDASERVE_REGISTRY_URI`` names. Aliases (``champion``, ``challenger``), never stages.
 
 Each registration logs a run (estimator parameters, holdout and cross-validation metrics, data
 fingerprint, code version, the bundle files as artifacts) and registers a model version whose
@@ -8,7 +8,6 @@ source is the run's bundle artifacts and whose tags carry the bundle URI and sha
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import ModelNotFoundError, RegistryError
 from lambdaserve.kernel.manifest import Manifest
+from lambdaserve.registry.mlflow_connection import connection_failed, fail_fast
 from lambdaserve.registry.model_registry import (
     TAG_ARCHIVE_SHA256,
     TAG_BUNDLE_SHA256,
@@ -26,22 +26,20 @@ from lambdaserve.registry.model_registry import (
     RegisteredVersion,
 )
 
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-#: Fail fast against an unreachable team server instead of MLflow's minutes of retries.
-_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: lambdaserve's own registry on a team MLflow server (default: SQLite in the store). Not
+#: MLFLOW_TRACKING_URI: that names the server `import models:/...` reads users' models from.
+REGISTRY_URI_ENV = "LAMBDASERVE_REGISTRY_URI"
 
 
 def default_tracking_uri(store_root: Path) -> str:
     return (
-        os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{store_root.resolve()}/registry/mlflow.db"
+        os.environ.get(REGISTRY_URI_ENV) or f"sqlite:///{store_root.resolve()}/registry/mlflow.db"
     )
 
 
 class MlflowRegistry:
     def __init__(self, tracking_uri: str, *, artifact_root: Path | None = None) -> None:
-        for key, value in _CLIENT_ENV.items():
-            os.environ.setdefault(key, value)
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
+        fail_fast()
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -66,10 +64,10 @@ class MlflowRegistry:
         except MlflowException as exc:
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
                 raise ModelNotFoundError(f"{what}: {exc.message}") from exc
-            if _unreachable(exc):
+            if connection_failed(exc):
                 raise RegistryError(
                     f"registry at {self.tracking_uri} is unreachable ({what}); check "
-                    f"{TRACKING_URI_ENV} and that the server is up; nothing was changed"
+                    f"{REGISTRY_URI_ENV} and that the server is up; nothing was changed"
                 ) from exc
             raise RegistryError(f"{what} failed at {self.tracking_uri}: {exc.message}") from exc
         except (OSError, ConnectionError) as exc:
@@ -265,17 +263,6 @@ class MlflowRegistry:
                 key,
                 value,
             )
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """True when an MLflow error was caused by a connection failure (it wraps requests')."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if type(seen).__name__ in {"ConnectionError", "ConnectTimeout", "NewConnectionError"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    return "Failed to establish a new connection" in text or "Max retries exceeded" in text
 
 
 def _quote(text: str) -> str:

@@ -49,6 +49,13 @@ class LocalBackend:
     def root(self) -> Path:
         return self.store.root
 
+    @property
+    def registry_uri(self) -> str:
+        """Where the registry lives: ``LAMBDASERVE_REGISTRY_URI``, else SQLite in the store."""
+        from lambdaserve.registry.mlflow_registry import default_tracking_uri
+
+        return default_tracking_uri(self.root)
+
     @cached_property
     def registry(self) -> ModelRegistry:
         from lambdaserve.registry.mlflow_registry import MlflowRegistry

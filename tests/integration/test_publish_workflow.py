@@ -176,7 +176,7 @@ def test_an_unknown_registry_version_is_a_clear_error(store: Path, aws: dict[str
 def test_an_unreachable_registry_changes_nothing(
     store: Path, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_loopback_port()}")
+    monkeypatch.setenv("LAMBDASERVE_REGISTRY_URI", f"http://127.0.0.1:{closed_loopback_port()}")
     result = cli("publish", "churn:1", "--store", str(store), *aws_args(aws))
     assert result.exit_code == 1
     assert "unreachable" in result.stderr
