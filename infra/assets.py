@@ -70,7 +70,8 @@ def layer_code(
 def predict_function_code(custom_code: Path | None = None) -> lambda_.Code:
     """Only the runtime code the predict function imports (no CLI, training or datasets), plus
     the stage's ``custom_code`` packages under ``custom_code/``."""
-    extra = ("--custom-code", str(custom_code.resolve())) if custom_code else ()
+    # Relative to the repo root, where cdk.json is (as training_source is).
+    extra = ("--custom-code", str((REPO_ROOT / custom_code).resolve())) if custom_code else ()
     return lambda_.Code.from_asset(
         str(REPO_ROOT / "functions"),
         bundling=_bundling("-m", "layers.build_layer", "--function-asset", *extra),

@@ -1,12 +1,14 @@
 """Stateless training: a Step Functions state machine that runs a SageMaker training job with
-AWS's scikit-learn framework image and our ``training/`` code (script mode)."""
+AWS's scikit-learn framework image and our ``training/`` code (script mode), or the stage's
+``training_source`` (the user's script directory) in its place."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import AssetHashType, CfnOutput, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -16,7 +18,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.assets import REPO_ROOT, training_source_bundling
-from infra.config import StageConfig
+from infra.config import StageConfig, TrainingSource
 from infra.constructs.log_retention import retention
 from infra.constructs.sklearn_image import image_repository_arn, training_image
 from infra.constructs.state_machine_role import state_machine_role
@@ -57,11 +59,16 @@ class TrainingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        user = config.training_source
+        directory = user_source_dir(user) if user else None
         source = s3_assets.Asset(
             self,
             "TrainingSource",
-            path=str(REPO_ROOT / "training"),
-            bundling=training_source_bundling(),
+            path=str(directory or REPO_ROOT / "training"),
+            bundling=training_source_bundling(directory, _program(config)),
+            # The archive holds more than the directory (our packages, the resolved wheels):
+            # its hash is the archive's, so a change to any of them uploads a new one.
+            asset_hash_type=AssetHashType.OUTPUT,
         )
         role = self._sagemaker_role(config, artifact_bucket, source)
         train = self._train_task(config, artifact_bucket, source, role)
@@ -172,7 +179,7 @@ class TrainingStack(Stack):
             hyperparameters={
                 # Script mode: the framework container runs our entry point from the archive
                 # SageMaker copied into the code channel (a local path: no S3 call inside).
-                "sagemaker_program": "train.py",
+                "sagemaker_program": _program(config),
                 "sagemaker_submit_directory": f"{CODE_CHANNEL_DIR}/{source.s3_object_key}",
                 "sagemaker_region": self.region,
                 "target": sfn.JsonPath.string_at("$.target"),
@@ -245,6 +252,23 @@ class TrainingStack(Stack):
                 destination=logs_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
+
+
+def _program(config: StageConfig) -> str:
+    """The entry point SageMaker runs: the stage's training source's, else our train.py."""
+    return config.training_source.entry_point if config.training_source else "train.py"
+
+
+def user_source_dir(source: TrainingSource) -> Path:
+    """The stage's training source directory (relative paths from cdk.json's directory), which
+    must hold its entry point."""
+    directory = (REPO_ROOT / source.path).resolve()
+    if not (directory / source.entry_point).is_file():
+        raise ValueError(
+            f"training_source: {directory} holds no entry point {source.entry_point!r} "
+            "(path is relative to cdk.json)"
+        )
+    return directory
 
 
 def _channel(name: str, uri: str) -> tasks.Channel:

@@ -1,4 +1,5 @@
-"""Training on the terminal: a progress bar over the job's stages and the bundle's summary."""
+"""Training on the terminal: a progress bar over the job's stages (or a spinner over the user's
+script, its output passed through) and the bundle's summary."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -42,6 +44,44 @@ def train_model(
     """Train locally into the backend's store, with the progress bar when ``progress``."""
     with training_progress(str(hyperparameters["model_name"]), enabled=progress) as on_stage:
         return backend.train(data, hyperparameters, on_stage=on_stage)
+
+
+@contextmanager
+def script_progress(script: Path, *, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A transient spinner on stderr; yields ``on_output``, which prints each line the script
+    writes (on stderr, as SageMaker streams a job's log) when ``enabled``."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    ) as bar:
+        bar.add_task(f"running your script {script.name}", total=None)
+        prefix = f"[dim]{escape(script.name)} |[/] "
+
+        def on_output(line: str) -> None:
+            if enabled:
+                bar.console.print(prefix + escape(line.rstrip("\n")), highlight=False)
+
+        yield on_output
+
+
+def train_script_model(
+    backend: LocalBackend,
+    script: Path,
+    data: Path,
+    hyperparameters: dict[str, object],
+    *,
+    source_dir: Path | None,
+    progress: bool,
+) -> StoredBundle:
+    """Run the user's script into the backend's store, its output shown when ``progress``."""
+    with script_progress(script, enabled=progress) as on_output:
+        return backend.train_script(
+            script, data, hyperparameters, source_dir=source_dir, on_output=on_output
+        )
 
 
 def summary(stored: StoredBundle) -> dict[str, object]:

@@ -29,7 +29,8 @@ from lambdaserve.local.gateway import LocalGateway, create_gateway
 from lambdaserve.local.local_alias import LocalAlias
 from lambdaserve.local.local_guard import LocalGuard
 from lambdaserve.local.rollout_state_file import RolloutStateFile
-from lambdaserve.local.training_runner import train_and_store
+from lambdaserve.local.script_mode import UserScript
+from lambdaserve.local.training_runner import train_and_store, train_script_and_store
 from lambdaserve.registry.model_registry import ModelRegistry
 from lambdaserve.rollout.use_cases import RolloutContext
 from lambdaserve.serving.app import create_app
@@ -100,6 +101,22 @@ class LocalBackend:
     ) -> StoredBundle:
         """The SageMaker-contract job run locally; its bundle stored as the next version."""
         return train_and_store(self.store, data, hyperparameters, on_stage=on_stage)
+
+    def train_script(
+        self,
+        script: Path,
+        data: Path,
+        hyperparameters: Mapping[str, object],
+        *,
+        source_dir: Path | None = None,
+        on_output: Callable[[str], None] | None = None,
+    ) -> StoredBundle:
+        """The user's script (its source directory ``source_dir``, default the script's own) run
+        under the same contract as the next version of ``hyperparameters["model_name"]``."""
+        located = UserScript.locate(script, source_dir)
+        return train_script_and_store(
+            self.store, located, data, hyperparameters, on_output=on_output
+        )
 
     def model_app(self, model: LoadedModel, settings: ServingSettings) -> FastAPI:
         """One model's app as ``serve --model`` runs it: captures (when enabled) into the store
