@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer
 
 from lambdaserve.datasets import churn
 from lambdaserve.kernel.bundle import VerifiedBundle
+from lambdaserve.views import console
 from tests.support import events
 from tests.support.bundles import train_bundle, trained_once
 from tests.support.lambda_context import FakeLambdaContext
@@ -30,6 +31,9 @@ for _key, _value in {
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("LAMBDASERVE_REGISTRY_URI", None)
+# Rich wraps messages to the terminal's width (80 without one), and where a long temporary path
+# falls decides where a sentence breaks: tests read the CLI's messages unwrapped.
+console.out.width = console.err.width = 1000
 
 
 @pytest.fixture
