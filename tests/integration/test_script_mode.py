@@ -8,13 +8,18 @@ import json
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 from palmerpenguins import load_penguins
 from typer.testing import CliRunner
 
 from lambdaserve.cli.main import app
 from lambdaserve.local.script_mode import to_cmd_args
+from lambdaserve.serving.app import create_app
+from lambdaserve.serving.background_server import serve_in_thread
+from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.wiring.local import open_local
+from tests.unit.test_save_model import json_row
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +74,16 @@ def test_the_example_script_is_trained_stored_and_registered(
     (registered,) = local.registry.versions("penguins")
     assert registered.bundle_sha256 == stored.digest
     assert result["registry"]["version"] == registered.version
+
+    # Then served, as any bundle is: the species of a Gentoo-shaped penguin over HTTP.
+    model = LoadedModel.from_bundle(local.store.open("penguins", "1"))
+    gentoo = load_penguins().query("species == 'Gentoo'").dropna().iloc[0]
+    features = json_row(gentoo[list(model.bundle.manifest.features.names)])
+    with serve_in_thread(create_app(model)) as url:
+        response = httpx.post(f"{url}/predict", json={"features": features})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["label"] == "Gentoo" and answer["probabilities"]["Gentoo"] > 0.5
 
 
 CONTRACT = """\
