@@ -22,7 +22,7 @@ from lambdaserve.cli.options import (
     serving_settings,
 )
 from lambdaserve.cli.registration import register_and_report
-from lambdaserve.kernel.artifacts import StoredBundle
+from lambdaserve.kernel.artifacts import ArtifactStore, StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.model_trust import ModelTrust
@@ -154,6 +154,7 @@ def _import_mlflow(
             f"{source} needs --reference CSV: the rows the model was trained on (the drift "
             "baseline, the schema's ranges and categories)"
         )
+    local = open_local(store)
     with tempfile.TemporaryDirectory(prefix="lambdaserve-import-") as scratch:
         bundle = import_from_mlflow(
             source,
@@ -163,10 +164,28 @@ def _import_mlflow(
             name=name,
             allow_pickle=allow_pickle,
             trust=trust,
+            next_version=local.store.next_version,
         )
-        local = open_local(store)
         _refuse_registering_over_the_source(local.registry_uri, tracking_uri, bundle)
+        earlier = _same_import(local.store, bundle)
+        if earlier is not None:
+            return earlier, False
         return import_bundle(local.store, str(bundle.path), cache_dir=local.store.cache_dir)
+
+
+def _same_import(store: ArtifactStore, bundle: VerifiedBundle) -> StoredBundle | None:
+    """A stored bundle of the same MLflow model version with the same data: importing it again
+    changes nothing (as importing the same bundle file again does)."""
+    new = bundle.manifest
+    if new.source is None or new.name not in store.models():
+        return None
+    origin = new.source.model_copy(update={"uri": None})  # @alias or /N: the same version
+    for stored in store.versions(new.name):
+        old = stored.manifest
+        same = old.source is not None and old.source.model_copy(update={"uri": None}) == origin
+        if same and old.data.fingerprint == new.data.fingerprint:
+            return stored
+    return None
 
 
 def _refuse_registering_over_the_source(

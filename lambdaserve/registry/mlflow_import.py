@@ -14,6 +14,7 @@ from __future__ import annotations
 import pickle
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,12 @@ def import_from_mlflow(
     name: str | None = None,
     allow_pickle: bool = False,
     trust: ModelTrust = NO_TRUST,
+    next_version: Callable[[str], str] | None = None,
 ) -> VerifiedBundle:
     """Read the scikit-learn model at ``uri`` from ``tracking_uri`` and write it with the user's
     data as a verified bundle at ``destination`` (named ``name``, default the registered
-    model's). Every refusal is a ``ModelSaveError`` that says what to do; nothing is written."""
+    model's; its version ``next_version(name)``, e.g. the store's next). Every refusal is a
+    ``ModelSaveError`` that says what to do; nothing is written."""
     from lambdaserve.training.saving import save_model  # skops and sklearn: not at CLI start
 
     ref = parse_model_uri(uri)
@@ -92,6 +95,7 @@ def import_from_mlflow(
             y=y,
             eval_set=eval_set,
             trusted=_trusted_types(model, trust),
+            version=next_version(bundle_name) if next_version else None,
             source=source,
         )
 

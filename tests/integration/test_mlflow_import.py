@@ -432,3 +432,20 @@ def test_importing_into_the_server_it_comes_from_needs_another_name(
     assert code == 0, output
     assert registered_versions(user_env, "penguins-served") == 1
     assert registered_versions(user_env, "penguins") == before
+
+
+def test_importing_the_same_model_version_again_changes_nothing(
+    user_env: Tracking, tmp_path: Path
+) -> None:
+    reference = user_env.csv("again.csv", user_env.penguins.drop(columns=["species"]))
+    store = tmp_path / "store"
+    args = ("--reference", str(reference), "--store", str(store), "--no-register")
+    first = run("import", "models:/penguins/1", *args, "--json")
+    again = run("import", "models:/penguins@prod", *args)  # the alias names version 1 too
+    assert first[0] == 0, first[1]
+    assert again[0] == 0, again[1]
+    assert "was already stored" in again[1]
+    assert len(LocalArtifactStore(store).versions("penguins")) == 1
+    other = user_env.csv("other.csv", user_env.penguins.drop(columns=["species"]).head(200))
+    code, _ = run("import", "models:/penguins/1", *args[:1], str(other), *args[2:])
+    assert code == 0 and len(LocalArtifactStore(store).versions("penguins")) == 2
