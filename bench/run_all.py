@@ -9,6 +9,8 @@
 6. Every task (``bench.task_latency``): a binary, a multiclass and a regression forest on one
    churn table, warm single p50 and 1000-row batch through the handler against the binary one,
    and ONNX vs scikit-learn parity per task.
+7. A user's own pipeline (``bench.user_model_latency``): saved with ``save_model``, served by
+   scikit-learn from a DataFrame through the handler, against the user's own ``predict_proba``.
 
 The baselines are described in ``bench.naive_service`` and ``bench.cold_start``. Results are
 printed and written to ``bench/results/latest.json``.
@@ -26,7 +28,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, onnx_parity, report, task_latency, warm_latency
+from bench import cold_start, onnx_parity, report, task_latency, user_model_latency, warm_latency
 from bench.model_fixture import BenchModels, build_models, feature_rows
 from bench.report import Check, absolute, at_most, speedup, table
 
@@ -244,7 +246,9 @@ def main() -> int:
         _progress(f"warm {BATCH_ROWS}-row batch through the handler (the naive loop is slow)")
         batch = warm_latency.measure_batch(models.forest.path, rows[:BATCH_ROWS])
         tasks = task_latency.measure(work, _progress)
+    _progress("a user's save_model pipeline through the handler vs their own call")
     checks = _checks(cold, single, batch, parity) + task_latency.checks(tasks)
+    checks += user_model_latency.run()
     print()
     print(_details(cold, single, batch, parity))
     print()
