@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,7 +36,7 @@ from lambdaserve.registry.registration import (
     promote_to_champion,
 )
 from lambdaserve.rollout.publishing import publish_model_version
-from lambdaserve.rollout.status import model_status
+from lambdaserve.rollout.status import Status, model_status
 from lambdaserve.views.console import fail, out
 from lambdaserve.wiring.local import open_local
 
@@ -229,18 +230,43 @@ def publish(
 
 
 def status(
-    name: Annotated[str, typer.Argument(help="Model name")],
+    name: Annotated[
+        str | None, typer.Argument(help="Model name [default: every model a local alias serves]")
+    ] = None,
     store: StoreOption = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
 ) -> None:
     """Registry aliases next to the live alias's routing; exit 4 when they disagree."""
     try:
-        wired = open_function(store, backend, function=function)
-        report = model_status(wired.registry, wired.publisher, name)
+        targets = [(name, function)] if name else _every_served_model(store, backend, function)
+        reports = []
+        for model_name, function_name in targets:
+            wired = open_function(store, backend, function=function_name)
+            report = model_status(wired.registry, wired.publisher, model_name)
+            reports.append((model_name, wired.function_name, report))
     except LambdaserveError as exc:
         fail(str(exc))
-    table = Table(title=f"{name}: live alias of {wired.function_name}")
+    for model_name, function_name, report in reports:
+        _print_status(model_name, function_name, report)
+    if any(report.problems for _, _, report in reports):
+        raise typer.Exit(4)
+
+
+def _every_served_model(
+    store: Path | None, backend: Backend, function: str | None
+) -> list[tuple[str, str | None]]:
+    """Every model a local function's live alias serves, with its function."""
+    if backend is not Backend.local or function is not None:
+        raise LambdaserveError("name the model: lambdaserve status NAME")
+    served = open_local(store).served_models()
+    if not served:
+        raise LambdaserveError("no local function has a live alias yet: lambdaserve publish")
+    return sorted(served.items())
+
+
+def _print_status(name: str, function_name: str, report: Status) -> None:
+    table = Table(title=f"{name}: live alias of {function_name}")
     for column in ("function version", "share", "model version", "aliases"):
         table.add_column(column)
     for route in report.routes:
@@ -258,5 +284,3 @@ def status(
         )
     for problem in report.problems:
         out.print(f"  [red]mismatch:[/] {problem}", highlight=False)
-    if report.problems:
-        raise typer.Exit(4)

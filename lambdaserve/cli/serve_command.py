@@ -28,7 +28,7 @@ from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, Funct
 from lambdaserve.kernel.model_trust import NO_TRUST, ModelTrust
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.views.console import err, fail
-from lambdaserve.wiring.local import open_local
+from lambdaserve.wiring.local import LocalBackend, open_local
 
 
 def resolve_model(
@@ -45,6 +45,17 @@ def resolve_model(
     return LoadedModel.from_bundle(store.open(name, version), trust=trust)
 
 
+def _served(local: LocalBackend, model: str | None, function: str | None) -> dict[str, str]:
+    """``{model: function}`` to serve through the gateway: every function's live alias, or
+    ``--function``'s alone; empty when a stored model is served directly (``--model``)."""
+    if model is not None:
+        return {}
+    if function is None:
+        return local.served_models()
+    model_name = local.served_model(function)
+    return {model_name: function} if model_name else {}
+
+
 def describe_routing(functions: FunctionPublisher, name: str, routing: AliasRouting) -> str:
     described = {v.function_version: v.description for v in functions.versions()}
     routes = ", ".join(
@@ -58,8 +69,11 @@ def serve(
     store: StoreOption = None,
     model: Annotated[str | None, typer.Option("--model", help="NAME or NAME:VERSION")] = None,
     function: Annotated[
-        str, typer.Option("--function", help="Local function whose live alias to serve")
-    ] = "predict",
+        str | None,
+        typer.Option(
+            "--function", help="Serve only this local function's live alias (unprefixed routes)"
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one)")] = 8080,
     code: CodeOption = None,
@@ -67,26 +81,32 @@ def serve(
 ) -> None:
     """Serve a stored model over HTTP (GET /health, GET /model, POST /predict, /predict/batch).
 
-    Without --model, a function with a live alias is served through the local gateway: each
+    Without --model, every model a local function's live alias serves is served through the
+    local gateway on /models/NAME/... (and on the unprefixed routes when there is one): each
     request goes to one of the alias's versions by its weight (sticky per X-Unit-Id header).
     """
     try:
         settings = serving_settings(code, trust)
         local = open_local(store)
-        functions = local.functions(function)
-        routing = functions.alias(LIVE_ALIAS) if model is None else None
-        if routing is None:
-            loaded = resolve_model(local.store, model, settings.model_trust())
-        else:
-            banner = describe_routing(functions, function, routing)
+        served = _served(local, model, function)
+        loaded = None if served else resolve_model(local.store, model, settings.model_trust())
     except LambdaserveError as exc:
         fail(str(exc))
     app: ASGIApp
-    if routing is not None:
-        app = local.gateway(function, settings)
+    if loaded is None:
+        app = local.model_router(served, settings)
+        for name, function_name in sorted(served.items()):
+            functions = local.functions(function_name)
+            routing = functions.alias(LIVE_ALIAS)
+            assert routing is not None  # _served keeps only functions with a live alias
+            err.print(
+                f"serving {escape(describe_routing(functions, function_name, routing))} at "
+                f"http://{host}:{port}/models/{escape(name)}/",
+                highlight=False,
+            )
         err.print(
-            f"serving {escape(banner)} on http://{host}:{port} through the local gateway "
-            "(alias changes apply without restart; docs at /docs)",
+            "through the local gateway (alias changes apply without restart; docs at "
+            "/models/NAME/docs" + (", and /docs" if len(served) == 1 else "") + ")",
             highlight=False,
         )
     else:

@@ -82,7 +82,7 @@ class LocalGateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return  # no websockets behind API Gateway's REST API either
@@ -269,12 +269,13 @@ def _outputs(body: bytes) -> Outputs:
     return Outputs(scores=[float(p["probability"]) for p in answers if "probability" in p])
 
 
-async def _unavailable(send: Send, message: str) -> None:
-    payload = json.dumps({"detail": message}).encode()
+async def answer_json(send: Send, status: int, detail: str) -> None:
+    """A JSON ``{"detail": ...}`` answer, as API Gateway and our app give errors."""
+    payload = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 503,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
@@ -284,7 +285,11 @@ async def _unavailable(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _unavailable(send: Send, message: str) -> None:
+    await answer_json(send, 503, message)
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
     """Nothing to start: versions load on first use, like Lambda cold starts."""
     while True:
         message = await receive()

@@ -28,6 +28,7 @@ from lambdaserve.local.function_versions import LocalFunctionVersions
 from lambdaserve.local.gateway import LocalGateway, create_gateway
 from lambdaserve.local.local_alias import LocalAlias
 from lambdaserve.local.local_guard import LocalGuard
+from lambdaserve.local.model_routes import ModelRouter, models_by_function, served_model
 from lambdaserve.local.rollout_state_file import RolloutStateFile
 from lambdaserve.local.script_mode import UserScript
 from lambdaserve.local.training_runner import train_and_store, train_script_and_store
@@ -127,6 +128,18 @@ class LocalBackend:
             capture=self.capture_log() if settings.capture_enabled else None,
             feedback_signer=local_feedback_signer(self.root),
         )
+
+    def served_model(self, function_name: str) -> str | None:
+        """The model a local function's live alias serves (None without an alias)."""
+        return served_model(self.functions(function_name))
+
+    def served_models(self) -> dict[str, str]:
+        """``{model name: local function}`` for every function whose live alias serves one."""
+        return models_by_function(self.root)
+
+    def model_router(self, served: Mapping[str, str], settings: ServingSettings) -> ModelRouter:
+        """One API over ``served`` (``{model: function}``): ``/models/NAME/...`` per model."""
+        return ModelRouter({name: self.gateway(f, settings) for name, f in served.items()})
 
     def gateway(
         self, function_name: str, settings: ServingSettings, *, rng: random.Random | None = None
