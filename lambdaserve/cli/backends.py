@@ -15,7 +15,7 @@ from lambdaserve.kernel.function_versions import FunctionPublisher
 from lambdaserve.registry.model_registry import ModelRegistry
 from lambdaserve.rollout.use_cases import RolloutContext
 from lambdaserve.wiring import aws
-from lambdaserve.wiring.local import DEFAULT_FUNCTION, LocalBackend, open_local
+from lambdaserve.wiring.local import LocalBackend, open_local
 
 FUNCTION_ENV = "LAMBDASERVE_FUNCTION"
 BUCKET_ENV = "LAMBDASERVE_ARTIFACT_BUCKET"
@@ -60,13 +60,19 @@ class Backends:
 
 
 def open_backends(
-    store: Path | None, backend: Backend, *, function: str | None = None, bucket: str | None = None
+    store: Path | None,
+    backend: Backend,
+    *,
+    function: str | None = None,
+    bucket: str | None = None,
+    model: str | None = None,
 ) -> Backends:
-    """The local backend, and for ``--backend aws`` the deployed function and bundle bucket."""
+    """The local backend, and for ``--backend aws`` the deployed function and bundle bucket;
+    locally the function is ``model``'s (``LocalBackend.function_for``) unless named."""
     local = open_local(store)
     local.registry  # noqa: B018  opened here, as every command needs it: its errors come first
     if backend is Backend.local:
-        local_name = function or DEFAULT_FUNCTION
+        local_name = function or local.function_for(model)
         return Backends(local, local.store, local.functions(local_name), local_name)
     name = function or os.environ.get(FUNCTION_ENV)
     uri = bucket or os.environ.get(BUCKET_ENV)
@@ -78,10 +84,14 @@ def open_backends(
 
 
 def open_rollout(
-    store: Path | None, backend: Backend, function: str | None, bucket: str | None
+    store: Path | None,
+    backend: Backend,
+    function: str | None,
+    bucket: str | None,
+    model: str | None = None,
 ) -> RolloutContext:
     """What a rollout command drives: the live alias, its guard and the durable state."""
-    wired = open_backends(store, backend, function=function, bucket=bucket)
+    wired = open_backends(store, backend, function=function, bucket=bucket, model=model)
     if wired.bucket is None:
         return wired.local.rollout_context(wired.function_name)
     return aws.rollout_context(wired.registry, wired.function_name, wired.bucket)
@@ -97,11 +107,11 @@ class FunctionBackend:
 
 
 def open_function(
-    store: Path | None, backend: Backend, *, function: str | None = None
+    store: Path | None, backend: Backend, *, function: str | None = None, model: str | None = None
 ) -> FunctionBackend:
     local = open_local(store)
     if backend is Backend.local:
-        local_name = function or DEFAULT_FUNCTION
+        local_name = function or local.function_for(model)
         return FunctionBackend(local.registry, local.functions(local_name), local_name)
     name = function or os.environ.get(FUNCTION_ENV)
     if not name:

@@ -201,7 +201,7 @@ def publish(
     if version is None:
         fail("give NAME:VERSION", code=2)
     try:
-        wired = open_backends(store, backend, function=function, bucket=bucket)
+        wired = open_backends(store, backend, function=function, bucket=bucket, model=name)
         done = publish_model_version(
             wired.registry,
             wired.store,
@@ -242,7 +242,7 @@ def status(
         targets = [(name, function)] if name else _every_served_model(store, backend, function)
         reports = []
         for model_name, function_name in targets:
-            wired = open_function(store, backend, function=function_name)
+            wired = open_function(store, backend, function=function_name, model=model_name)
             report = model_status(wired.registry, wired.publisher, model_name)
             reports.append((model_name, wired.function_name, report))
     except LambdaserveError as exc:

@@ -127,7 +127,7 @@ def start(
         }[plan]()
         if unattended and backend is not Backend.aws:
             fail("--unattended needs --backend aws", code=2)
-        context = open_rollout(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket, name)
         if unattended:
             aws.check_state_machine(unattended)  # before any traffic moves
         state = rollouts.start_rollout(context, name, chosen, challenger, force=force)
@@ -153,7 +153,7 @@ def resume(
 ) -> None:
     """Advance the rollout by one tick (or until it ends, with --watch)."""
     try:
-        context = open_rollout(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket, name)
         state = rollouts.advance(context, name)
         if watch:
             state = _watch(context, state, name, poll, timeout)
@@ -173,7 +173,7 @@ def status(
     """The rollout's plan, step and timeline. Read-only: it changes neither the alias nor the
     registry (``rollout resume`` brings the registry up to a rollout promoted unattended)."""
     try:
-        context = open_rollout(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket, name)
         state = context.states.load(name)
         if state is not None and rollouts.registry_behind(context, state):
             out.print(
@@ -197,7 +197,7 @@ def promote(
 ) -> None:
     """Send all traffic to the challenger now and make it champion."""
     try:
-        state = rollouts.promote_rollout(open_rollout(store, backend, function, bucket), name)
+        state = rollouts.promote_rollout(open_rollout(store, backend, function, bucket, name), name)
     except LambdaserveError as exc:
         fail(str(exc))
     _finish(state)
@@ -216,7 +216,7 @@ def rollback(
     crash, an abort or a change by hand); after a promotion, roll out the earlier version."""
     try:
         state = rollouts.rollback_rollout(
-            open_rollout(store, backend, function, bucket), name, reason
+            open_rollout(store, backend, function, bucket, name), name, reason
         )
     except LambdaserveError as exc:
         fail(str(exc))
@@ -237,7 +237,7 @@ def ab_start(
 ) -> None:
     """Split traffic and hold it (guards still roll back on alarms) until `ab stop`."""
     try:
-        context = open_rollout(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket, name)
         state = rollouts.start_rollout(
             context, name, RolloutPlan.ab(weight, min_samples), challenger, force=force
         )
@@ -259,7 +259,7 @@ def ab_stop(
 ) -> None:
     """End the A/B test: back to the champion, or --promote the challenger."""
     try:
-        context = open_rollout(store, backend, function, bucket)
+        context = open_rollout(store, backend, function, bucket, name)
         state = (
             rollouts.promote_rollout(context, name)
             if promote_challenger

@@ -129,6 +129,19 @@ class LocalBackend:
             feedback_signer=local_feedback_signer(self.root),
         )
 
+    def function_for(self, model: str | None) -> str:
+        """The local function of ``model``: the one whose live alias serves it, else one named
+        after it, else ``predict`` while that one serves no model (a store's first model lives
+        there, as a single-model stage's), else a new one named after the model."""
+        if model is None:
+            return DEFAULT_FUNCTION
+        served = self.served_models()
+        if model in served:
+            return served[model]
+        if (self.root / "functions" / f"{model}.json").is_file():
+            return model
+        return model if DEFAULT_FUNCTION in served.values() else DEFAULT_FUNCTION
+
     def served_model(self, function_name: str) -> str | None:
         """The model a local function's live alias serves (None without an alias)."""
         return served_model(self.functions(function_name))

@@ -31,8 +31,8 @@ def cli(*args: str) -> str:
 
 @pytest.fixture
 def two_models(churn_bundle: VerifiedBundle, tmp_path: Path) -> tuple[Path, object]:
-    """churn (our job's forest, ONNX) and penguins (a user's pipeline), each live on its own
-    function: ``publish --function NAME``."""
+    """churn (our job's forest, ONNX) and penguins (a user's pipeline), each published without
+    naming a function: the store's first model lives on ``predict``, the next on its own."""
     store = tmp_path / "store"
     x_train, x_test, y_train, y_test = penguins()
     model = user_pipeline().fit(x_train, y_train)
@@ -43,7 +43,7 @@ def two_models(churn_bundle: VerifiedBundle, tmp_path: Path) -> tuple[Path, obje
     for name, bundle in (("churn", churn_bundle.path), ("penguins", tmp_path / "penguins")):
         cli("import", str(bundle), "--store", str(store))
         cli("models", "promote", f"{name}:1", "--store", str(store))
-        cli("publish", f"{name}:1", "--function", name, "--store", str(store))
+        cli("publish", f"{name}:1", "--store", str(store))
     return store, (model, x_test)
 
 
@@ -53,7 +53,7 @@ def test_one_gateway_serves_each_model_on_its_own_routes(
     store, (model, x_test) = two_models  # type: ignore[misc]
     local = open_local(store)
     served = local.served_models()
-    assert served == {"churn": "churn", "penguins": "penguins"}
+    assert served == {"churn": "predict", "penguins": "penguins"}
     router = local.model_router(served, ServingSettings(capture_enabled=False))
     penguin = json_row(x_test.iloc[0])
     with serve_in_thread(router) as url:
@@ -75,7 +75,7 @@ def test_one_gateway_serves_each_model_on_its_own_routes(
 def test_status_without_a_name_shows_every_model(two_models: tuple[Path, object]) -> None:
     store, _ = two_models
     output = cli("status", "--store", str(store))
-    assert "churn: live alias of churn" in output
+    assert "churn: live alias of predict" in output
     assert "penguins: live alias of penguins" in output
 
 
@@ -92,12 +92,13 @@ def test_a_rollout_of_one_model_leaves_the_others_alias_untouched(
     x_test.assign(sex=y_test).to_csv(holdout, index=False)  # both scored on the same rows
     cli("import", str(tmp_path / "penguins-2"), "--store", str(store), "--holdout", str(holdout))
     local = open_local(store)
-    churn_before = local.functions("churn").alias(LIVE_ALIAS)
-    cli("publish", "penguins:2", "--function", "penguins", "--store", str(store))
+    churn_before = local.functions("predict").alias(LIVE_ALIAS)
+    cli("publish", "penguins:2", "--store", str(store))  # to penguins' function, found by name
     cli(
-        "rollout", "start", "penguins", "--function", "penguins", "--weight", "0.2",
-        "--interval", "0", "--min-samples", "0", "--store", str(store),
+        "rollout", "start", "penguins", "--weight", "0.2", "--interval", "0",
+        "--min-samples", "0", "--store", str(store),
     )  # fmt: skip
     penguins_alias = local.functions("penguins").alias(LIVE_ALIAS)
     assert penguins_alias is not None and penguins_alias.additional  # the canary is on
-    assert local.functions("churn").alias(LIVE_ALIAS) == churn_before
+    assert local.functions("predict").alias(LIVE_ALIAS) == churn_before
+    assert "penguins" in cli("rollout", "status", "penguins", "--store", str(store))
