@@ -33,6 +33,15 @@ $(STAMP): pyproject.toml uv.lock | $(UV) python
 	$(UV) sync --frozen --quiet --extra dev --python "$(PYTHON)"
 	touch $(STAMP)
 
+# checkov pins boto3, botocore, packaging and networkx below our pins, so it cannot share .venv:
+# uv.lock resolves it as the `checkov` group (declared conflicting with every extra), installed
+# alone into its own venv. infra/checkov_findings.py runs it there, offline.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP): pyproject.toml uv.lock | $(STAMP)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(CHECKOV_VENV) $(UV) sync --frozen --quiet --only-group checkov --python "$(PYTHON)"
+	touch $(CHECKOV_STAMP)
+
 # Re-resolve after editing pyproject.toml, then export the layers' and the job's pins.
 lock: $(UV) | python
 	$(UV) lock
@@ -57,7 +66,7 @@ $(WHEELHOUSE)/.complete: layers/requirements/*.txt training/requirements.txt tra
 # The suite waits on servers, subprocesses and synths far more than it computes (one process
 # used ~18% of a core): three workers on two cores took it from 13:19 to 7:08.
 TEST_WORKERS ?= 3
-test: $(STAMP) lint $(WHEELHOUSE)/.complete
+test: $(STAMP) lint $(WHEELHOUSE)/.complete $(CHECKOV_STAMP)
 	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
@@ -77,21 +86,24 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
-infra: $(STAMP) $(WHEELHOUSE)/.complete
+infra: $(STAMP) $(WHEELHOUSE)/.complete $(CHECKOV_STAMP)
 	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest tests/infra
 
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(CDK)
 
-# Synthesizes every stack offline (layers built without Docker), then lints the templates.
-synth: $(STAMP) $(CDK)
+# Synthesizes every stack offline (layers built without Docker; cdk-nag fails on anything
+# unexplained), then lints the templates: cfn-lint errors, and checkov findings that
+# infra/checkov_acknowledgements.py does not explain.
+synth: $(STAMP) $(CDK) $(CHECKOV_STAMP)
 	rm -rf cdk.out
 	$(CDK) synth --no-notices --quiet -c stage=$(STAGE)
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	$(BIN)/python -m infra.checkov_acknowledgements --stage $(STAGE) cdk.out/*.template.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(UV_DIR) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(UV_DIR) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

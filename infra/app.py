@@ -25,6 +25,7 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         config=config,
         artifact_bucket=storage.artifact_bucket,
         capture_salt=storage.capture_salt,
+        logs_key=storage.logs_key,
         env=env,
     )
     training = TrainingStack(
@@ -32,6 +33,7 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         f"{config.prefix}-training",
         config=config,
         artifact_bucket=storage.artifact_bucket,
+        logs_key=storage.logs_key,
         env=env,
     )
     monitoring = MonitoringStack(
@@ -42,6 +44,7 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         artifact_bucket=storage.artifact_bucket,
         predict_log_group=serving.log_group,
         alarm_topic=serving.alarm_topic,
+        logs_key=storage.logs_key,
         env=env,
     )
     for stack in (storage, serving, monitoring, training):

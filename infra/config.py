@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 STAGES_CONTEXT_KEY = "lambdaserve:stages"
 STAGE_CONTEXT_KEY = "stage"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
-# (the same days infra/constructs/log_retention.py maps to CloudWatch's enum)
+# (the same days infra/constructs/log_group.py maps to CloudWatch's enum)
 #: EventBridge Scheduler's recurring expressions (one-time ``at(...)`` schedules are refused).
 _SCHEDULE = r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
@@ -231,7 +231,7 @@ class StageConfig(BaseModel):
 
     @property
     def prefix(self) -> str:
-        return f"lambdaserve-{self.stage}"
+        return stage_prefix(self.stage)
 
     def _uri_model(self) -> str | None:
         match = _BUNDLE_KEY.match(self.model_uri or "")
@@ -248,6 +248,11 @@ class StageConfig(BaseModel):
         a named model, else ``models/`` (every model: the stack does not know which one)."""
         name = self.served_model
         return f"{MODELS_PREFIX}{name}/" if name else MODELS_PREFIX
+
+
+def stage_prefix(stage: str) -> str:
+    """What every stack and resource name of the stage starts with."""
+    return f"lambdaserve-{stage}"
 
 
 def load_stage_config(context: dict[str, Any] | Any, stage: str | None = None) -> StageConfig:

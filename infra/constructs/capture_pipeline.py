@@ -23,12 +23,13 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import CAPTURE_BUFFER_SECONDS, StageConfig
-from infra.constructs.log_retention import retention
+from infra.constructs.log_group import stage_log_group
 
 #: ``lambdaserve.kernel.capture.LOG_MARKER`` (infra imports no runtime code; a test compares them).
 LOG_MARKER = "lambdaserve_capture"
@@ -52,14 +53,10 @@ class CapturePipeline(Construct):
         config: StageConfig,
         capture_bucket: s3.IBucket,
         source: logs.ILogGroup,
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        errors = logs.LogGroup(
-            self,
-            "DeliveryLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        errors = stage_log_group(self, "DeliveryLogs", config, key=logs_key)
         errors_stream = logs.LogStream(
             self, "DeliveryErrors", log_group=errors, removal_policy=RemovalPolicy.DESTROY
         )

@@ -14,6 +14,7 @@ import json
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -24,9 +25,10 @@ from constructs import Construct
 
 from infra.assets import drift_function_code
 from infra.config import StageConfig
+from infra.constructs.drift_access import REPORTS_PREFIX, artifact_statements, capture_statements
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.python_function import (
     dependency_layer,
-    function_log_group,
     lambda_architecture,
     logs_and_tracing,
 )
@@ -38,8 +40,10 @@ MEMORY_MB = 1024
 TIMEOUT = Duration.minutes(10)
 SCHEDULER_RETRIES = 3
 FUNCTION_RETRIES = 2
-CAPTURES_PREFIX = "captures/"
-REPORTS_PREFIX = "drift-reports/"
+#: One run at a time: each judges one closed window, and a run the reservation throttles waits
+#: in Lambda's asynchronous queue (retried up to its maximum event age, then dead-lettered).
+#: Reserved, the scheduled job is never starved by a surge elsewhere in the account.
+RESERVED_CONCURRENCY = 1
 
 
 def drift_environment(
@@ -82,6 +86,7 @@ class DriftMonitor(Construct):
         capture_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         alarm_topic: sns.ITopic,
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
@@ -92,7 +97,7 @@ class DriftMonitor(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        log_group = function_log_group(self, "FunctionLogs", config)
+        log_group = stage_log_group(self, "FunctionLogs", config, key=logs_key)
         self.role = self._role(config, log_group, capture_bucket, artifact_bucket, alarm_topic)
         self.function = self._function(
             config, log_group, capture_bucket, artifact_bucket, alarm_topic
@@ -127,6 +132,7 @@ class DriftMonitor(Construct):
             layers=[layer],
             memory_size=MEMORY_MB,
             timeout=TIMEOUT,
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=self.role,
@@ -233,8 +239,8 @@ class DriftMonitor(Construct):
         )
         statements = [
             *logs_and_tracing(log_group),
-            *_capture_statements(capture_bucket),
-            *_artifact_statements(artifact_bucket, bundles=bundles, reports=reports),
+            *capture_statements(capture_bucket),
+            *artifact_statements(artifact_bucket, bundles=bundles, reports=reports),
             # The asynchronous invocation's on-failure destination sends with the function's role.
             iam.PolicyStatement(
                 actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
@@ -248,52 +254,3 @@ class DriftMonitor(Construct):
         if capture_bucket.encryption_key is not None:
             capture_bucket.encryption_key.grant_decrypt(role)  # captures are SSE-KMS
         return role
-
-
-def _capture_statements(capture_bucket: s3.IBucket) -> list[iam.PolicyStatement]:
-    return [
-        # Captures: list an hour's partition, then read its objects.
-        iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[capture_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*"]}},
-        ),
-        iam.PolicyStatement(
-            actions=["s3:GetObject"],
-            resources=[capture_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
-        ),
-    ]
-
-
-def _artifact_statements(
-    artifact_bucket: s3.IBucket, *, bundles: str, reports: str
-) -> list[iam.PolicyStatement]:
-    return [
-        # Bundles (manifest, reference) at the version their URI pins.
-        iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:GetObjectVersion"],
-            resources=[artifact_bucket.arn_for_objects(f"{bundles}*")],
-        ),
-        # Earlier reports (persistence).
-        iam.PolicyStatement(
-            actions=["s3:GetObject"],
-            resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
-        ),
-        # Create-only: S3 accepts the write only with If-None-Match (S3 user guide,
-        # "Enforce conditional writes on Amazon S3 buckets"), so a report is never replaced.
-        iam.PolicyStatement(
-            actions=["s3:PutObject"],
-            resources=[artifact_bucket.arn_for_objects(f"{reports}*")],
-            conditions={"Null": {"s3:if-none-match": "false"}},
-        ),
-        # Listing only where the job lists: a model version's reports (persistence, and
-        # whether this window's report exists: S3ReportFiles.exists lists the key rather
-        # than HEAD it, because S3 answers a missing key's HEAD with 404 only to a caller
-        # that may list the whole bucket), and a model's versions (S3ArtifactStore, when a
-        # bundle is missing). A missing bundle is then a 403: the job fails either way.
-        iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[artifact_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{reports}*", f"{bundles}*"]}},
-        ),
-    ]

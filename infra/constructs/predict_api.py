@@ -6,13 +6,14 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.log_retention import retention
+from infra.constructs.log_group import stage_log_group
 
 #: Route -> HTTP methods. Everything the app serves, nothing else (no catch-all proxy).
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -28,15 +29,16 @@ ROUTES: dict[str, tuple[str, ...]] = {
 
 class PredictApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, target: lambda_.IFunction
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        target: lambda_.IFunction,
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        access_logs = stage_log_group(self, "AccessLogs", config, key=logs_key)
         self.api = self._rest_api(config, access_logs)
         self._add_routes(config, target)
         if config.waf:

@@ -1,9 +1,9 @@
-"""What every lambdaserve function shares: the architecture from the stage, a log group with
-the stage's retention, and one dependency layer built without Docker for python3.13."""
+"""What every lambdaserve function shares: the architecture from the stage, its own encrypted log
+group (``log_group.stage_log_group``), and one dependency layer built without Docker for
+python3.13."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -11,22 +11,12 @@ from constructs import Construct
 
 from infra.assets import layer_code
 from infra.config import StageConfig
-from infra.constructs.log_retention import retention
 
 
 def lambda_architecture(config: StageConfig) -> lambda_.Architecture:
     if config.architecture == "arm64":
         return lambda_.Architecture.ARM_64
     return lambda_.Architecture.X86_64
-
-
-def function_log_group(scope: Construct, construct_id: str, config: StageConfig) -> logs.LogGroup:
-    return logs.LogGroup(
-        scope,
-        construct_id,
-        retention=retention(config.log_retention_days),
-        removal_policy=RemovalPolicy.DESTROY,
-    )
 
 
 def dependency_layer(

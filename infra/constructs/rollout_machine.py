@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -28,10 +29,9 @@ from constructs import Construct
 
 from infra.assets import rollout_function_code
 from infra.config import StageConfig
-from infra.constructs.log_retention import retention
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.python_function import (
     dependency_layer,
-    function_log_group,
     lambda_architecture,
     logs_and_tracing,
 )
@@ -45,6 +45,9 @@ STATE_PREFIX = "rollouts/"
 MAX_DURATION = Duration.days(7)
 #: The error name of functions.rollout.handler.RetryableStepError.
 RETRYABLE_STEP_ERROR = "RetryableStepError"
+#: One tick at a time per execution (one rollout per alias), and reserved: the guard that rolls
+#: a bad challenger back is never starved by a surge elsewhere in the account when it matters.
+RESERVED_CONCURRENCY = 2
 #: Step Functions' execution metrics alarmed on: any one of them means nobody guards the split.
 EXECUTION_ALARMS = {
     "ExecutionsFailed": "rollout executions that failed (rolled back, aborted or a step error)",
@@ -84,8 +87,10 @@ class RolloutMachine(Construct):
         state_bucket: s3.IBucket,
         alarm_topic: sns.ITopic,
         guard_alarms: list[cloudwatch.IAlarm],
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._logs_key = logs_key
         self.function = self._function(config, target, alias_name, state_bucket, guard_alarms)
         self.state_machine = self._state_machine(config)
         self.alarms = self._execution_alarms(alarm_topic)
@@ -98,7 +103,7 @@ class RolloutMachine(Construct):
         state_bucket: s3.IBucket,
         guard_alarms: list[cloudwatch.IAlarm],
     ) -> lambda_.Function:
-        log_group = function_log_group(self, "FunctionLogs", config)
+        log_group = stage_log_group(self, "FunctionLogs", config, key=self._logs_key)
         layer = dependency_layer(
             self,
             "Layer",
@@ -118,6 +123,7 @@ class RolloutMachine(Construct):
             layers=[layer],
             memory_size=256,
             timeout=Duration.seconds(60),
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=self._role(log_group, target, state_bucket),
@@ -146,12 +152,7 @@ class RolloutMachine(Construct):
             timeout=MAX_DURATION,
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "MachineLogs",
-                    retention=retention(config.log_retention_days),
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
+                destination=stage_log_group(self, "MachineLogs", config, key=self._logs_key),
                 level=sfn.LogLevel.ALL,
                 include_execution_data=False,
             ),

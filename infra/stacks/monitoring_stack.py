@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -48,11 +49,17 @@ class MonitoringStack(Stack):
         artifact_bucket: s3.IBucket,
         predict_log_group: logs.ILogGroup,
         alarm_topic: sns.ITopic,
+        logs_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.capture = CapturePipeline(
-            self, "Capture", config=config, capture_bucket=capture_bucket, source=predict_log_group
+            self,
+            "Capture",
+            config=config,
+            capture_bucket=capture_bucket,
+            source=predict_log_group,
+            logs_key=logs_key,
         )
         self.drift = DriftMonitor(
             self,
@@ -61,6 +68,7 @@ class MonitoringStack(Stack):
             capture_bucket=capture_bucket,
             artifact_bucket=artifact_bucket,
             alarm_topic=alarm_topic,
+            logs_key=logs_key,
         )
         self._action = actions.SnsAction(alarm_topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}

@@ -21,11 +21,11 @@ from constructs import Construct
 
 from infra.assets import predict_function_code
 from infra.config import StageConfig
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.predict_alarms import PredictAlarms
 from infra.constructs.predict_api import PredictApi
 from infra.constructs.python_function import (
     dependency_layer,
-    function_log_group,
     lambda_architecture,
     logs_and_tracing,
 )
@@ -100,15 +100,18 @@ class ServingStack(Stack):
         config: StageConfig,
         artifact_bucket: s3.IBucket,
         capture_salt: secretsmanager.ISecret,
+        logs_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        log_group = function_log_group(self, "PredictLogs", config)
         #: The predict function's log group: its capture lines feed the monitoring stack.
+        log_group = stage_log_group(self, "PredictLogs", config, key=logs_key)
         self.log_group: logs.ILogGroup = log_group
         self.function = self._predict_function(config, log_group, artifact_bucket, capture_salt)
         self.alias, bootstrap = self._live_alias()
-        self.api = PredictApi(self, "PredictApi", config=config, target=self.alias).api
+        self.api = PredictApi(
+            self, "PredictApi", config=config, target=self.alias, logs_key=logs_key
+        ).api
         self.alarm_topic = self._alarm_topic(config)
         self.alarms = PredictAlarms(
             self,
@@ -129,6 +132,7 @@ class ServingStack(Stack):
             state_bucket=artifact_bucket,
             alarm_topic=self.alarm_topic,
             guard_alarms=self.alarms.stack_guards,
+            logs_key=logs_key,
         )
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "FunctionName", value=self.function.function_name)

@@ -1,5 +1,5 @@
-"""Stateful storage, retained on deletion: model artifacts, prediction captures, access logs, and
-the salt of hashed capture fields."""
+"""Stateful storage, retained on deletion: model artifacts, prediction captures, access logs, the
+salt of hashed capture fields, and the key of the stage's log groups."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.log_group import stage_logs_key
 from infra.constructs.secure_bucket import secure_bucket
 
 
@@ -52,6 +53,9 @@ class StorageStack(Stack):
             expiration_days=config.capture_retention_days,
             encryption_key=self.capture_key,
         )
+        #: Every log group of the stage: the predict function's holds capture records until
+        #: Firehose ships them.
+        self.logs_key: kms.IKey = stage_logs_key(self, "LogsKey")
         #: The stage's capture secret: the salt of ``capture_hash`` fields and the key the
         #: predict function derives its feedback tokens from (so every version verifies every
         #: other's). State, not config: a new salt makes every hashed value incomparable with

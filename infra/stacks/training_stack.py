@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import AssetHashType, CfnOutput, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import AssetHashType, CfnOutput, Duration, Size, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.assets import REPO_ROOT, training_source_bundling
 from infra.config import StageConfig, TrainingSource
-from infra.constructs.log_retention import retention
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.sklearn_image import image_repository_arn, training_image
 from infra.constructs.state_machine_role import state_machine_role
 
@@ -56,9 +56,11 @@ class TrainingStack(Stack):
         *,
         config: StageConfig,
         artifact_bucket: s3.IBucket,
+        logs_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._logs_key = logs_key
         user = config.training_source
         directory = user_source_dir(user) if user else None
         source = s3_assets.Asset(
@@ -226,12 +228,7 @@ class TrainingStack(Stack):
             },
             output_path="$.merged",
         )
-        logs_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        logs_group = stage_log_group(self, "StateMachineLogs", config, key=self._logs_key)
         machine_name = f"{config.prefix}-training"
         return sfn.StateMachine(
             self,

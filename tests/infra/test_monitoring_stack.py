@@ -358,6 +358,8 @@ def test_the_drift_function_shape(name: str, request: pytest.FixtureRequest) -> 
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["MemorySize"] == drift_monitor.MEMORY_MB
     assert props["Timeout"] == drift_monitor.TIMEOUT.to_seconds()
+    # One run at a time, and never starved by a surge elsewhere in the account.
+    assert props["ReservedConcurrentExecutions"] == drift_monitor.RESERVED_CONCURRENCY == 1
     assert props["Role"] == _arn(_id(synth, "AWS::IAM::Role", "DriftRole"))
     (layer,) = props["Layers"]
     layer_props = _resources(synth, "AWS::Lambda::LayerVersion")[layer["Ref"]]["Properties"]
@@ -687,12 +689,16 @@ def test_the_alarm_queries_match_the_metrics_the_drift_handler_emits(
 
 
 @pytest.mark.parametrize("name", ["dev", "tuned"])
-def test_every_log_group_has_retention(name: str, request: pytest.FixtureRequest) -> None:
+def test_every_log_group_has_retention_and_the_stage_logs_key(
+    name: str, request: pytest.FixtureRequest
+) -> None:
     synth: Synthesized = request.getfixturevalue(name)
     groups = _resources(synth, "AWS::Logs::LogGroup")
     assert len(groups) == 2  # the drift function's, Firehose's delivery errors
+    logs_key = {"Fn::ImportValue": _export(synth, "storage", "GetAttLogsKey")}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == synth.config.log_retention_days
+        assert group["Properties"]["KmsKeyId"] == logs_key
 
 
 def test_outputs_name_the_drift_function_schedule_queue_and_stream(dev: Synthesized) -> None:

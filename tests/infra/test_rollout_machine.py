@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 
 import infra.assets as assets
 import layers.build_layer as build
+from infra.constructs import rollout_machine
 from lambdaserve.rollout.lambda_step import RetryableStepError
 from lambdaserve.wiring.aws_rollout import RolloutSettings
 from layers.function_asset import build_rollout_asset
@@ -224,6 +225,7 @@ def test_the_rollout_function_matches_predict(name: str, request: pytest.Fixture
     assert props["Handler"] == "functions.rollout.handler.lambda_handler"
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["Timeout"] == 60
+    assert props["ReservedConcurrentExecutions"] == rollout_machine.RESERVED_CONCURRENCY
     assert props["LoggingConfig"]["LogGroup"]["Ref"].startswith("RolloutFunctionLogs")
     (layer,) = props["Layers"]
     assert layer["Ref"].startswith("RolloutLayer")  # serving-base only, not predict's layer

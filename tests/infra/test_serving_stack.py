@@ -328,11 +328,13 @@ def test_alarm_topic_is_encrypted_and_tls_only(dev: Synthesized, cognito: Synthe
 
 
 @pytest.mark.parametrize("kind", ["serving", "training"])
-def test_every_log_group_has_retention(dev: Synthesized, kind: str) -> None:
+def test_every_log_group_has_retention_and_the_stage_logs_key(dev: Synthesized, kind: str) -> None:
+    """The predict function's log group holds every capture record until Firehose ships it."""
     groups = _resources(dev, kind, "AWS::Logs::LogGroup")
     assert groups
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+        assert "GetAttLogsKey" in group["Properties"]["KmsKeyId"]["Fn::ImportValue"]
 
 
 def test_outputs_expose_what_operators_need(dev: Synthesized) -> None:

@@ -66,6 +66,33 @@ def test_capture_retention_is_a_stage_setting_with_a_floor(tmp_path: Path) -> No
         synthesize(tmp_path / "short", "dev", {"capture_retention_days": 3})
 
 
+def test_the_logs_key_is_rotated_retained_and_usable_by_cloudwatch_logs_of_this_account(
+    dev: Synthesized,
+) -> None:
+    """Without the logs statement CloudWatch Logs refuses to create the encrypted log groups."""
+    resources = dev.template_json("storage")["Resources"]
+    (key,) = [v for k, v in resources.items() if k.startswith("LogsKey")]
+    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in statements if s.get("Sid") == "CloudWatchLogsOfThisAccount"]
+    assert logs["Principal"] == {"Service": f"logs.{dev.config.region}.amazonaws.com"}
+    assert set(logs["Action"]) == {
+        "kms:Encrypt*",
+        "kms:Decrypt*",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:Describe*",
+    }
+    (arn,) = logs["Condition"]["ArnLike"].values()
+    assert list(logs["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
+    assert arn == {
+        "Fn::Join": [
+            "",
+            [f"arn:aws:logs:{dev.config.region}:", {"Ref": "AWS::AccountId"}, ":log-group:*"],
+        ]
+    }
+
+
 def test_model_and_capture_buckets_write_access_logs(dev: Synthesized) -> None:
     buckets = _buckets(dev)
     logs = next(k for k in buckets if k.startswith("AccessLogs"))
