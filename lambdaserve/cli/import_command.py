@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lambdaserve.cli.options import (
     CodeOption,
@@ -25,11 +26,12 @@ from lambdaserve.cli.registration import register_and_report
 from lambdaserve.kernel.artifacts import ArtifactStore, StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
 from lambdaserve.kernel.errors import LambdaserveError
+from lambdaserve.kernel.manifest import Manifest
 from lambdaserve.kernel.model_trust import ModelTrust
 from lambdaserve.registry.importing import import_bundle
 from lambdaserve.registry.mlflow_import import ImportData, import_from_mlflow
 from lambdaserve.registry.mlflow_tracking import is_mlflow_uri
-from lambdaserve.views.console import fail, out
+from lambdaserve.views.console import err, fail, out
 from lambdaserve.wiring import aws
 from lambdaserve.wiring.local import open_local
 
@@ -126,6 +128,9 @@ def import_(
         fail(str(exc))
     if not created and not as_json:
         out.print(f"{stored.name} version {stored.version} was already stored (same digest)")
+    warning = version_warning(stored.manifest)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     register_and_report(
         stored,
         store=store,
@@ -186,6 +191,19 @@ def _same_import(store: ArtifactStore, bundle: VerifiedBundle) -> StoredBundle |
         if same and old.data.fingerprint == new.data.fingerprint:
             return stored
     return None
+
+
+def version_warning(manifest: Manifest) -> str | None:
+    """Say so when the model was saved with another scikit-learn than the one serving it: skops
+    loads it, but estimators may answer differently across versions."""
+    source = manifest.source
+    serving = manifest.library_versions.get("scikit-learn")
+    if source is None or not source.library_version or source.library_version == serving:
+        return None
+    return (
+        f"{manifest.name} was saved with scikit-learn {source.library_version} and is served "
+        f"with {serving}: check its answers on your holdout (--holdout scores it with {serving})"
+    )
 
 
 def _refuse_registering_over_the_source(

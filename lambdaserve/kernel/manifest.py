@@ -122,6 +122,9 @@ class ModelSource(BaseModel):
     model_version: str | None = None
     run_id: str | None = None
     serialization: str | None = None
+    library_version: str | None = Field(
+        default=None, description="the scikit-learn version the source model was saved with"
+    )
 
 
 class Manifest(BaseModel):

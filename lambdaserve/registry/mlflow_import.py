@@ -86,6 +86,7 @@ def import_from_mlflow(
             model_version=fetched.version,
             run_id=fetched.run_id,
             serialization=serialization,
+            library_version=_logged_with(fetched),
         )
         return save_model(
             model,
@@ -110,6 +111,13 @@ def _bundle_name(name: str | None, ref: MlflowModelUri) -> str:
             "most): pass --name NAME"
         )
     return chosen
+
+
+def _logged_with(fetched: FetchedModel) -> str | None:
+    """The scikit-learn version the MLmodel file says the model was saved with."""
+    conf = dict(fetched.mlmodel.flavors or {}).get("sklearn")
+    version = conf.get("sklearn_version") if isinstance(conf, dict) else None
+    return str(version) if version else None
 
 
 def _load_sklearn(

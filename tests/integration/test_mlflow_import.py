@@ -19,6 +19,7 @@ import mlflow
 import mlflow.sklearn
 import pandas as pd
 import pytest
+import sklearn
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from palmerpenguins import load_penguins
@@ -209,7 +210,9 @@ def test_a_registered_version_with_a_signature_becomes_a_served_bundle(
         "model_version": "1",
         "run_id": user_env.penguins_run,
         "serialization": "skops",
+        "library_version": sklearn.__version__,  # logged and imported with the same one
     }
+    assert "saved with scikit-learn" not in output
 
     bundle = LocalArtifactStore(store).open("penguins", result["version"])
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # MLflow's own loader
@@ -449,3 +452,30 @@ def test_importing_the_same_model_version_again_changes_nothing(
     other = user_env.csv("other.csv", user_env.penguins.drop(columns=["species"]).head(200))
     code, _ = run("import", "models:/penguins/1", *args[:1], str(other), *args[2:])
     assert code == 0 and len(LocalArtifactStore(store).versions("penguins")) == 2
+
+
+def test_a_model_saved_with_another_scikit_learn_is_imported_with_a_warning(
+    user_env: Tracking, tmp_path: Path
+) -> None:
+    """MLflow records the version it saved with; loading with another may answer differently."""
+    logged = MlflowClient(user_env.uri).get_model_version("diabetes", "1").source  # models:/m-...
+    (mlmodel,) = [
+        p for p in (user_env.root / "artifacts").rglob("MLmodel") if logged.split("/")[-1] in str(p)
+    ]
+    text = mlmodel.read_text()
+    assert f"sklearn_version: {sklearn.__version__}" in text
+    mlmodel.write_text(
+        text.replace(f"sklearn_version: {sklearn.__version__}", "sklearn_version: 1.4.2")
+    )
+    try:
+        diabetes = load_diabetes(as_frame=True).frame.drop(columns=["target"])
+        reference = user_env.csv("diabetes.csv", diabetes)
+        code, output = run(
+            "import", "models:/diabetes/1", "--reference", str(reference),
+            "--store", str(tmp_path / "store"), "--no-register",
+        )  # fmt: skip
+    finally:
+        mlmodel.write_text(text)
+    assert code == 0, output
+    said = " ".join(output.split())
+    assert f"saved with scikit-learn 1.4.2 and is served with {sklearn.__version__}" in said
