@@ -35,11 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from palmerpenguins import load_penguins
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline
 
 import lambdaserve
 from bench import report
@@ -47,9 +44,8 @@ from bench.events import batch_event, predict_event
 from bench.report import Check, absolute, at_most
 from bench.warm_latency import Latency, ours_handler
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.penguins import json_row, user_pipeline
 
-NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
-TEXT = ["species", "island"]
 SINGLE_ROWS, SINGLE_CALLS, BATCH_ROWS, BATCH_CALLS = 50, 1000, 1000, 50
 SINGLE_LIMIT, BATCH_LIMIT, PARITY_LIMIT = 1.5, 1.2, 1e-12
 
@@ -57,28 +53,12 @@ SINGLE_LIMIT, BATCH_LIMIT, PARITY_LIMIT = 1.5, 1.2, 1e-12
 def user_model() -> tuple[Pipeline, pd.DataFrame]:
     frame = load_penguins().dropna(subset=["sex"])
     x, y = frame.drop(columns=["sex"]), frame["sex"]
-    features = ColumnTransformer(
-        [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-            (
-                "text",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
-                ),
-                TEXT,
-            ),
-        ]
-    )
-    model = Pipeline([("features", features), ("model", HistGradientBoostingClassifier())])
-    return model.fit(x, y), x
+    return user_pipeline(estimator=HistGradientBoostingClassifier()).fit(x, y), x
 
 
 def json_rows(x: pd.DataFrame, n: int, seed: int) -> list[dict[str, Any]]:
     sample = x.sample(n, replace=True, random_state=seed)
-    return [
-        {k: None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v for k, v in r}
-        for r in (row.items() for _, row in sample.iterrows())
-    ]
+    return [json_row(row) for _, row in sample.iterrows()]
 
 
 def interleaved(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from lambdaserve.kernel.errors import BundleError
@@ -34,7 +35,7 @@ class ModelTrust:
                 raise BundleError(f"custom code directory {directory} does not exist")
         return cls(types=frozenset(t.strip() for t in types if t.strip()), code_dirs=dirs)
 
-    @property
+    @cached_property
     def code_modules(self) -> frozenset[str]:
         """The top-level modules and packages the code directories hold."""
         names: set[str] = set()

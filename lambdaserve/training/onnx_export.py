@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator
-from sklearn.pipeline import Pipeline
 
 from lambdaserve.kernel.manifest import ONNX_FILE, OnnxExport, Task
 from lambdaserve.kernel.onnx_predictor import OnnxPredictor
 from lambdaserve.kernel.schema import FeatureSchema
+from lambdaserve.training.user_models import final_estimator
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _convert(pipeline: BaseEstimator, schema: FeatureSchema, *, regression: bool
         )
         for spec in schema.features
     ]
-    estimator = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
+    estimator = final_estimator(pipeline)
     options = None if regression else {id(estimator): {"zipmap": False}}
     model = to_onnx(pipeline, initial_types=initial_types, options=options)
     return bytes(model.SerializeToString())

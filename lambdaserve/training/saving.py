@@ -49,6 +49,8 @@ from lambdaserve.training.user_models import (
     frame_outputs,
 )
 
+#: Rows of ``X`` the skops file, loaded back, must answer exactly as the model did.
+ROUND_TRIP_ROWS = 2000
 DEFAULT_PARITY_TOLERANCE = TrainingConfig.model_fields["parity_tolerance"].default
 
 
@@ -61,15 +63,19 @@ def _fingerprint(frames: Iterable[pd.DataFrame]) -> str:
 
 
 def _write_model(
-    model: object, staging: Path, trusted: Iterable[str], check: tuple[pd.DataFrame, Task]
+    model: object,
+    staging: Path,
+    trusted: Iterable[str],
+    check: tuple[pd.DataFrame, npt.NDArray[np.float64], Task],
 ) -> tuple[str, ...]:
     """Dump with skops, refuse types the caller did not trust, and prove the saved file loads
-    back (with only that trust) and answers exactly as the model does."""
+    back (with only that trust) and answers on ``check``'s rows exactly the outputs the model
+    gave there."""
     path = staging / SKOPS_FILE
     sio.dump(model, path)
     custom = tuple(custom_types_needed(sio.get_untrusted_types(file=str(path))))
     trust = ModelTrust.from_settings(types=trusted)
-    frame, task = check
+    frame, expected, task = check
     try:
         loaded = load_skops_model(str(path), trust, custom)
     except UnsafeArtifactError:
@@ -79,9 +85,7 @@ def _write_model(
             + ". If they are your own code, pass trusted=[...] naming each (and deploy their "
             "package with --code DIR or the stage's custom_code setting)"
         ) from None
-    if not np.array_equal(
-        frame_outputs(loaded, frame, task, "X"), frame_outputs(model, frame, task, "X")
-    ):
+    if not np.array_equal(frame_outputs(loaded, frame, task, "X"), expected):
         raise ModelSaveError("the model saved with skops does not reproduce its own outputs")
     return custom
 
@@ -189,7 +193,9 @@ def save_model(
     destination = Path(path)
     staging = _staging(destination)
     try:
-        custom = _write_model(model, staging, trusted, (seen.frame.head(2000), seen.task))
+        rows = ROUND_TRIP_ROWS
+        check = (seen.frame.head(rows), seen.train_outputs[:rows], seen.task)
+        custom = _write_model(model, staging, trusted, check)
         exported = (
             _export(
                 model, seen.parity, (seen.schema, seen.task), tolerance, seen.target_range, staging

@@ -138,7 +138,7 @@ class LocalBackend:
         served = self.served_models()
         if model in served:
             return served[model]
-        if (self.root / "functions" / f"{model}.json").is_file():
+        if self.functions(model).path.is_file():
             return model
         return model if DEFAULT_FUNCTION in served.values() else DEFAULT_FUNCTION
 

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 import lambdaserve
 from layers.errors import LayerBuildError
 from layers.function_asset import CUSTOM_CODE_DIR, build_function_asset, copy_custom_code
-from tests.unit.test_save_model import USER_CODE
+from tests.support.penguins import USER_CODE
 
 #: Loads the bundle as the predict wiring does (settings from the environment) and predicts.
 PROBE = """

@@ -43,7 +43,7 @@ from layers.pins import InstalledDist, normalize, read_pins, read_requirements, 
 from tests.support.events import make_event
 from tests.support.imports import unresolved_first_party_imports
 from tests.support.lambda_context import CONTEXT_FILE
-from tests.unit.test_save_model import json_row, penguins, user_pipeline
+from tests.support.penguins import json_row, penguins, user_pipeline
 
 pytestmark = pytest.mark.infra
 

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 import lambdaserve
 from lambdaserve.cli.main import app
 from lambdaserve.wiring.local import open_local
-from tests.unit.test_save_model import USER_CODE, json_row, penguins, user_pipeline
+from tests.support.penguins import USER_CODE, json_row, penguins, user_pipeline
 
 pytestmark = pytest.mark.integration
 LAMBDASERVE = [sys.executable, "-m", "lambdaserve.cli"]

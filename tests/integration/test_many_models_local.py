@@ -18,7 +18,7 @@ from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.wiring.local import open_local
 from tests.integration.conftest import Row
-from tests.unit.test_save_model import json_row, penguins, user_pipeline
+from tests.support.penguins import json_row, penguins, user_pipeline
 
 pytestmark = pytest.mark.integration
 

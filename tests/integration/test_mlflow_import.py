@@ -23,13 +23,12 @@ import sklearn
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from palmerpenguins import load_penguins
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
 from lambdaserve.cli.main import app
@@ -39,11 +38,11 @@ from lambdaserve.registry.mlflow_tracking import public_tracking_uri
 from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import free_port, serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
+from tests.support.penguins import user_pipeline
 
 pytestmark = pytest.mark.integration
 
-NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
-CATEGORICAL = ["island", "sex"]
+TEXT = ["island", "sex"]  # the species is the target here
 PIP = ["scikit-learn"]  # skips MLflow's slow requirements inference; the model is the same
 
 
@@ -60,26 +59,10 @@ class Tracking:
         return path
 
 
-def _penguin_pipeline() -> Pipeline:
-    preprocess = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
-                ),
-                CATEGORICAL,
-            ),
-        ]
-    )
-    return Pipeline([("prepare", preprocess), ("model", LogisticRegression(max_iter=2000))])
-
-
 def _log_models(experiment: str, penguins: pd.DataFrame) -> str:
     """What a user does: fit, log with a signature and register; a few other kinds too."""
     X, y = penguins.drop(columns=["species"]), penguins["species"]
-    model = _penguin_pipeline().fit(X, y)
+    model = user_pipeline(TEXT, LogisticRegression(max_iter=2000)).fit(X, y)
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.sklearn.log_model(
             model,

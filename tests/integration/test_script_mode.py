@@ -19,7 +19,7 @@ from lambdaserve.serving.app import create_app
 from lambdaserve.serving.background_server import serve_in_thread
 from lambdaserve.serving.model_loader import LoadedModel
 from lambdaserve.wiring.local import open_local
-from tests.unit.test_save_model import json_row
+from tests.support.penguins import json_row
 
 pytestmark = pytest.mark.integration
 

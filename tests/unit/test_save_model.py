@@ -11,14 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from palmerpenguins import load_penguins
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_diabetes, load_wine
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
@@ -30,39 +28,7 @@ from lambdaserve.kernel.model_trust import ModelTrust
 from lambdaserve.kernel.predictors import load_predictor
 from lambdaserve.kernel.sklearn_predictor import load_skops_model
 from lambdaserve.training.frames import frame_columns
-
-USER_CODE = Path(__file__).resolve().parents[1] / "support" / "user_code"
-NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
-CATEGORICAL = ["species", "island"]
-
-
-def penguins() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    frame = load_penguins().dropna(subset=["sex"])
-    x, y = frame.drop(columns=["sex"]), frame["sex"]
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
-    return x_train, x_test, y_train, y_test
-
-
-def json_row(row: pd.Series) -> dict[str, object]:
-    """A DataFrame row as a client sends it: plain JSON values, null for missing."""
-    return {
-        str(k): None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v
-        for k, v in row.items()
-    }
-
-
-def user_pipeline() -> Pipeline:
-    """What a notebook holds: imputers and a one-hot encoder by column name, then boosting."""
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    categorical = make_pipeline(
-        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
-    )
-    features = ColumnTransformer(
-        [("numeric", numeric, NUMERIC), ("categorical", categorical, CATEGORICAL)]
-    )
-    return Pipeline(
-        [("features", features), ("model", HistGradientBoostingClassifier(max_iter=40))]
-    )
+from tests.support.penguins import NUMERIC, USER_CODE, penguins, user_pipeline
 
 
 @pytest.fixture(scope="module")
