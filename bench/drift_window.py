@@ -69,6 +69,7 @@ N_NUMERIC, N_CATEGORICAL = 15, 5
 CATEGORY_COUNTS = (3, 5, 8, 12, 30)
 REFERENCE_ROWS = 50_000
 CHUNKS = 10
+MODEL_NAME = "bench"
 MISSING_RATE = 0.02
 WINDOW_START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SCHEDULED = WINDOW_START + timedelta(hours=2, minutes=5)  # judges 10:00-11:00
@@ -239,7 +240,7 @@ def _capture_lines(rows: int) -> Iterator[str]:
             "schema_version": 1,
             "captured_at": (WINDOW_START + i * step).isoformat(),
             "prediction_id": f"01J{i:023d}",
-            "model_name": "bench",
+            "model_name": MODEL_NAME,
             "model_version": "1",
             "bundle_sha256": "0" * 64,
             "function_version": "1",
@@ -273,7 +274,7 @@ def case_jsonl(lines: int) -> Measured:
     ref, features = reference(), schema()
     with tempfile.TemporaryDirectory(prefix="lambdaserve-drift-bench-") as tmp:
         root = Path(tmp)
-        part = root / partition(WINDOW_START) / "part-0.jsonl"
+        part = root / partition(WINDOW_START, MODEL_NAME) / "part-0.jsonl"
         part.parent.mkdir(parents=True)
         with part.open("w") as handle:
             handle.writelines(_capture_lines(lines))
@@ -282,7 +283,7 @@ def case_jsonl(lines: int) -> Measured:
         def work() -> dict[str, Any]:
             (report,) = run_drift(
                 SCHEDULED,
-                captures=lambda start, end: read_captures(root, start, end),
+                captures=lambda start, end: read_captures(root, start, end, model=MODEL_NAME),
                 references=lambda name, version: Baseline(ref, features, ()),
                 reports=DriftReportStore(_MemoryFiles()),
             )

@@ -1,14 +1,17 @@
 """The drift job's AWS adapters: captures from S3 partitions, create-only reports, SNS alarms.
 
-Captures are read from the capture bucket's hourly partitions (the Firehose prefix)::
+Captures are read from the capture bucket's hourly partitions, one tree per model (each
+model's Firehose prefix)::
 
-    s3://<capture bucket>/captures/dt=YYYY-MM-DD/hour=HH/<part>[.gz]
+    s3://<capture bucket>/captures/model=<model_name>/dt=YYYY-MM-DD/hour=HH/<part>[.gz]
 
-one object at a time, line by line (never a whole object in memory); each line is the capture
-line the predict function prints, ``{"lambdaserve_capture":1,...}``. A line that is not one is
-counted in ``invalid_lines``, logged and skipped: one bad line must not stop
-drift detection for everything else. Reports are created with ``If-None-Match: *``, so a report
-is written once and a rerun (or a racing run) changes nothing.
+of one model, or of every model found under ``captures/`` (a delimited listing of its
+``model=`` common prefixes), one object at a time, line by line (never a whole object in
+memory); each line is the capture line the predict function prints,
+``{"lambdaserve_capture":1,...}``. A line that is not one is counted in ``invalid_lines``,
+logged and skipped: one bad line must not stop drift detection for everything else. Reports
+are created with ``If-None-Match: *``, so a report is written once and a rerun (or a racing
+run) changes nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from typing import Any
 
 from lambdaserve.aws.clients import aws_client, error_code
 from lambdaserve.kernel.capture import (
+    CAPTURE_PREFIX,
+    MODEL_KEY,
     CaptureRecord,
     FeedbackRecord,
+    is_model_name,
     parse_stream_line,
     partition,
 )
@@ -65,14 +71,18 @@ def _aws_errors(action: str) -> Iterator[None]:
         raise DriftIOError(f"could not {action}: {exc}") from exc
 
 
-def hour_partitions(start: datetime, end: datetime) -> list[str]:
-    """The ``captures/dt=.../hour=HH`` partitions holding records captured in [start, end)."""
+def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
+    """The start of each hour that overlaps [start, end)."""
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    found = []
     while hour < end:
-        found.append(partition(hour))
+        yield hour
         hour += _HOUR
-    return found
+
+
+def hour_partitions(start: datetime, end: datetime, model_name: str) -> list[str]:
+    """The ``captures/model=<m>/dt=.../hour=HH`` partitions of ``model_name`` holding records
+    captured in [start, end)."""
+    return [partition(hour, model_name) for hour in _hours(start, end)]
 
 
 def _list_keys(client: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -83,18 +93,57 @@ def _list_keys(client: Any, bucket: str, prefix: str) -> Iterator[str]:
             yield str(item["Key"])
 
 
-class S3CaptureReader:
-    """A capture source for ``run_drift``: ``reader(start, end)`` streams the window's records.
+def _model_names(client: Any, bucket: str, prefix: str) -> list[str]:
+    """The models with a partition tree under ``prefix`` (``captures/model=<m>/``): the
+    ``model=`` common prefixes of a delimited listing of ``captures/``, page by page (never
+    the objects; the listing's prefix is ``captures/`` itself, which the drift role may list)."""
+    root = f"{prefix}{CAPTURE_PREFIX}/"
+    with _aws_errors(f"list s3://{bucket}/{root}"):
+        pages = list(
+            client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=root, Delimiter="/"
+            )
+        )
+    trees = (
+        str(common["Prefix"]).removeprefix(root).removesuffix("/")
+        for page in pages
+        for common in page.get("CommonPrefixes", [])
+    )
+    names = (tree.removeprefix(MODEL_KEY) for tree in trees if tree.startswith(MODEL_KEY))
+    return sorted(name for name in names if is_model_name(name))
 
-    >>> reader = S3CaptureReader("my-captures")  # doctest: +SKIP
+
+class S3CaptureReader:
+    """A capture source for ``run_drift``: ``reader(start, end)`` streams the window's records
+    of ``model``'s partitions, or (None) of every model found in the bucket.
+
+    >>> reader = S3CaptureReader("my-captures", model="churn")  # doctest: +SKIP
     >>> sum(1 for _ in reader(start, end))  # doctest: +SKIP
     """
 
-    def __init__(self, bucket: str, *, prefix: str = "", client: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        model: str | None = None,
+        client: Any | None = None,
+    ) -> None:
+        if model is not None and not is_model_name(model):
+            raise DriftIOError(f"{model!r} is not a model name: no captures to read")
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.model = model
         self.invalid_lines = 0
         self._client = client if client is not None else aws_client("s3")
+        self._parent: S3CaptureReader | None = None
+
+    def of_model(self, model: str) -> S3CaptureReader:
+        """A reader of ``model``'s partitions only, over the same bucket and client, whose
+        invalid lines count into this reader's ``invalid_lines`` too."""
+        reader = S3CaptureReader(self.bucket, prefix=self.prefix, model=model, client=self._client)
+        reader._parent = self
+        return reader
 
     def __call__(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
         for record in self.stream(start, end):
@@ -108,11 +157,24 @@ class S3CaptureReader:
                 yield record
 
     def stream(self, start: datetime, end: datetime) -> Iterator[CaptureRecord | FeedbackRecord]:
+        """The records of the partitions of [start, end + 1 h), by hour, then model."""
+        models = (
+            [self.model]
+            if self.model is not None
+            else _model_names(self._client, self.bucket, self.prefix)
+        )
         # Firehose partitions by ARRIVAL time (after its buffer), so a record captured at 10:59:58
         # can sit under hour=11: read one hour past the window; the job filters by capture time.
-        for hour in hour_partitions(start, end + _HOUR):
-            for key in _list_keys(self._client, self.bucket, f"{self.prefix}{hour}/"):
-                yield from self._records(key)
+        for hour in _hours(start, end + _HOUR):
+            for model in models:
+                listed = f"{self.prefix}{partition(hour, model)}/"
+                for key in _list_keys(self._client, self.bucket, listed):
+                    yield from self._records(key)
+
+    def _count_invalid(self, count: int) -> None:
+        self.invalid_lines += count
+        if self._parent is not None:
+            self._parent._count_invalid(count)
 
     def _records(self, key: str) -> Iterator[CaptureRecord | FeedbackRecord]:
         action = f"read s3://{self.bucket}/{key}"
@@ -129,7 +191,7 @@ class S3CaptureReader:
                 except ValueError:  # json and pydantic errors alike
                     invalid += 1
         if invalid:
-            self.invalid_lines += invalid
+            self._count_invalid(invalid)
             log.warning("skipped %d lines that are not capture records in %s", invalid, key)
 
 

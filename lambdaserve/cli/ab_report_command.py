@@ -80,7 +80,7 @@ def report(
         baseline = baseline if baseline is not None else _champion_version(local, name)
         manifest = local.store.get(name).manifest
         captures, feedback = _captures_and_feedback(
-            local, capture_bucket, start, end, feedback_days=feedback_days
+            local, capture_bucket, name, (start, end), feedback_days=feedback_days
         )
         result = ab_report(
             name,
@@ -135,16 +135,18 @@ def _ab_defaults(
 def _captures_and_feedback(
     local: LocalBackend,
     capture_bucket: str | None,
-    start: datetime,
-    end: datetime,
+    name: str,
+    window: tuple[datetime, datetime],
     *,
     feedback_days: int,
 ) -> tuple[list[CaptureRecord], list[FeedbackRecord]]:
-    """The captures of [start, end) and the feedback received up to ``feedback_days`` after it,
-    from ``capture_bucket`` in S3 when given, else from the local store."""
+    """Model ``name``'s captures of ``window`` [start, end) and the feedback received up to
+    ``feedback_days`` after it (its partitions only), from ``capture_bucket`` in S3 when given,
+    else from the local store."""
+    start, end = window
     feedback_end = end + timedelta(days=feedback_days)
     if capture_bucket:
-        stream = aws.capture_stream(capture_bucket, start, feedback_end)
+        stream = aws.capture_stream(capture_bucket, start, feedback_end, model=name)
     else:
-        stream = local.capture_stream(start, feedback_end)
+        stream = local.capture_stream(start, feedback_end, model=name)
     return split_stream(stream, start, end)

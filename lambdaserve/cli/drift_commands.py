@@ -1,7 +1,8 @@
 """``lambdaserve drift run`` and ``lambdaserve drift show``: the drift job on the local backend.
 
 ``drift run`` judges one window of ``<store>/captures`` (the window the schedule at ``--at``
-would judge, exactly as the Lambda does) against each model version's own bundle reference and
+would judge, exactly as the Lambda does), of every model or only ``--model``'s (reading only its
+``captures/model=<name>`` tree), against each model version's own bundle reference and
 writes ``<store>/drift-reports/<model>/<version>/<window end>.json`` and ``.html`` once; a rerun
 writes nothing and prints the same verdicts.
 
@@ -20,11 +21,12 @@ from rich.markup import escape
 
 from lambdaserve.cli.options import StoreOption, parse_model_ref, parse_time
 from lambdaserve.drift.job import DEFAULT_MIN_SAMPLES
-from lambdaserve.drift.report import ReportKey
+from lambdaserve.drift.report import DriftReport, ReportKey
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.scheduled import DriftSchedule, run_scheduled_drift
 from lambdaserve.drift.windows import DEFAULT_LATENESS, DEFAULT_WINDOW, drift_window
 from lambdaserve.kernel.artifacts import version_order
+from lambdaserve.kernel.capture import is_model_name
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.views.console import fail, out
 from lambdaserve.views.drift import print_report
@@ -35,6 +37,12 @@ drift_app = typer.Typer(
     help="Drift of captured traffic against each model version's training reference.",
     no_args_is_help=True,
 )
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Judge only this model's captures [default: every model]"),
+]
 
 
 def _scheduled(at: str | None) -> datetime:
@@ -64,6 +72,7 @@ def run(
             help="A feature the capture policy masks or hashes (repeatable); skipped with a note",
         ),
     ] = None,
+    model: ModelOption = None,
     store: StoreOption = None,
 ) -> None:
     """Judge the window of the schedule at --at; write each model version's report once.
@@ -77,11 +86,13 @@ def run(
         span = drift_window(scheduled, window=window, lateness=lateness)
     except ValueError as exc:
         fail(str(exc), code=2)
+    if model is not None and not is_model_name(model):
+        fail(f"--model {model!r} is not a model name", code=2)
     ports = open_local(store).drift_ports(skip or ())  # printed below: nothing is published
     reports = ports.reports
     schedule = DriftSchedule(window=window, lateness=lateness, min_samples=min_samples)
     try:
-        written = run_scheduled_drift(scheduled, ports, schedule).written
+        written = run_scheduled_drift(scheduled, ports, schedule, model_name=model).written
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(
@@ -90,15 +101,25 @@ def run(
         highlight=False,
     )
     new = {report.key: report for report in written}
-    in_window = [key for key in reports.list_keys() if key.window_end == span.end]
-    judged = [new.get(key) or reports.get(key) for key in in_window]
-    shown = [report for report in judged if report is not None]
+    shown = _window_reports(reports, new, span.end, model)
     if not shown:
         out.print("no captured predictions in this window")
     for report in shown:
         print_report(report, state="written" if report.key in new else "already written")
     if any(report.dataset.verdict == "drift" for report in shown):
         raise typer.Exit(DRIFT_EXIT)
+
+
+def _window_reports(
+    reports: DriftReportStore,
+    new: dict[ReportKey, DriftReport],
+    window_end: datetime,
+    model: str | None,
+) -> list[DriftReport]:
+    """Every report of the window (of ``model``, or of every model): this run's, or stored."""
+    in_window = [key for key in reports.list_keys(model) if key.window_end == window_end]
+    judged = [new.get(key) or reports.get(key) for key in in_window]
+    return [report for report in judged if report is not None]
 
 
 def _selected(reports: DriftReportStore, model: str | None) -> list[ReportKey]:

@@ -3,7 +3,8 @@
 With ``--model`` it serves that stored model. Without it, a function with a ``live`` alias is
 served through the local gateway (the alias's versions and weights, followed without restart);
 otherwise the store's only model is served. Either way every prediction is captured as JSONL
-under ``<store>/captures/dt=YYYY-MM-DD/hour=HH/`` (``CAPTURE_ENABLED=false`` turns it off).
+under ``<store>/captures/model=<name>/dt=YYYY-MM-DD/hour=HH/`` (``CAPTURE_ENABLED=false`` turns
+it off).
 """
 
 from __future__ import annotations

@@ -51,10 +51,9 @@ def flagged(report: DriftReport) -> set[str]:
 def run_drift_chapter(
     backend: LocalBackend, model_name: str, *, rows: int = 20000, seed: int = 3
 ) -> list[DriftReport]:
-    """Shifted traffic to the live model, then the drift job; ``model_name``'s new reports.
-
-    The job judges every model version captured in the window: on a rerun over the same store
-    also the other tasks' models of the run before, which are only named here."""
+    """Shifted traffic to the live model, then the drift job of ``model_name`` alone (only its
+    captures are read: other models of an earlier run over the same store are not judged);
+    its new reports."""
     served_by = _send_shifted(backend, rows, seed)
     out.print(
         f"sent {rows} rows of shifted traffic (shift=1.0 on {', '.join(churn.SHIFTED_FEATURES)})"
@@ -66,11 +65,7 @@ def run_drift_chapter(
     scheduled = datetime(now.year, now.month, now.day, tzinfo=UTC) + DAY + LATENESS
     ports = backend.drift_ports()  # the same use case as `drift run` and the drift Lambda
     schedule = DriftSchedule(window=DAY, lateness=LATENESS)
-    written = run_scheduled_drift(scheduled, ports, schedule).written
-    others = [f"{r.model_name} v{r.model_version}" for r in written if r.model_name != model_name]
-    if others:
-        out.print(f"also judged, captured by an earlier run: {', '.join(others)}")
-    ours = [report for report in written if report.model_name == model_name]
-    for report in ours:
+    written = run_scheduled_drift(scheduled, ports, schedule, model_name=model_name).written
+    for report in written:
         print_report(report, state="written")
-    return ours
+    return written

@@ -181,7 +181,9 @@ def run_rollout_chapter(
         highlight=False,
     )
     until = datetime.now(UTC) + timedelta(seconds=1)
-    captures, feedback = split_stream(backend.capture_stream(started, until), started, until)
+    captures, feedback = split_stream(
+        backend.capture_stream(started, until, model="churn"), started, until
+    )
     manifest = backend.store.get("churn").manifest
     report = ab_report(
         "churn",

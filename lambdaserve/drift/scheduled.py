@@ -1,6 +1,7 @@
 """The scheduled drift job as one use case, the same for the drift Lambda and ``drift run``.
 
-One run judges the window a schedule names (``drift_job.run_drift``), and for each report it
+One run judges the window a schedule names (``drift_job.run_drift``), of every model or of the
+one it names (reading only that model's captures), and for each report it
 stores: emits the report's metrics, then publishes an alarm when the dataset drifted or drifts
 persistently. A run that completes beats once (the heartbeat an alarm watches, emitted whether or
 not the window held traffic); a run that fails raises before it beats, so the heartbeat alarm
@@ -10,7 +11,7 @@ published and reports are printed instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,6 +28,7 @@ from lambdaserve.drift.job import (
 from lambdaserve.drift.report import DriftReport, alarm_message
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.drift.windows import DEFAULT_LATENESS, DEFAULT_WINDOW, DriftWindow, drift_window
+from lambdaserve.kernel.capture import CaptureRecord
 
 
 class AlarmPort(Protocol):
@@ -49,12 +51,27 @@ class DriftMetricsPort(Protocol):
 
 @dataclass(frozen=True)
 class DriftPorts:
+    """The job's adapters. ``captures`` reads every model's captures; ``model_captures``, when
+    given, the source of one model's only (its partition tree), else ``captures`` is filtered."""
+
     captures: CaptureSource
     baselines: BaselineSource
     reports: DriftReportStore
     alarms: AlarmPort | None = None
     metrics: DriftMetricsPort | None = None
     invalid_lines: Callable[[], int] = lambda: 0
+    model_captures: Callable[[str], CaptureSource] | None = None
+
+    def captures_of(self, model_name: str | None) -> CaptureSource:
+        """The captures a run judges: every model's (None), or only ``model_name``'s."""
+        if model_name is None:
+            return self.captures
+        source = self.captures if self.model_captures is None else self.model_captures(model_name)
+
+        def of_model(start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+            return (r for r in source(start, end) if r.model_name == model_name)
+
+        return of_model
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,7 @@ class DriftSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     scheduled_time: AwareDatetime
+    model_name: str | None = None  # the one model judged (None: every model)
     window_start: AwareDatetime
     window_end: AwareDatetime
     written: tuple[WrittenReport, ...]
@@ -105,10 +123,13 @@ def run_scheduled_drift(
     scheduled: datetime,
     ports: DriftPorts,
     schedule: DriftSchedule = DriftSchedule(),
+    *,
+    model_name: str | None = None,
 ) -> DriftRun:
-    """Judge the window of ``scheduled``; store, measure and (when it drifted) alarm on each new
-    report; beat once the run completed (features never compared, those the capture policy
-    masks or hashes, come with ``ports.baselines``)."""
+    """Judge the window of ``scheduled`` for every model, or only ``model_name`` (its captures
+    alone are read); store, measure and (when it drifted) alarm on each new report; beat once
+    the run completed (features never compared, those the capture policy masks or hashes, come
+    with ``ports.baselines``)."""
 
     def notify(report: DriftReport) -> None:
         if ports.metrics is not None:
@@ -119,7 +140,7 @@ def run_scheduled_drift(
     window = schedule.window_of(scheduled)
     written = run_drift(
         scheduled,
-        captures=ports.captures,
+        captures=ports.captures_of(model_name),
         references=ports.baselines,
         reports=ports.reports,
         on_stored=notify,
@@ -132,6 +153,7 @@ def run_scheduled_drift(
         ports.metrics.heartbeat(len(written))
     summary = DriftSummary(
         scheduled_time=scheduled,
+        model_name=model_name,
         window_start=window.start,
         window_end=window.end,
         written=tuple(

@@ -6,16 +6,21 @@ Ground-truth feedback travels the same way: a ``FeedbackRecord`` (``"kind": "fee
 the ``prediction_id`` it labels and the observed class, in the same stream and partitions
 (by the time it was received), so the capture pipeline carries both without another stream.
 
-Partitions, the same locally and in S3 (Firehose prefix
-``captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/``)::
+Partitions, one tree per model, the same locally and in S3 (each model's Firehose stream
+writes under ``captures/model=<model_name>/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/``;
+the local log by each record's ``model_name``)::
 
-    captures/dt=2026-11-27/hour=12/<part>.jsonl
+    captures/model=churn/dt=2026-11-27/hour=12/<part>.jsonl
+
+so a reader of one model lists only its own tree (``model_prefix``), and a reader of every
+model discovers the ``model=*`` trees under ``captures/``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, Self
@@ -27,10 +32,16 @@ from lambdaserve.kernel.manifest import ClassLabel
 
 CAPTURE_SCHEMA_VERSION = 1
 CAPTURE_PREFIX = "captures"
+#: How a model's partition tree is named under ``captures/``: ``model=<model_name>``.
+MODEL_KEY = "model="
+#: A model name as bundles, captures and partitions spell it (the manifest's pattern).
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: The marker a CloudWatch Logs subscription filter selects capture lines by.
 LOG_MARKER = "lambdaserve_capture"
 #: How every line of the stream starts: the marker first.
 LINE_HEAD = f'{{"{LOG_MARKER}":1,'
+
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
 FeatureValue = float | int | str | bool | None
 
@@ -174,8 +185,20 @@ def parse_field_names(value: object) -> object:
     return value
 
 
-def partition(captured_at: datetime) -> str:
-    return f"{CAPTURE_PREFIX}/dt={captured_at:%Y-%m-%d}/hour={captured_at:%H}"
+def model_prefix(model_name: str) -> str:
+    """The key prefix of a model's partition tree, ``captures/model=<model_name>/`` (the slash
+    keeps ``churn`` from matching ``churn2``; the name is not checked: see ``is_model_name``)."""
+    return f"{CAPTURE_PREFIX}/{MODEL_KEY}{model_name}/"
+
+
+def partition(captured_at: datetime, model_name: str) -> str:
+    """The hour partition of a model's records, ``captures/model=<m>/dt=YYYY-MM-DD/hour=HH``."""
+    return f"{model_prefix(model_name)}dt={captured_at:%Y-%m-%d}/hour={captured_at:%H}"
+
+
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` is a model name (``MODEL_NAME_PATTERN``): safe as one path segment."""
+    return _MODEL_NAME.fullmatch(name) is not None
 
 
 class CaptureSink(Protocol):

@@ -5,8 +5,9 @@
 On Lambda a capture is one line of compact JSON on stdout, ``{"lambdaserve_capture":1,...}``.
 The function's stdout goes to CloudWatch Logs through the Lambda service, outside the request: a
 CloudWatch Logs subscription filter ``{ $.lambdaserve_capture = 1 }`` forwards the lines to
-Firehose, which writes them to S3 under ``captures/dt=YYYY-MM-DD/hour=HH/``. The request pays
-only for serializing (~2-3 us per record) and one write of all its lines to the stdout pipe.
+the model's Firehose stream, which writes them to S3 under
+``captures/model=<name>/dt=YYYY-MM-DD/hour=HH/``. The request pays only for serializing (~2-3 us
+per record) and one write of all its lines to the stdout pipe.
 Feedback records (``POST /feedback``) are printed the same way, with the same marker, so they
 ride the same pipeline into the same partitions (``"kind": "feedback"`` tells them apart).
 

@@ -67,9 +67,10 @@ def artifact_bucket_name(bucket: str) -> str:
 
 
 def capture_stream(
-    bucket: str, start: datetime, end: datetime
+    bucket: str, start: datetime, end: datetime, *, model: str | None = None
 ) -> Iterator[CaptureRecord | FeedbackRecord]:
-    """Capture and feedback records of [start, end) from the stage's capture bucket."""
+    """Capture and feedback records of [start, end) from the stage's capture bucket: of
+    ``model``'s partitions only, or of every model's (None)."""
     from lambdaserve.aws.s3_drift_io import S3CaptureReader
 
-    return S3CaptureReader(bucket).stream(start, end)
+    return S3CaptureReader(bucket, model=model).stream(start, end)

@@ -23,7 +23,9 @@ class DriftSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    capture_bucket: str = Field(min_length=3, description="bucket of captures/dt=.../hour=.../")
+    capture_bucket: str = Field(
+        min_length=3, description="bucket of captures/model=.../dt=.../hour=.../"
+    )
     artifact_bucket: str = Field(
         min_length=3, description="bundles (references) and drift-reports/"
     )
@@ -57,8 +59,8 @@ class DriftSettings(BaseSettings):
 
 
 def drift_ports(settings: DriftSettings) -> DriftPorts:
-    """The AWS adapters: captures and reports in S3, bundles from the artifact bucket, SNS,
-    metrics as EMF on stdout."""
+    """The AWS adapters: captures (every model's, or one model's partitions) and reports in S3,
+    bundles from the artifact bucket, SNS, metrics as EMF on stdout."""
     from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
     from lambdaserve.aws.s3_drift_io import S3CaptureReader, S3ReportFiles, SnsTopic
 
@@ -72,6 +74,7 @@ def drift_ports(settings: DriftSettings) -> DriftPorts:
         alarms=SnsTopic(settings.alarm_topic_arn),
         invalid_lines=lambda: reader.invalid_lines,
         metrics=EmfDriftMetrics(),
+        model_captures=reader.of_model,
     )
 
 

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -160,13 +160,17 @@ class LocalBackend:
         """The local stand-in for API Gateway over a function's live alias."""
         return create_gateway(self.root, function_name, settings=settings, rng=rng)
 
-    def captures(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
-        return read_captures(self.root, start, end)
+    def captures(
+        self, start: datetime, end: datetime, *, model: str | None = None
+    ) -> Iterator[CaptureRecord]:
+        """Prediction records of [start, end): of ``model``'s tree, or of every model's."""
+        return read_captures(self.root, start, end, model=model)
 
     def capture_stream(
-        self, start: datetime, end: datetime
+        self, start: datetime, end: datetime, *, model: str | None = None
     ) -> Iterator[CaptureRecord | FeedbackRecord]:
-        return read_stream(self.root, start, end)
+        """Capture and feedback records of [start, end): of ``model``, or of every model."""
+        return read_stream(self.root, start, end, model=model)
 
     def drift_reports(self) -> DriftReportStore:
         return DriftReportStore(LocalReportFiles(self.root))
@@ -178,6 +182,7 @@ class LocalBackend:
             captures=self.captures,
             baselines=bundle_baselines(self.store, altered),
             reports=self.drift_reports(),
+            model_captures=lambda model: partial(self.captures, model=model),
         )
 
 

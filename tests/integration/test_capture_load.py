@@ -130,8 +130,9 @@ def test_single_model_serve_captures_every_prediction(
     assert {(r.model_version, r.bundle_sha256, r.function_version) for r in records} == {
         (churn_bundle.manifest.version, churn_bundle.digest, None)
     }
-    parts = list((tmp_path / "captures").glob("dt=*/hour=*/part-*.jsonl"))
-    assert parts, "the Firehose-like layout under the store"
+    model_tree = f"model={churn_bundle.manifest.name}"
+    parts = list((tmp_path / "captures" / model_tree).glob("dt=*/hour=*/part-*.jsonl"))
+    assert parts, "the Firehose-like layout under the store, one tree per model"
     print(f"\nsingle model: {served.predictions} predictions served, {len(records)} captured")
 
 

@@ -213,6 +213,28 @@ def test_dataset_drift_exits_7_and_skipped_fields_are_noted(
     assert empty.exit_code == 0 and "no captured predictions" in empty.output
 
 
+def renamed(records: list[CaptureRecord], model: str) -> list[CaptureRecord]:
+    """The same traffic as captured by another model (one without a bundle in the store)."""
+    return [r.model_copy(update={"model_name": model}) for r in records]
+
+
+def test_drift_run_of_one_model_reads_only_its_captures(
+    tmp_path: Path, churn_bundle: VerifiedBundle, traffic: dict[str, list[CaptureRecord]]
+) -> None:
+    shifted = traffic["shifted"]
+    root = local_store(tmp_path / "store", churn_bundle, shifted + renamed(shifted, "fraud"))
+    assert sorted(p.name for p in (root / "captures").iterdir()) == ["model=churn", "model=fraud"]
+
+    result = drift_cli("run", "--at", JUDGE_SHIFTED, "--model", "churn", "--store", str(root))
+    assert result.exit_code == 0, result.output  # fraud (no bundle) was not judged
+    assert stored_report(root, "2026-11-27T1200").rows == ROWS
+    assert "fraud" not in result.output
+    every = drift_cli("run", "--at", JUDGE_SHIFTED, "--store", str(root))
+    assert every.exit_code == 1 and "fraud v1" in every.output
+    bad = drift_cli("run", "--at", JUDGE_SHIFTED, "--model", "../x", "--store", str(root))
+    assert bad.exit_code == 2 and "not a model name" in bad.output
+
+
 # --- AWS: S3 partitions, S3 artifact store, create-only reports, SNS on moto -------------------
 
 
@@ -221,7 +243,7 @@ def upload_captures(s3: Any, bucket: str, records: list[CaptureRecord]) -> None:
     and one feedback line (feedback travels in the same stream)."""
     parts: dict[str, list[str]] = {}
     for record in records:
-        lines = parts.setdefault(partition(record.captured_at), [])
+        lines = parts.setdefault(partition(record.captured_at, record.model_name), [])
         if not lines:
             outcome = FeedbackRecord(
                 received_at=record.captured_at,
@@ -319,6 +341,36 @@ def test_lambda_handler_on_moto_alarms_once_through_sns(
     bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
     assert [b["Subject"] for b in bodies] == ["lambdaserve drift: churn v1"]
     assert "dataset drift: 3 of 6 features drifted" in bodies[0]["Message"]
+
+
+def test_lambda_event_naming_a_model_judges_only_its_partitions(
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    churn_bundle: VerifiedBundle,
+    traffic: dict[str, list[CaptureRecord]],
+) -> None:
+    """Two models' captures in the bucket, one bundle: the schedule of churn judges churn (its
+    invalid lines counted, fraud's never read); the schedule of every model fails on fraud."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    s3, sns = aws_client("s3"), aws_client("sns")
+    artifacts, captures = new_bucket(s3), new_bucket(s3, versioning=None)
+    S3ArtifactStore(artifacts).put(churn_bundle.path)
+    shifted = traffic["shifted"]
+    upload_captures(s3, captures, shifted + renamed(shifted, "fraud"))
+    topic = sns.create_topic(Name="drift-alarms-per-model")["TopicArn"]
+    settings = DriftSettings(
+        capture_bucket=captures, artifact_bucket=artifacts, alarm_topic_arn=topic
+    )
+    handler = aws_handler(settings)
+
+    summary = handler({"time": JUDGE_SHIFTED, "model_name": "churn"}, CONTEXT)
+    assert summary["model_name"] == "churn"
+    assert [(w["model_name"], w["rows"]) for w in summary["written"]] == [("churn", ROWS)]
+    assert summary["invalid_capture_lines"] == 1, "churn's one partition; fraud's not read"
+    with pytest.raises(DriftJobError, match=r"fraud v1: .*; 0 report\(s\) were written"):
+        handler({"time": JUDGE_SHIFTED}, CONTEXT)
+    with pytest.raises(DriftJobError, match="is not a model name"):
+        handler({"time": JUDGE_SHIFTED, "model_name": "fraud/../churn"}, CONTEXT)
 
 
 def test_a_failed_notification_keeps_the_report_and_fails_the_run(

@@ -107,7 +107,8 @@ def test_feedback_joins_captures_across_versions_into_an_ab_report(
     window = (started - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1))
     # The drift job's reader passes feedback lines over; the feedback reader sees only them.
     assert len(list(read_captures(store.root, *window))) == 2 * ROWS_PER_VERSION
-    assert len(list(read_feedback(store.root, *window))) == 2 * ROWS_PER_VERSION
+    assert len(list(read_feedback(store.root, *window, model="churn"))) == 2 * ROWS_PER_VERSION
+    assert list(read_feedback(store.root, *window, model="fraud")) == []
 
     result = CliRunner().invoke(
         cli,

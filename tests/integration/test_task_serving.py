@@ -216,7 +216,7 @@ def test_predictions_are_captured_with_the_tasks_outputs_and_take_feedback_of_it
             assert record.probabilities == answer["probabilities"] and record.probability is None
         else:
             assert record.probability == answer["probability"]
-    stored = [f for f in read_feedback(store, started, until) if f.model_name == case.name]
+    stored = list(read_feedback(store, started, until, model=case.name))
     assert len(stored) == len(items)  # the refused requests stored nothing
     assert all((f.value is not None) == (case.task == "regression") for f in stored)
 
@@ -279,7 +279,7 @@ def test_the_ab_report_and_the_drift_report_judge_the_tasks_outputs(
     now = datetime.now(UTC)
     (drift,) = run_drift(
         datetime(now.year, now.month, now.day, tzinfo=UTC) + day + timedelta(minutes=15),
-        captures=lambda start, end: read_captures(store, start, end),
+        captures=lambda start, end: read_captures(store, start, end, model=case.name),
         references=bundle_baselines(artifacts),
         reports=DriftReportStore(LocalReportFiles(tmp_path / "reports")),
         window=day,

@@ -212,9 +212,9 @@ def test_capture_log_partitions_by_hour_and_reads_a_window(tmp_path: Path) -> No
 
     parts = sorted(p.relative_to(tmp_path).parent.as_posix() for p in tmp_path.rglob("*.jsonl"))
     assert parts == [
-        "captures/dt=2026-11-27/hour=11",
-        "captures/dt=2026-11-27/hour=12",
-        "captures/dt=2026-11-27/hour=13",
+        "captures/model=churn/dt=2026-11-27/hour=11",
+        "captures/model=churn/dt=2026-11-27/hour=12",
+        "captures/model=churn/dt=2026-11-27/hour=13",
     ]
     ids = [r.prediction_id for r in read_captures(tmp_path, NOON, NOON + timedelta(hours=1))]
     assert ids == ["B"], "[start, end): 13:00 is out, 11:58 is out"

@@ -460,6 +460,69 @@ def test_handler_refuses_an_event_without_a_scheduled_time() -> None:
         handler({"time": "2026-11-27T12:05:00"}, CONTEXT)  # no offset: ambiguous
 
 
+class ModelSources:
+    """Captures by model: every model's (``__call__``) and one model's (``of_model``),
+    recording which were read."""
+
+    def __init__(self, rows: list[CaptureRecord]) -> None:
+        self.rows = rows
+        self.read: list[str | None] = []
+
+    def __call__(self, start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+        self.read.append(None)
+        return iter(self.rows)
+
+    def of_model(self, model: str) -> Any:
+        def captures(start: datetime, end: datetime) -> Iterator[CaptureRecord]:
+            self.read.append(model)
+            return (r for r in self.rows if r.model_name == model)
+
+        return captures
+
+
+def two_models() -> list[CaptureRecord]:
+    churn = records(400, center=3.0, plans=(0.05, 0.15, 0.8))
+    fraud = [r.model_copy(update={"model_name": "fraud"}) for r in records(300, seed=2)]
+    return churn + fraud
+
+
+def test_an_event_naming_a_model_judges_only_that_models_captures() -> None:
+    sources = ModelSources(two_models())
+    ports = DriftPorts(
+        captures=sources,
+        baselines=lambda n, v: Baseline(reference(), SCHEMA, SETTINGS.altered_fields),
+        reports=DriftReportStore(MemoryFiles()),
+        model_captures=sources.of_model,
+    )
+    handler = build_handler(ports, drift_schedule(SETTINGS))
+    summary = handler({"time": "2026-11-27T12:05:00Z", "model_name": "fraud"}, CONTEXT)
+    assert summary["model_name"] == "fraud"
+    assert [(w["model_name"], w["rows"]) for w in summary["written"]] == [("fraud", 300)]
+    assert sources.read == ["fraud"], "only the model's own captures were read"
+    # Without a model name, every model of the window (fraud's report is already written).
+    summary = handler({"time": "2026-11-27T12:05:00Z"}, CONTEXT)
+    assert summary["model_name"] is None
+    assert [(w["model_name"], w["rows"]) for w in summary["written"]] == [("churn", 400)]
+    assert sources.read == ["fraud", None]
+
+
+def test_without_a_model_source_the_captures_are_filtered_by_model() -> None:
+    handler = handler_with(two_models(), FakeTopic(), MemoryFiles())
+    summary = handler({"time": "2026-11-27T12:05:00Z", "model_name": "churn"}, CONTEXT)
+    assert [(w["model_name"], w["rows"]) for w in summary["written"]] == [("churn", 400)]
+
+
+@pytest.mark.parametrize("bad", ["../etc", "", "a/b", "-x", "x" * 65, 7])
+def test_an_event_with_an_invalid_model_name_is_refused_clearly(bad: object) -> None:
+    handler = handler_with(two_models(), FakeTopic(), MemoryFiles())
+    with pytest.raises(DriftJobError, match=r"the event's model_name .* is not a model name") as e:
+        handler({"time": "2026-11-27T12:05:00Z", "model_name": bad}, CONTEXT)
+    assert "omit it to judge every model" in str(e.value)
+    assert "scheduled-time" not in str(e.value), "the time was fine"
+    with pytest.raises(DriftJobError, match=r"not a model name.*aws\.scheduler\.scheduled-time"):
+        handler({"model_name": bad}, CONTEXT)  # both wrong: both said
+
+
 def test_settings_read_capture_policy_names_and_refuse_bad_windows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
