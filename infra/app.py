@@ -42,7 +42,7 @@ def build_app(app: App, config: StageConfig) -> dict[str, object]:
         config=config,
         capture_bucket=storage.capture_bucket,
         artifact_bucket=storage.artifact_bucket,
-        predict_log_group=serving.log_group,
+        predict_log_groups={name: served.log_group for name, served in serving.models.items()},
         alarm_topic=serving.alarm_topic,
         logs_key=storage.logs_key,
         env=env,

@@ -32,11 +32,14 @@ class Acknowledgement:
 
 
 TABLE = "infra/checkov_acknowledgements.py"
-_FUNCTIONS = r"{prefix}-(serving/Predict|serving/Rollout/Function|monitoring/Drift/Function)"
+_FUNCTIONS = (
+    r"{prefix}-(serving/(Model[A-Za-z0-9]+/)?Predict|serving/Rollout/Function"
+    r"|monitoring/Drift/Function)"
+)
 
 ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
     Acknowledgement(
-        r"{prefix}-serving/Predict/Resource",
+        r"{prefix}-serving/(Model[A-Za-z0-9]+/)?Predict/Resource",
         r"CKV_AWS_116",
         "API Gateway's Lambda proxy integration invokes the live alias synchronously, and "
         "nothing invokes it asynchronously: a failed prediction is the caller's error response "

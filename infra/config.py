@@ -7,9 +7,23 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from infra.model_config import (
+    INHERITED,
+    MODEL_NAME,
+    AlarmThresholds,
+    CustomCode,
+    ModelConfig,
+    ModelSettings,
+    bundle_uri_model,
+    deployed_name_problem,
+    resolve_model,
+)
+
+__all__ = ["AlarmThresholds", "CustomCode", "ModelConfig", "StageConfig", "StageConfigError"]
 
 STAGES_CONTEXT_KEY = "lambdaserve:stages"
 STAGE_CONTEXT_KEY = "stage"
@@ -19,53 +33,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _SCHEDULE = r"^(rate\(\s*[1-9]\d*\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$"
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)")
 _MINUTES = {"minute": 1, "hour": 60, "day": 1440}
-#: ``lambdaserve.kernel.manifest.Manifest.name`` (infra imports no runtime code).
-_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-#: Bundles are stored as ``models/<name>/<version>/...`` (``lambdaserve.kernel.artifacts``).
-MODELS_PREFIX = "models/"
-_BUNDLE_KEY = re.compile(r"^s3://[^/]+/(?:.+/)?models/([^/]+)/[^/]+/[^/]+$")
 #: Seconds Firehose buffers captures before writing them to S3 (infra/constructs/capture_pipeline).
 CAPTURE_BUFFER_SECONDS = 60
 
 
 class StageConfigError(ValueError):
     """The stage configuration in CDK context is missing or invalid."""
-
-
-class AlarmThresholds(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    errors: int = Field(default=5, ge=1, description="function errors per period")
-    throttles: int = Field(default=1, ge=1)
-    p99_latency_ms: int = Field(default=1000, ge=10)
-    api_5xx: int = Field(default=5, ge=1, description="API Gateway 5XX responses per period")
-    period_seconds: int = Field(default=60, ge=10)
-    evaluation_periods: int = Field(default=3, ge=1, le=30)
-    datapoints_to_alarm: int = Field(default=2, ge=1, le=30)
-
-    @model_validator(mode="after")
-    def _datapoints_fit(self) -> AlarmThresholds:
-        if self.datapoints_to_alarm > self.evaluation_periods:
-            raise ValueError("datapoints_to_alarm cannot exceed evaluation_periods")
-        return self
-
-
-#: A dotted Python type name (``package.module.Class``).
-_TYPE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
-
-
-class CustomCode(BaseModel):
-    """The user's own model code (a transformer class their pipeline holds) and the trust that
-    goes with it: the directory's top-level packages join the predict function's asset, and the
-    function trusts their types, plus ``trusted_types``, when skops loads a model file. Trust
-    comes from here, never from a bundle."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str = Field(
-        min_length=1, description="directory holding the package(s), relative to cdk.json"
-    )
-    trusted_types: tuple[Annotated[str, Field(pattern=_TYPE_NAME)], ...] = ()
 
 
 class TrainingSource(BaseModel):
@@ -80,8 +53,10 @@ class TrainingSource(BaseModel):
     entry_point: str = Field(default="train.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")
 
 
-class StageConfig(BaseModel):
-    """Everything that differs between stages; nothing else is configurable."""
+class StageConfig(ModelSettings):
+    """Everything that differs between stages; nothing else is configurable. The fields of
+    ``ModelSettings`` (runtime, memory, timeout, concurrency, bundle, alarms, capture) are the
+    defaults every model of ``models`` inherits."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,27 +64,16 @@ class StageConfig(BaseModel):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    memory_mb: int = Field(default=1024, ge=128, le=10240)
-    timeout_seconds: int = Field(
-        default=10, ge=1, le=29, description="API Gateway stops waiting after 29 s"
-    )
-    reserved_concurrency: int | None = Field(default=50, ge=1)
     model_name: str | None = Field(
         default=None,
-        pattern=_MODEL_NAME,
-        description="the model this stage serves (defaults to the name in model_uri): the "
-        "predict and drift functions may read only its bundles, models/<model_name>/, and the "
-        "drift job only its reports; unset, they may read every model's bundles under models/",
+        pattern=MODEL_NAME,
+        description="the one model a stage without models serves (defaults to the name in "
+        "model_uri): its function reads only its bundles, models/<model_name>/",
     )
-    model_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}/.+")
-    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    runtime: Literal["onnx", "sklearn"] = Field(
-        default="onnx", description="which dependency layer the predict function carries"
-    )
-    dataframe_inputs: bool = Field(
-        default=False,
-        description="the predict layer carries pandas, for scikit-learn-served bundles of "
-        "pipelines fitted on a DataFrame (save_model, MLflow imports) that ONNX does not serve",
+    models: dict[str, ModelSettings] = Field(
+        default_factory=dict,
+        description="the models this stage serves, by name, each with the settings it does "
+        "not inherit from the stage; without it the stage serves the one model_name",
     )
     log_retention_days: int = 30
     capture_retention_days: int = Field(
@@ -125,7 +89,6 @@ class StageConfig(BaseModel):
     cors_allowed_origins: tuple[str, ...] = ()
     throttle_rate_limit: float = Field(default=100.0, gt=0)
     throttle_burst_limit: int = Field(default=200, ge=1)
-    alarms: AlarmThresholds = AlarmThresholds()
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     waf: bool = True
     training_image_uri: str | None = Field(
@@ -137,9 +100,6 @@ class StageConfig(BaseModel):
     training_max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
     training_source: TrainingSource | None = Field(
         default=None, description="your training script in place of the built-in job"
-    )
-    custom_code: CustomCode | None = Field(
-        default=None, description="your own model code served with the predict function"
     )
     drift_schedule_expression: str = Field(
         default="rate(1 hour)",
@@ -169,31 +129,20 @@ class StageConfig(BaseModel):
         description="salted-hash captured features (salt in Secrets Manager; drift skips them)",
     )
 
+    _served: tuple[ModelConfig, ...] = PrivateAttr(default=())
+
     @model_validator(mode="after")
     def _consistent(self) -> StageConfig:
-        if (self.model_uri is None) != (self.model_sha256 is None):
-            raise ValueError("model_uri and model_sha256 go together: set both or neither")
-        if self.model_uri and self.model_name and self._uri_model() != self.model_name:
-            raise ValueError(
-                f"model_uri names model {self._uri_model()!r}, not model_name "
-                f"{self.model_name!r}: a stage serves one model"
-            )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
         if "*" in self.cors_allowed_origins:
             raise ValueError("cors_allowed_origins cannot contain '*': list the origins")
-        if self.dataframe_inputs and self.runtime != "sklearn":
-            raise ValueError("dataframe_inputs needs runtime 'sklearn': ONNX takes no DataFrame")
-        if self.custom_code is not None and self.runtime != "sklearn":
-            raise ValueError(
-                "custom_code needs runtime 'sklearn': a model holding your own classes is served "
-                "by scikit-learn, not ONNX Runtime"
-            )
         if self.auth_mode == "cognito" and not self.cognito_user_pool_arn:
             raise ValueError("auth_mode 'cognito' needs cognito_user_pool_arn (the user pool)")
         if self.auth_mode == "iam" and self.cognito_user_pool_arn:
             raise ValueError("cognito_user_pool_arn is only used with auth_mode 'cognito'")
         self._check_drift()
+        self._served = self._resolve_models()
         return self
 
     def _check_drift(self) -> None:
@@ -233,21 +182,47 @@ class StageConfig(BaseModel):
     def prefix(self) -> str:
         return stage_prefix(self.stage)
 
-    def _uri_model(self) -> str | None:
-        match = _BUNDLE_KEY.match(self.model_uri or "")
-        return match[1] if match else None
+    def _resolve_models(self) -> tuple[ModelConfig, ...]:
+        """Every served model, resolved from the stage's defaults; a bad name or setting is a
+        ``ValueError`` naming the model."""
+        defaults = {field: getattr(self, field) for field in INHERITED}
+        if not self.models:
+            name = self.model_name or bundle_uri_model(self.model_uri)
+            if name is None:
+                raise ValueError(
+                    "name the model this stage serves: set model_name (or model_uri, or a "
+                    "models mapping); it names the model's capture partition, drift schedule "
+                    "and rollouts"
+                )
+            return (resolve_model(name, defaults, None, prefix=self.prefix),)
+        if self.model_name or self.model_uri:
+            raise ValueError(
+                "model_name and model_uri name the one model of a stage without models: with "
+                "models, set each model's model_uri under its name"
+            )
+        for name in self.models:
+            problem = deployed_name_problem(name, self.prefix)
+            if problem:
+                raise ValueError(problem)
+        return tuple(
+            resolve_model(name, defaults, own, prefix=self.prefix)
+            for name, own in sorted(self.models.items())
+        )
 
     @property
-    def served_model(self) -> str | None:
-        """The one model this stage serves, when the configuration names it."""
-        return self.model_name or self._uri_model()
+    def served_models(self) -> tuple[ModelConfig, ...]:
+        """The models this stage deploys, in name order (one for a stage without models)."""
+        return self._served
 
     @property
-    def bundle_prefix(self) -> str:
-        """The narrowest key prefix of the bundles this stage may read: ``models/<name>/`` for
-        a named model, else ``models/`` (every model: the stack does not know which one)."""
-        name = self.served_model
-        return f"{MODELS_PREFIX}{name}/" if name else MODELS_PREFIX
+    def multi_model(self) -> bool:
+        """Whether models live under ``/models/<name>/`` with resources of their own."""
+        return bool(self.models)
+
+    @property
+    def bundle_prefixes(self) -> tuple[str, ...]:
+        """The bundle prefixes of every served model (what the drift job may read)."""
+        return tuple(model.bundle_prefix for model in self._served)
 
 
 def stage_prefix(stage: str) -> str:

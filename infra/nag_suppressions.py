@@ -46,22 +46,22 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         "this ARN) and never logged or put in an environment.",
     ),
     Acknowledgement(
-        r"{prefix}-serving/Predict/Resource",
+        r"{prefix}-serving/(Model[A-Za-z0-9]+/)?Predict/Resource",
         r"AwsSolutions-L1",
         "DESIGN decision 1 pins python3.13 (the version tests and the layer build use); moving to "
         "a newer runtime is a deliberate change with its own layer rebuild and tests.",
     ),
     Acknowledgement(
-        r"{prefix}-serving/PredictRole/DefaultPolicy/Resource",
+        r"{prefix}-serving/(Model[A-Za-z0-9]+/)?PredictRole/DefaultPolicy/Resource",
         _ids(
             re.escape("AwsSolutions-IAM5[Resource::*]"),
-            r"AwsSolutions-IAM5\[Resource::<PredictLogs[0-9A-F]+\.Arn>:\*\]",
-            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/models/([A-Za-z0-9._-]+/)?\*\]",
+            r"AwsSolutions-IAM5\[Resource::<(Model[A-Za-z0-9]+)?PredictLogs[0-9A-F]+\.Arn>:\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/models/[A-Za-z0-9._-]+/\*\]",
         ),
         "X-Ray PutTraceSegments/PutTelemetryRecords accept no resource ARN (Resource::*); log "
         "streams are created inside the function's own log group (<log group ARN>:*); bundles "
-        "are read under models/<model>/ of the stage's model (models/ when the configuration "
-        "does not name it), whose keys are per model version and unknown at deploy time.",
+        "are read under models/<model>/ of the function's own model only, whose keys are per "
+        "model version and unknown at deploy time.",
     ),
     Acknowledgement(
         r"{prefix}-serving/PredictApi/Api/CloudWatchRole/Resource",
@@ -98,7 +98,7 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
             re.escape("AwsSolutions-IAM5[Resource::*]"),
             r"AwsSolutions-IAM5\[Resource::<RolloutFunctionLogs[0-9A-F]+\.Arn>:\*\]",
             rf"AwsSolutions-IAM5\[Resource::arn:{_PARTITION}:cloudwatch:[a-z0-9-]+:{_ACCOUNT}:"
-            r"alarm:<Predict[0-9A-F]+>-v\*\]",
+            r"alarm:<(Model[A-Za-z0-9]+)?Predict[0-9A-F]+>-v\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/rollouts/\*\]",
         ),
         "X-Ray trace writes and cloudwatch:GetMetricStatistics accept no resource ARN, and "
@@ -129,26 +129,28 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
         _ids(
             re.escape("AwsSolutions-IAM5[Resource::*]"),
             r"AwsSolutions-IAM5\[Resource::<DriftFunctionLogs[0-9A-F]+\.Arn>:\*\]",
-            r"AwsSolutions-IAM5\[Resource::.*Captures.*/captures/\*\]",
+            r"AwsSolutions-IAM5\[Resource::.*Captures.*/captures/model=[A-Za-z0-9._-]+/\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/(models|drift-reports)/"
-            r"([A-Za-z0-9._-]+/)?\*\]",
+            r"[A-Za-z0-9._-]+/\*\]",
             re.escape("AwsSolutions-IAM5[Action::kms:GenerateDataKey*]"),
         ),
         "X-Ray trace writes accept no resource ARN (Resource::*); log streams are created in "
-        "the function's own log group; captures are read from hourly partitions under captures/ "
-        "whose object names Firehose generates; bundles are read under models/ (keys per model "
-        "version, published after deploy; models/<model>/ for a named model); reports are read "
-        "and created under drift-reports/ (drift-reports/<model>/) "
+        "the function's own log group; captures are read from hourly partitions under "
+        "captures/model=<model>/ of each judged model, whose object names Firehose generates; "
+        "bundles are read under models/<model>/ (keys per model version, published after "
+        "deploy); reports are read and created under drift-reports/<model>/ "
         "with one key per model version and window, PutObject only with If-None-Match; "
         "kms:GenerateDataKey* (GenerateDataKey and GenerateDataKeyWithoutPlaintext) on the alarm "
         "topic's key alone is what SNS needs to publish to an encrypted topic.",
     ),
     Acknowledgement(
-        r"{prefix}-monitoring/Capture/DeliveryRole/DefaultPolicy/Resource",
-        r"AwsSolutions-IAM5\[Resource::.*Captures.*/(captures|capture-errors)/\*\]",
+        r"{prefix}-monitoring/(Model[A-Za-z0-9]+)?Capture/DeliveryRole/DefaultPolicy/Resource",
+        r"AwsSolutions-IAM5\[Resource::.*Captures.*/(captures|capture-errors)/"
+        r"model=[A-Za-z0-9._-]+/\*\]",
         "Firehose names every object it writes (partition prefix, stream name, timestamp, random "
-        "id), so its role may write objects under captures/ (deliveries) and capture-errors/ "
-        "(records it could not process) of the capture bucket, and nowhere else.",
+        "id), so a model's stream's role may write objects under captures/model=<model>/ "
+        "(deliveries) and capture-errors/model=<model>/ (records it could not process) of the "
+        "capture bucket, and nowhere else.",
     ),
     Acknowledgement(
         r"{prefix}-monitoring/Drift/DeadLetters/Resource",

@@ -1,5 +1,6 @@
-"""Prediction capture on AWS: the predict function's capture lines → CloudWatch Logs subscription
-→ Firehose → ``s3://<capture bucket>/captures/dt=YYYY-MM-DD/hour=HH/``.
+"""Prediction capture on AWS, per model: the model's predict function's capture lines →
+CloudWatch Logs subscription → its Firehose stream →
+``s3://<capture bucket>/captures/model=<name>/dt=YYYY-MM-DD/hour=HH/``.
 
 The predict function prints one compact JSON line per prediction, ``{"lambdaserve_capture":1,...}``
 (``lambdaserve.serving.capture_sinks``). A subscription filter on its log group selects those
@@ -14,7 +15,9 @@ after decompression of CloudWatch Logs"; CDK's ``DecompressionProcessor`` and
 and the first of the next never share a line (a blank line is skipped by the reader). Objects
 are gzip'd JSON lines named ``*.jsonl.gz``, which is what ``lambdaserve.aws.s3_drift_io`` reads.
 
-Partitions use Firehose's arrival timestamp (UTC), seconds after capture: a record captured in
+Each model has its own stream (a stage's single model keeps the stream name it always had), so
+its partition key is fixed in the stream's prefix and needs no dynamic partitioning. Partitions
+use Firehose's arrival timestamp (UTC), seconds after capture: a record captured in
 the last seconds of an hour can land in the next hour's partition.
 """
 
@@ -28,22 +31,36 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import CAPTURE_BUFFER_SECONDS, StageConfig
+from infra.config import CAPTURE_BUFFER_SECONDS, ModelConfig, StageConfig
 from infra.constructs.log_group import stage_log_group
 
 #: ``lambdaserve.kernel.capture.LOG_MARKER`` (infra imports no runtime code; a test compares them).
 LOG_MARKER = "lambdaserve_capture"
 FILTER_PATTERN = f"{{ $.{LOG_MARKER} = 1 }}"
-CAPTURE_PREFIX = "captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
-ERROR_PREFIX = "capture-errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+#: ``lambdaserve.kernel.capture.model_prefix`` (infra imports no runtime code; a test compares).
+MODEL_PARTITION = "captures/model={model}/"
+PARTITIONS = "dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
+ERROR_PREFIX = (
+    "capture-errors/model={model}/!{{firehose:error-output-type}}/dt=!{{timestamp:yyyy-MM-dd}}/"
+)
 FILE_EXTENSION = ".jsonl.gz"
 BUFFER_MB = 5
-#: Object keys the delivery role may write: captures, and records Firehose could not process.
-WRITTEN_PREFIXES = ("captures/", "capture-errors/")
+
+
+def capture_prefix(model: str) -> str:
+    """Where the model's stream writes: its own tree of hour partitions."""
+    return MODEL_PARTITION.format(model=model) + PARTITIONS
+
+
+def written_prefixes(model: str) -> tuple[str, ...]:
+    """Object keys the model's delivery role may write: its captures, and its records Firehose
+    could not process."""
+    return (MODEL_PARTITION.format(model=model), f"capture-errors/model={model}/")
 
 
 class CapturePipeline(Construct):
-    """The delivery stream into the capture bucket and the subscription that feeds it."""
+    """One model's delivery stream into the capture bucket and the subscription of its predict
+    function's log group that feeds it."""
 
     def __init__(
         self,
@@ -51,11 +68,13 @@ class CapturePipeline(Construct):
         construct_id: str,
         *,
         config: StageConfig,
+        model: ModelConfig,
         capture_bucket: s3.IBucket,
         source: logs.ILogGroup,
         logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.model = model
         errors = stage_log_group(self, "DeliveryLogs", config, key=logs_key)
         errors_stream = logs.LogStream(
             self, "DeliveryErrors", log_group=errors, removal_policy=RemovalPolicy.DESTROY
@@ -93,10 +112,16 @@ class CapturePipeline(Construct):
         errors_stream: logs.ILogStream,
     ) -> firehose.CfnDeliveryStream:
         """Direct PUT, gzip'd JSON lines by arrival hour; its own errors to ``errors_stream``."""
+        name = self.model.name
         return firehose.CfnDeliveryStream(
             self,
             "Stream",
-            delivery_stream_name=f"{config.prefix}-captures",
+            # (a stage's single model keeps the name its stream always had)
+            delivery_stream_name=(
+                f"{config.prefix}-capture-{name}"
+                if self.model.prefixed
+                else f"{config.prefix}-captures"
+            ),
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=(
                 firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
@@ -107,8 +132,8 @@ class CapturePipeline(Construct):
                 firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
                     bucket_arn=bucket.bucket_arn,
                     role_arn=role.role_arn,
-                    prefix=CAPTURE_PREFIX,
-                    error_output_prefix=ERROR_PREFIX,
+                    prefix=capture_prefix(name),
+                    error_output_prefix=ERROR_PREFIX.format(model=name),
                     file_extension=FILE_EXTENSION,
                     compression_format="GZIP",
                     buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
@@ -139,7 +164,7 @@ class CapturePipeline(Construct):
                 "firehose.amazonaws.com",
                 conditions={"StringEquals": {"sts:ExternalId": stack.account}},
             ),
-            description="lambdaserve capture delivery: write captures into the capture bucket",
+            description=f"lambdaserve capture delivery of {self.model.name}: write its captures",
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -150,7 +175,10 @@ class CapturePipeline(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in WRITTEN_PREFIXES],
+                resources=[
+                    bucket.arn_for_objects(f"{prefix}*")
+                    for prefix in written_prefixes(self.model.name)
+                ],
             )
         )
         role.add_to_policy(

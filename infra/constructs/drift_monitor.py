@@ -1,7 +1,9 @@
 """The scheduled drift job: ``functions/drift/handler.py`` on an EventBridge Scheduler schedule.
 
-The schedule invokes the function with ``{"time": "<aws.scheduler.scheduled-time>"}``, so every
-attempt of one run judges the same window (``lambdaserve.drift.job``). EventBridge
+One function serves every model; each model with capture on has its own schedule, which invokes
+the function with ``{"time": "<aws.scheduler.scheduled-time>", "model_name": "<name>"}``, so
+every attempt of one run judges the same window of the same model's captures
+(``lambdaserve.drift.job``). EventBridge
 Scheduler invokes Lambda asynchronously (Lambda developer guide, "Invoke a Lambda function on a
 schedule"): its retry policy and dead-letter queue cover invocations it cannot deliver, and the
 function's own asynchronous invocation config (retries, then an on-failure destination) covers
@@ -24,7 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.assets import drift_function_code
-from infra.config import StageConfig
+from infra.config import ModelConfig, StageConfig
 from infra.constructs.drift_access import REPORTS_PREFIX, artifact_statements, capture_statements
 from infra.constructs.log_group import stage_log_group
 from infra.constructs.python_function import (
@@ -35,7 +37,14 @@ from infra.constructs.python_function import (
 
 HANDLER = "functions.drift.handler.lambda_handler"
 #: Scheduler substitutes the run's scheduled time (ISO 8601, UTC) for the placeholder.
-SCHEDULE_INPUT = json.dumps({"time": "<aws.scheduler.scheduled-time>"})
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+def schedule_input(model: str) -> str:
+    """What a model's schedule invokes the drift function with."""
+    return json.dumps({"time": SCHEDULED_TIME, "model_name": model})
+
+
 MEMORY_MB = 1024
 TIMEOUT = Duration.minutes(10)
 SCHEDULER_RETRIES = 3
@@ -75,7 +84,8 @@ def _seconds(window_minutes: int, *, low: int, high: int) -> int:
 
 class DriftMonitor(Construct):
     """The drift function (least privilege on captures, bundles, reports and the alarm topic),
-    its schedule, and the dead-letter queue of runs that could not be delivered or failed."""
+    a schedule per model it judges, and the dead-letter queue of runs that could not be
+    delivered or failed."""
 
     def __init__(
         self,
@@ -103,7 +113,13 @@ class DriftMonitor(Construct):
             config, log_group, capture_bucket, artifact_bucket, alarm_topic
         )
         self._failed_runs(config)
-        self.schedule = self._schedule(config)
+        scheduler_role = self._scheduler_role()
+        #: Each judged model's schedule (a stage's single model keeps the one it had).
+        self.schedules: dict[str, scheduler.CfnSchedule] = {
+            model.name: self._schedule(config, model, scheduler_role)
+            for model in config.served_models
+            if model.capture
+        }
 
     def _function(
         self,
@@ -165,9 +181,9 @@ class DriftMonitor(Construct):
         # Lambda checks that the role may send to the destination when the config is created.
         invoke_config.node.add_dependency(self.role)
 
-    def _schedule(self, config: StageConfig) -> scheduler.CfnSchedule:
+    def _scheduler_role(self) -> iam.Role:
         stack = Stack.of(self)
-        role = iam.Role(
+        return iam.Role(
             self,
             "SchedulerRole",
             assumed_by=iam.ServicePrincipal(
@@ -191,11 +207,15 @@ class DriftMonitor(Construct):
                 )
             },
         )
+
+    def _schedule(
+        self, config: StageConfig, model: ModelConfig, role: iam.IRole
+    ) -> scheduler.CfnSchedule:
         return scheduler.CfnSchedule(
             self,
-            "Schedule",
-            name=f"{config.prefix}-drift",
-            description="lambdaserve drift job: judge the last closed window of captures",
+            f"{model.construct_id}Schedule" if model.prefixed else "Schedule",
+            name=f"{config.prefix}-drift" + (f"-{model.name}" if model.prefixed else ""),
+            description=f"lambdaserve drift job: judge the last closed window of {model.name}",
             schedule_expression=config.drift_schedule_expression,
             schedule_expression_timezone="UTC",
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
@@ -203,7 +223,7 @@ class DriftMonitor(Construct):
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=self.function.function_arn,
                 role_arn=role.role_arn,
-                input=SCHEDULE_INPUT,
+                input=schedule_input(model.name),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
                     maximum_retry_attempts=SCHEDULER_RETRIES,
                     maximum_event_age_in_seconds=_seconds(
@@ -224,13 +244,13 @@ class DriftMonitor(Construct):
         artifact_bucket: s3.IBucket,
         alarm_topic: sns.ITopic,
     ) -> iam.Role:
-        """Exactly what one run calls: read captures and the stage's model's bundles, read,
-        list and create its reports, publish alarms, its own logs and X-Ray, and dead-letter a
-        failed run. Bundles and reports are the stage's model's (``models/<name>/``,
-        ``drift-reports/<name>/``) when the configuration names it, every model's otherwise."""
-        bundles = config.bundle_prefix
-        model = config.served_model
-        reports = f"{REPORTS_PREFIX}{model}/" if model else REPORTS_PREFIX
+        """Exactly what one run calls: read captures and the stage's models' bundles, read,
+        list and create their reports, publish alarms, its own logs and X-Ray, and dead-letter
+        a failed run. Bundles and reports are the served models' only (``models/<name>/``,
+        ``drift-reports/<name>/``)."""
+        judged = [model for model in config.served_models if model.capture]
+        bundles = [model.bundle_prefix for model in judged]
+        reports = [f"{REPORTS_PREFIX}{model.name}/" for model in judged]
         role = iam.Role(
             self,
             "Role",
@@ -239,7 +259,7 @@ class DriftMonitor(Construct):
         )
         statements = [
             *logs_and_tracing(log_group),
-            *capture_statements(capture_bucket),
+            *capture_statements(capture_bucket, [model.name for model in judged]),
             *artifact_statements(artifact_bucket, bundles=bundles, reports=reports),
             # The asynchronous invocation's on-failure destination sends with the function's role.
             iam.PolicyStatement(

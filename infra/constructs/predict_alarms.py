@@ -25,6 +25,7 @@ class PredictAlarms(Construct):
         alias: lambda_.Alias,
         versions: dict[str, str],
         api: apigw.RestApi,
+        routes: list[tuple[str, str]] | None = None,
         topic: sns.ITopic,
         thresholds: AlarmThresholds,
     ) -> None:
@@ -37,9 +38,9 @@ class PredictAlarms(Construct):
         self._lambda_alarms("Alias", alias_dimensions, f"alias {alias.alias_name}")
         self._alarm(
             "Api5xx",
-            api.metric_server_error(period=Duration.seconds(thresholds.period_seconds)),
+            _api_5xx(api, routes, Duration.seconds(thresholds.period_seconds)),
             thresholds.api_5xx,
-            "API Gateway 5XX responses",
+            "API Gateway 5XX responses" + (" of its routes" if routes else ""),
         )
         #: What the rollout function reads besides the challenger's own alarms: the whole alias
         #: and the API (the per-version alarms watch the bootstrap version, which serves nothing).
@@ -89,3 +90,30 @@ class PredictAlarms(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
+
+
+def _api_5xx(
+    api: apigw.RestApi, routes: list[tuple[str, str]] | None, period: Duration
+) -> cloudwatch.IMetric:
+    """The API's 5XX responses: all of them, or the sum over ``routes`` (resource path, method),
+    from the per-method metrics the stage publishes (``metrics_enabled``)."""
+    if not routes:
+        return api.metric_server_error(period=period)
+    metrics: dict[str, cloudwatch.IMetric] = {
+        f"r{index}": cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions_map={
+                "ApiName": api.rest_api_name,
+                "Stage": api.deployment_stage.stage_name,
+                "Resource": resource,
+                "Method": method,
+            },
+            statistic="Sum",
+            period=period,
+        )
+        for index, (resource, method) in enumerate(routes)
+    }
+    return cloudwatch.MathExpression(
+        expression=f"SUM([{', '.join(metrics)}])", using_metrics=metrics, period=period, label="5XX"
+    )

@@ -1,5 +1,9 @@
-"""The REST API in front of the ``live`` alias: explicit routes, authorization on every method,
-request validation, throttling, access logs, tracing and (optionally) AWS WAF."""
+"""The REST API in front of the models' ``live`` aliases: explicit routes, authorization on every
+method, request validation, throttling, access logs, tracing and (optionally) AWS WAF.
+
+The single model of a stage without ``models`` answers on the app's own routes (``/predict``);
+each model of ``models`` on them under ``/models/<name>/`` (``/models/churn/predict``), each
+integrated with its own alias."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra.config import StageConfig
+from infra.config import ModelConfig, StageConfig
 from infra.constructs.log_group import stage_log_group
+from infra.constructs.predict_function import MODEL_ROUTES
 
 #: Route -> HTTP methods. Everything the app serves, nothing else (no catch-all proxy).
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -34,13 +39,15 @@ class PredictApi(Construct):
         construct_id: str,
         *,
         config: StageConfig,
-        target: lambda_.IFunction,
+        targets: list[tuple[ModelConfig, lambda_.IFunction]],
         logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         access_logs = stage_log_group(self, "AccessLogs", config, key=logs_key)
         self.api = self._rest_api(config, access_logs)
-        self._add_routes(config, target)
+        #: Each model's routes as (resource path, method), what its 5XX alarm sums.
+        self.routes: dict[str, list[tuple[str, str]]] = {}
+        self._add_routes(config, targets)
         if config.waf:
             self._web_acl(config)
 
@@ -77,8 +84,11 @@ class PredictApi(Construct):
             ),
         )
 
-    def _add_routes(self, config: StageConfig, target: lambda_.IFunction) -> None:
-        """Every route of ``ROUTES`` to ``target``, authorized, bodies validated."""
+    def _add_routes(
+        self, config: StageConfig, targets: list[tuple[ModelConfig, lambda_.IFunction]]
+    ) -> None:
+        """Every route of ``ROUTES`` of every model to its alias, authorized, bodies
+        validated."""
         body_model = self.api.add_model(
             "JsonObject",
             content_type="application/json",
@@ -91,18 +101,24 @@ class PredictApi(Construct):
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         authorization_type, authorizer = self._authorization(config)
-        integration = apigw.LambdaIntegration(target, proxy=True)
-        for path, methods in ROUTES.items():
-            resource = self.api.root.resource_for_path(path)
-            for method in methods:
-                resource.add_method(
-                    method,
-                    integration,
-                    request_validator=validator,
-                    request_models={"application/json": body_model} if method == "POST" else None,
-                    authorization_type=authorization_type,
-                    authorizer=authorizer,
-                )
+        for model, target in targets:
+            integration = apigw.LambdaIntegration(target, proxy=True)
+            base = f"{MODEL_ROUTES}/{model.name}/" if model.prefixed else ""
+            routes = self.routes.setdefault(model.name, [])
+            for path, methods in ROUTES.items():
+                resource = self.api.root.resource_for_path(base + path)
+                for method in methods:
+                    resource.add_method(
+                        method,
+                        integration,
+                        request_validator=validator,
+                        request_models=(
+                            {"application/json": body_model} if method == "POST" else None
+                        ),
+                        authorization_type=authorization_type,
+                        authorizer=authorizer,
+                    )
+                    routes.append((f"/{base}{path}", method))
 
     def _authorization(
         self, config: StageConfig

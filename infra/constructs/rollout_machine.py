@@ -7,12 +7,12 @@ as the cause); otherwise ``Wait`` the seconds the step asked for and step again.
 hold is not finished: its guards keep being evaluated until ``lambdaserve ab stop`` ends it. A
 step that failed for now (``RetryableStepError``: throttling, a 5xx, a lost race) is retried
 with backoff. Alarms on failed, timed-out and aborted executions notify the alarm topic. Start an
-execution with ``{"model_name": "<model>"}`` after ``lambdaserve rollout start``.
+execution with ``{"model_name": "<model>"}`` after ``lambdaserve rollout start``: one machine and
+one rollout function serve every model of the stage, each rollout moving its own model's alias
+(``MODEL_TARGETS`` maps a model to its function and guard alarms).
 """
 
 from __future__ import annotations
-
-import json
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -35,10 +35,10 @@ from infra.constructs.python_function import (
     lambda_architecture,
     logs_and_tracing,
 )
+from infra.constructs.rollout_targets import STATE_PREFIX, RolloutTarget, rollout_environment
 from infra.constructs.state_machine_role import state_machine_role
 
 HANDLER = "functions.rollout.handler.lambda_handler"
-STATE_PREFIX = "rollouts/"
 #: A standard workflow may run a year; a rollout that outlives this (an A/B split held longer)
 #: times out, which alarms, and resumes in a new execution (its state is durable) or from
 #: ``lambdaserve rollout resume``.
@@ -56,25 +56,9 @@ EXECUTION_ALARMS = {
 }
 
 
-def rollout_environment(
-    *, function_name: str, alias_name: str, state_bucket: str, guard_alarm_names: list[str]
-) -> dict[str, str]:
-    """Exactly the fields ``functions.rollout.handler.RolloutSettings`` reads (a test checks it)
-    plus Powertools' own variables."""
-    return {
-        "FUNCTION_NAME": function_name,
-        "ALIAS_NAME": alias_name,
-        "STATE_BUCKET": state_bucket,
-        "STATE_PREFIX": STATE_PREFIX,
-        "GUARD_ALARM_NAMES": json.dumps(guard_alarm_names),
-        "POWERTOOLS_SERVICE_NAME": "lambdaserve-rollout",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
-
-
 class RolloutMachine(Construct):
-    """The rollout function (least privilege on one function's alias, its alarms and the rollout
-    state) and the state machine that steps it until the rollout ends."""
+    """The rollout function (least privilege on the models' functions' aliases, their alarms
+    and the rollout state) and the state machine that steps it until a rollout ends."""
 
     def __init__(
         self,
@@ -82,26 +66,24 @@ class RolloutMachine(Construct):
         construct_id: str,
         *,
         config: StageConfig,
-        target: lambda_.IFunction,
-        alias_name: str,
+        targets: dict[str, RolloutTarget],
         state_bucket: s3.IBucket,
         alarm_topic: sns.ITopic,
-        guard_alarms: list[cloudwatch.IAlarm],
         logs_key: kms.IKey,
+        alias_name: str = "live",
     ) -> None:
         super().__init__(scope, construct_id)
         self._logs_key = logs_key
-        self.function = self._function(config, target, alias_name, state_bucket, guard_alarms)
+        self.function = self._function(config, targets, alias_name, state_bucket)
         self.state_machine = self._state_machine(config)
         self.alarms = self._execution_alarms(alarm_topic)
 
     def _function(
         self,
         config: StageConfig,
-        target: lambda_.IFunction,
+        targets: dict[str, RolloutTarget],
         alias_name: str,
         state_bucket: s3.IBucket,
-        guard_alarms: list[cloudwatch.IAlarm],
     ) -> lambda_.Function:
         log_group = stage_log_group(self, "FunctionLogs", config, key=self._logs_key)
         layer = dependency_layer(
@@ -126,14 +108,13 @@ class RolloutMachine(Construct):
             reserved_concurrent_executions=RESERVED_CONCURRENCY,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
-            role=self._role(log_group, target, state_bucket),
-            environment=rollout_environment(
-                function_name=target.function_name,
-                alias_name=alias_name,
-                state_bucket=state_bucket.bucket_name,
-                guard_alarm_names=[alarm.alarm_name for alarm in guard_alarms],
+            role=self._role(
+                log_group, [target.function for target in targets.values()], state_bucket
             ),
-            description="lambdaserve rollout step: one controller tick on the live alias",
+            environment=rollout_environment(
+                targets=targets, alias_name=alias_name, state_bucket=state_bucket.bucket_name
+            ),
+            description="lambdaserve rollout step: one controller tick on a model's live alias",
         )
 
     def _state_machine(self, config: StageConfig) -> sfn.StateMachine:
@@ -239,26 +220,24 @@ class RolloutMachine(Construct):
         )
 
     def _role(
-        self, log_group: logs.ILogGroup, target: lambda_.IFunction, state_bucket: s3.IBucket
+        self,
+        log_group: logs.ILogGroup,
+        functions: list[lambda_.IFunction],
+        state_bucket: s3.IBucket,
     ) -> iam.Role:
-        """Exactly what one tick calls: the alias of ``target``, the challenger's guard alarms,
-        invocation counts, the rollout state, its own logs and X-Ray."""
-        guard_alarms = Stack.of(self).format_arn(
-            service="cloudwatch",
-            resource="alarm",
-            resource_name=f"{target.function_name}-v*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        """Exactly what one tick calls: the alias of a model's function, the challenger's guard
+        alarms, invocation counts, the rollout state, its own logs and X-Ray."""
+        guard_alarms = [self._guard_alarms(function) for function in functions]
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="lambdaserve rollout step: route one function's alias under its alarms",
+            description="lambdaserve rollout step: route a model's alias under its alarms",
         )
         statements = [
             *logs_and_tracing(log_group),
             # Lambda authorizes alias actions against the function's (unqualified) ARN, so
-            # IAM cannot narrow them to one alias; the predict function has only `live`.
+            # IAM cannot narrow them to one alias; a predict function has only `live`.
             # GetFunctionConfiguration tells a missing alias from a missing function.
             iam.PolicyStatement(
                 actions=[
@@ -266,7 +245,7 @@ class RolloutMachine(Construct):
                     "lambda:UpdateAlias",
                     "lambda:GetFunctionConfiguration",
                 ],
-                resources=[target.function_arn],
+                resources=[function.function_arn for function in functions],
             ),
             # The challenger's alarms are named <function>-v<version>-<signal>
             # (CloudWatchGuard.alarm_prefix), and carry no actions: the controller reads their
@@ -276,11 +255,11 @@ class RolloutMachine(Construct):
             # statement allows, so the role cannot make an alarm stop instances or notify.
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricAlarm"],
-                resources=[guard_alarms],
+                resources=guard_alarms,
                 conditions={"Null": {"cloudwatch:AlarmActions": "true"}},
             ),
             # A finished rollout deletes its challenger's alarms (CloudWatchGuard.release).
-            iam.PolicyStatement(actions=["cloudwatch:DeleteAlarms"], resources=[guard_alarms]),
+            iam.PolicyStatement(actions=["cloudwatch:DeleteAlarms"], resources=guard_alarms),
             # DescribeAlarms returns composite alarms only when granted on "*", and
             # GetMetricStatistics accepts no resource ARN.
             iam.PolicyStatement(
@@ -295,3 +274,12 @@ class RolloutMachine(Construct):
         for statement in statements:
             role.add_to_policy(statement)
         return role
+
+    def _guard_alarms(self, function: lambda_.IFunction) -> str:
+        """The challenger alarms of ``function``'s rollouts: ``<function>-v<version>-...``."""
+        return Stack.of(self).format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{function.function_name}-v*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )

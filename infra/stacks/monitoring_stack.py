@@ -1,5 +1,8 @@
-"""Stateless monitoring: the capture pipeline into the capture bucket, the scheduled drift job,
-and the alarms that say when drift is found, when the job fails and when it stops running."""
+"""Stateless monitoring: a capture pipeline per model into the capture bucket, the scheduled
+drift job (one function, a schedule per model), and the alarms that say when drift is found,
+when the job fails, when it stops running and when a model's captures arrive late. Models with
+``capture`` off have neither a pipeline nor a schedule; a stage capturing nothing has no drift
+job."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.config import StageConfig
+from infra.config import ModelConfig, StageConfig
 from infra.constructs.capture_pipeline import CapturePipeline
 from infra.constructs.drift_monitor import DriftMonitor
 
@@ -47,20 +50,23 @@ class MonitoringStack(Stack):
         config: StageConfig,
         capture_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
-        predict_log_group: logs.ILogGroup,
+        predict_log_groups: dict[str, logs.ILogGroup],
         alarm_topic: sns.ITopic,
         logs_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.capture = CapturePipeline(
-            self,
-            "Capture",
-            config=config,
-            capture_bucket=capture_bucket,
-            source=predict_log_group,
-            logs_key=logs_key,
-        )
+        self._action = actions.SnsAction(alarm_topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        #: Each capturing model's pipeline (a stage's single model keeps the IDs it had).
+        self.captures: dict[str, CapturePipeline] = {}
+        for model in config.served_models:
+            if model.capture:
+                self.captures[model.name] = self._capture(
+                    config, model, capture_bucket, predict_log_groups[model.name], logs_key
+                )
+        if not self.captures:
+            return
         self.drift = DriftMonitor(
             self,
             "Drift",
@@ -70,13 +76,46 @@ class MonitoringStack(Stack):
             alarm_topic=alarm_topic,
             logs_key=logs_key,
         )
-        self._action = actions.SnsAction(alarm_topic)
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._alarms(config)
         CfnOutput(self, "DriftFunctionName", value=self.drift.function.function_name)
-        CfnOutput(self, "DriftScheduleName", value=self.drift.schedule.ref)
+        for model in config.served_models:
+            if model.name in self.drift.schedules:
+                CfnOutput(
+                    self,
+                    f"{model.construct_id}DriftSchedule" if model.prefixed else "DriftScheduleName",
+                    value=self.drift.schedules[model.name].ref,
+                    description=f"the drift schedule of model {model.name}",
+                )
         CfnOutput(self, "DriftDeadLetterQueueUrl", value=self.drift.dead_letters.queue_url)
-        CfnOutput(self, "CaptureDeliveryStreamName", value=self.capture.delivery_stream_name)
+
+    def _capture(
+        self,
+        config: StageConfig,
+        model: ModelConfig,
+        capture_bucket: s3.IBucket,
+        source: logs.ILogGroup,
+        logs_key: kms.IKey,
+    ) -> CapturePipeline:
+        """The model's capture stream, its freshness alarm and its output."""
+        capture = CapturePipeline(
+            self,
+            f"{model.construct_id}Capture" if model.prefixed else "Capture",
+            config=config,
+            model=model,
+            capture_bucket=capture_bucket,
+            source=source,
+            logs_key=logs_key,
+        )
+        self._capture_freshness(config, capture)
+        CfnOutput(
+            self,
+            f"{model.construct_id}CaptureStreamName"
+            if model.prefixed
+            else "CaptureDeliveryStreamName",
+            value=capture.delivery_stream_name,
+            description=f"the capture stream of model {model.name}",
+        )
+        return capture
 
     def _alarms(self, config: StageConfig) -> None:
         self._alarm(
@@ -122,19 +161,23 @@ class MonitoringStack(Stack):
             comparison=GT,
             description="drift runs the scheduler could not deliver or that failed every retry",
         )
+
+    def _capture_freshness(self, config: StageConfig, capture: CapturePipeline) -> None:
+        model = capture.model
         lateness = config.drift_lateness_minutes * 60
         self._alarm(
-            "CaptureFreshness",
+            f"CaptureFreshness{model.construct_id}" if model.prefixed else "CaptureFreshness",
             cloudwatch.Metric(
                 namespace="AWS/Firehose",
                 metric_name="DeliveryToS3.DataFreshness",
-                dimensions_map={"DeliveryStreamName": self.capture.delivery_stream_name},
+                dimensions_map={"DeliveryStreamName": capture.delivery_stream_name},
                 statistic="Maximum",
                 period=Duration.minutes(5),
             ),
             threshold=lateness,
             comparison=GT,
-            description=f"captures reach S3 later than the drift job waits ({lateness} s)",
+            description=f"captures of {model.name} reach S3 later than the drift job waits "
+            f"({lateness} s)",
         )
 
     def _alarm(

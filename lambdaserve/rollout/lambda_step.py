@@ -62,10 +62,15 @@ class RolloutPorts:
 
 
 def build_handler(
-    adapters: RolloutPorts, *, clock: Callable[[], datetime] | None = None
+    adapters: RolloutPorts | Callable[[str], RolloutPorts],
+    *,
+    clock: Callable[[], datetime] | None = None,
 ) -> LambdaHandler:
-    """The rollout function's handler over its adapters (the wiring's on AWS, fakes in tests):
-    the event validated, one step run, the answer the state machine reads."""
+    """The rollout function's handler over its adapters (the wiring's on AWS, fakes in tests),
+    or over a function giving a model's adapters (one rollout function serves every model of a
+    stage; an unknown model is a ``LambdaserveError``): the event validated, one step run, the
+    answer the state machine reads."""
+    ports_for = adapters if callable(adapters) else lambda _name: adapters
     logger = Logger(service="lambdaserve-rollout")
 
     @logger.inject_lambda_context(clear_state=True)
@@ -75,11 +80,12 @@ def build_handler(
         logger.append_keys(model_name=name)
         try:
             request = StepRequest.model_validate(event)
+            ports = ports_for(request.model_name)
             result = run_step(
                 request.model_name,
-                alias=adapters.alias,
-                guard=adapters.guard,
-                states=adapters.states,
+                alias=ports.alias,
+                guard=ports.guard,
+                states=ports.states,
                 hooks=RecordingHooks(),
                 now=clock() if clock is not None else None,  # None: the state store's clock
             )

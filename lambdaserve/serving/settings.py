@@ -57,6 +57,12 @@ class ServingSettings(BaseSettings):
         description="directories of the user's own model code (comma-separated): importable, and "
         "every type their top-level modules define is trusted",
     )
+    api_base_path: str = Field(
+        default="",
+        pattern=r"^(/[A-Za-z0-9._-]+)*$",
+        description="the API path before the app's routes (/models/<name> for a model of a "
+        "stage's models mapping), stripped from every request on Lambda",
+    )
     capture_policy_parameter: str = Field(
         default="",
         description="SSM parameter holding the stage's capture policy (enabled, mask, hash), "

@@ -150,7 +150,7 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
         feedback_signer=signer,
     )
-    asgi = Mangum(app, lifespan="off")
+    asgi = Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path or "/")
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)

@@ -52,7 +52,11 @@ def synthesize(
     builds are tested on their own)."""
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     if overrides is not None:
-        context["lambdaserve:stages"] = {stage: overrides}
+        # A stage names the model it serves; these tests' stages serve churn unless they say.
+        named = {"model_name", "model_uri", "models"} & set(overrides)
+        context["lambdaserve:stages"] = {
+            stage: overrides if named else {"model_name": "churn", **overrides}
+        }
     context["aws:cdk:bundling-stacks"] = bundling_stacks or []
     context["stage"] = stage
     app = App(context=context, outdir=str(outdir))
@@ -94,3 +98,31 @@ def cognito(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
             },
         },
     )
+
+
+#: A stage serving several models: churn inherits every stage default; fraud sets its own
+#: runtime, memory, concurrency, alarms and bundle; demand captures nothing.
+MODELS_STAGE: dict[str, Any] = {
+    "region": "us-east-1",
+    "memory_mb": 1024,
+    "reserved_concurrency": 20,
+    "alarms": {"errors": 5, "p99_latency_ms": 500},
+    "models": {
+        "churn": {},
+        "fraud": {
+            "runtime": "sklearn",
+            "memory_mb": 2048,
+            "reserved_concurrency": 5,
+            "alarms": {"errors": 2},
+            "model_uri": "s3://bucket/models/fraud/7/bundle.tar.gz",
+            "model_sha256": "b" * 64,
+        },
+        "demand": {"capture": False},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Three models behind one API (the ``models`` mapping)."""
+    return synthesize(tmp_path_factory.mktemp("cdk-many"), "many", MODELS_STAGE)

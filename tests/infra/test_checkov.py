@@ -25,14 +25,14 @@ pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="module")
-def results(dev: Synthesized, cognito: Synthesized) -> dict[str, CheckovResult]:
+def results(dev: Synthesized, cognito: Synthesized, many: Synthesized) -> dict[str, CheckovResult]:
     return {
         name: check_templates(synth.template_paths, synth.config.prefix)
-        for name, synth in (("dev", dev), ("cognito", cognito))
+        for name, synth in (("dev", dev), ("cognito", cognito), ("many", many))
     }
 
 
-@pytest.mark.parametrize("name", ["dev", "cognito"])
+@pytest.mark.parametrize("name", ["dev", "cognito", "many"])
 def test_checkov_finds_nothing_unexplained(name: str, results: dict[str, CheckovResult]) -> None:
     result = results[name]
     assert [str(finding) for finding in result.unacknowledged] == []

@@ -12,7 +12,12 @@ pytestmark = pytest.mark.infra
 
 
 def _context(stage: dict[str, Any], name: str = "dev") -> dict[str, Any]:
-    return {"stage": name, "lambdaserve:stages": {name: stage}}
+    """A stage serving one model, named churn unless the stage names it."""
+    named = "model_name" in stage or "model_uri" in stage or "models" in stage
+    return {
+        "stage": name,
+        "lambdaserve:stages": {name: stage if named else {"model_name": "churn", **stage}},
+    }
 
 
 def test_defaults_are_safe() -> None:
@@ -29,7 +34,10 @@ def test_defaults_are_safe() -> None:
         ({"memory_mb": 64}, "memory_mb: Input should be greater than or equal to 128"),
         ({"timeout_seconds": 60}, "timeout_seconds: Input should be less than or equal to 29"),
         ({"architecture": "sparc"}, "architecture: Input should be 'arm64' or 'x86_64'"),
-        ({"model_uri": "s3://bucket/k"}, "model_uri and model_sha256 go together"),
+        (
+            {"model_uri": "s3://bucket/models/churn/1/bundle.tar.gz"},
+            "model_uri and model_sha256 go together",
+        ),
         ({"model_uri": "http://x/y", "model_sha256": "a" * 64}, "model_uri: String should match"),
         ({"log_retention_days": 31}, "log_retention_days must be one of"),
         ({"cors_allowed_origins": ["*"]}, "cannot contain '\\*'"),
@@ -59,14 +67,18 @@ def test_cognito_needs_its_pool() -> None:
         load_stage_config(_context({"auth_mode": "cognito"}))
 
 
+def _served(stage: dict[str, Any]) -> tuple[str, str]:
+    (model,) = load_stage_config(_context(stage)).served_models
+    return model.name, model.bundle_prefix
+
+
 def test_the_served_model_narrows_the_bundle_prefix() -> None:
-    """Named by model_name or by model_uri's key; unnamed, every model's bundles."""
+    """Named by model_name or by model_uri's key: its function reads only its bundles."""
     uri = {"model_uri": "s3://bucket/team/models/churn/3/bundle.tar.gz", "model_sha256": "a" * 64}
-    assert load_stage_config(_context({})).bundle_prefix == "models/"
-    assert load_stage_config(_context({"model_name": "fraud"})).bundle_prefix == "models/fraud/"
-    assert load_stage_config(_context(uri)).bundle_prefix == "models/churn/"
-    assert load_stage_config(_context({**uri, "model_name": "churn"})).served_model == "churn"
-    with pytest.raises(StageConfigError, match="model_uri names model 'churn', not model_name"):
+    assert _served({"model_name": "fraud"}) == ("fraud", "models/fraud/")
+    assert _served(uri) == ("churn", "models/churn/")
+    assert _served({**uri, "model_name": "churn"}) == ("churn", "models/churn/")
+    with pytest.raises(StageConfigError, match="model_uri names model 'churn', not 'fraud'"):
         load_stage_config(_context({**uri, "model_name": "fraud"}))
     with pytest.raises(StageConfigError, match="model_name: String should match"):
         load_stage_config(_context({"model_name": "../x"}))

@@ -170,8 +170,11 @@ def test_firehose_writes_gzip_json_lines_into_hourly_capture_partitions(
     assert props["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
     s3 = props["ExtendedS3DestinationConfiguration"]
     assert s3["BucketARN"] == _import("Captures")
-    assert s3["Prefix"] == "captures/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
-    assert s3["ErrorOutputPrefix"].startswith("capture-errors/!{firehose:error-output-type}/")
+    # the stage's one model, churn, in its own partition tree
+    assert s3["Prefix"] == "captures/model=churn/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
+    assert s3["ErrorOutputPrefix"].startswith(
+        "capture-errors/model=churn/!{firehose:error-output-type}/"
+    )
     assert s3["CompressionFormat"] == "GZIP"
     assert s3["FileExtension"] == ".jsonl.gz"
     assert s3["BufferingHints"] == {"IntervalInSeconds": 60, "SizeInMBs": 5}
@@ -255,9 +258,9 @@ def test_what_firehose_writes_is_what_the_drift_reader_reads() -> None:
     lines = [capture_line(r) for r in records]
     # Message extraction keeps each printed line; AppendDelimiterToRecord ends each record.
     body = (lines[0] + lines[1] + "\n" + lines[2] + "\n").encode()
-    key = _firehose_key(capture_pipeline.CAPTURE_PREFIX, moment)
-    assert key.startswith(partition(moment) + "/")
-    reader = S3CaptureReader("captures", client=_FakeS3({key: gzip.compress(body)}))
+    key = _firehose_key(capture_pipeline.capture_prefix("churn"), moment)
+    assert key.startswith(partition(moment, "churn") + "/")
+    reader = S3CaptureReader("captures", model="churn", client=_FakeS3({key: gzip.compress(body)}))
 
     read = list(
         reader(datetime(2026, 11, 27, 10, tzinfo=UTC), datetime(2026, 11, 27, 11, tzinfo=UTC))
@@ -331,7 +334,7 @@ def test_firehose_may_write_only_capture_objects_and_its_error_log(dev: Synthesi
         *(
             (action, _objects(captures, prefix), "null")
             for action in ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
-            for prefix in ("captures/", "capture-errors/")
+            for prefix in ("captures/model=churn/", "capture-errors/model=churn/")
         ),
         # The capture bucket is SSE-KMS: S3 makes each delivery's data key for the writer.
         ("kms:GenerateDataKey", capture_key, "null"),
@@ -399,22 +402,23 @@ def test_the_drift_role_is_least_privilege(dev: Synthesized) -> None:
         (
             "s3:ListBucket",
             json.dumps({"Fn::ImportValue": captures}),
-            condition({"StringLike": {"s3:prefix": ["captures/*"]}}),
+            # captures/ itself names the models; each judged model's tree holds its partitions
+            condition({"StringLike": {"s3:prefix": ["captures/", "captures/model=churn/*"]}}),
         ),
-        ("s3:GetObject", _objects(captures, "captures/"), "null"),
-        ("s3:GetObject", _objects(artifacts, "models/"), "null"),
-        ("s3:GetObjectVersion", _objects(artifacts, "models/"), "null"),
-        ("s3:GetObject", _objects(artifacts, "drift-reports/"), "null"),
+        ("s3:GetObject", _objects(captures, "captures/model=churn/"), "null"),
+        ("s3:GetObject", _objects(artifacts, "models/churn/"), "null"),
+        ("s3:GetObjectVersion", _objects(artifacts, "models/churn/"), "null"),
+        ("s3:GetObject", _objects(artifacts, "drift-reports/churn/"), "null"),
         (
             "s3:PutObject",
-            _objects(artifacts, "drift-reports/"),
+            _objects(artifacts, "drift-reports/churn/"),
             condition({"Null": {"s3:if-none-match": "false"}}),  # create-only
         ),
         # Listed only where the job lists (reports; a model's versions), never the bucket.
         (
             "s3:ListBucket",
             json.dumps({"Fn::ImportValue": artifacts}),
-            condition({"StringLike": {"s3:prefix": ["drift-reports/*", "models/*"]}}),
+            condition({"StringLike": {"s3:prefix": ["drift-reports/churn/*", "models/churn/*"]}}),
         ),
         ("sns:Publish", topic, "null"),
         ("kms:Decrypt", alarm_key, "null"),
@@ -512,7 +516,10 @@ def test_the_schedule_invokes_the_drift_function_with_its_scheduled_time(
     target = props["Target"]
     function_id, _ = _function(synth)
     assert target["Arn"] == _arn(function_id)
-    assert json.loads(target["Input"]) == {"time": "<aws.scheduler.scheduled-time>"}
+    assert json.loads(target["Input"]) == {
+        "time": "<aws.scheduler.scheduled-time>",
+        "model_name": "churn",
+    }
     # one run's retries stay within its window (a later one judges the next window)
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": max_age}
     assert target["DeadLetterConfig"] == {"Arn": _arn(_id(synth, "AWS::SQS::Queue"))}
@@ -726,14 +733,18 @@ def test_outputs_name_the_drift_function_schedule_queue_and_stream(dev: Synthesi
 )
 def test_invalid_drift_settings_name_the_field(stage: dict[str, Any], message: str) -> None:
     with pytest.raises(StageConfigError, match=message):
-        load_stage_config({"stage": "dev", "lambdaserve:stages": {"dev": stage}})
+        load_stage_config(
+            {"stage": "dev", "lambdaserve:stages": {"dev": {"model_name": "churn", **stage}}}
+        )
 
 
 def test_a_cron_schedule_is_accepted_without_an_interval_check() -> None:
     config = load_stage_config(
         {
             "stage": "dev",
-            "lambdaserve:stages": {"dev": {"drift_schedule_expression": "cron(5 * * * ? *)"}},
+            "lambdaserve:stages": {
+                "dev": {"model_name": "churn", "drift_schedule_expression": "cron(5 * * * ? *)"}
+            },
         }
     )
     assert config.drift_interval_minutes is None

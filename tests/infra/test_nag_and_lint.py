@@ -20,7 +20,7 @@ from tests.infra.conftest import REPO_ROOT, Synthesized
 pytestmark = pytest.mark.infra
 
 
-@pytest.mark.parametrize("name", ["dev", "cognito"])
+@pytest.mark.parametrize("name", ["dev", "cognito", "many"])
 def test_cdk_nag_passes(name: str, request: pytest.FixtureRequest) -> None:
     synth: Synthesized = request.getfixturevalue(name)  # synthesis raises on any finding
     report = json.loads((synth.outdir / "validation-report.json").read_text())
@@ -57,7 +57,7 @@ def test_every_acknowledgement_has_a_specific_reason_and_is_used(
         assert len(ack.reason) > 80, ack.path
 
 
-@pytest.mark.parametrize("name", ["dev", "cognito"])
+@pytest.mark.parametrize("name", ["dev", "cognito", "many"])
 def test_cfn_lint_has_no_errors(name: str, request: pytest.FixtureRequest) -> None:
     synth: Synthesized = request.getfixturevalue(name)
     assert len(synth.template_paths) == 4  # storage, serving, monitoring, training

@@ -341,13 +341,18 @@ def test_the_environment_is_exactly_the_settings_model(
     environment = _environment(synth)
     assert_environment_is_the_settings(environment, RolloutSettings, powertools=POWERTOOLS_LOGGER)
     predict_id = _logical_id(synth, "AWS::Lambda::Function", "Predict")
-    assert environment["FUNCTION_NAME"] == {"Ref": predict_id}
     assert "Artifacts" in environment["STATE_BUCKET"]["Fn::ImportValue"]
-    # The stack's own guards (alias errors, throttles, p99 and API 5XX) roll a rollout back too;
-    # the per-version alarms watch the bootstrap version, which never serves a challenger.
-    guards = environment["GUARD_ALARM_NAMES"]["Fn::Join"][1]
-    refs = sorted(part["Ref"] for part in guards if isinstance(part, dict))
-    assert [ref[:-8] for ref in refs] == [  # logical IDs end in an 8-digit hash
+    # MODEL_TARGETS: the stage's one model, its function, and the stack's own guards of its
+    # alias (alias errors, throttles, p99 and API 5XX), which roll a rollout back too; the
+    # per-version alarms watch the bootstrap version, which never serves a challenger.
+    parts = environment["MODEL_TARGETS"]["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else "<ref>" for part in parts)
+    assert json.loads(text) == {
+        "churn": {"function_name": "<ref>", "guard_alarm_names": ["<ref>"] * 4}
+    }
+    refs = [part["Ref"] for part in parts if isinstance(part, dict)]
+    assert refs[0] == predict_id
+    assert sorted(ref[:-8] for ref in refs[1:]) == [  # logical IDs end in an 8-digit hash
         "GuardsAliasErrors",
         "GuardsAliasLatencyP99",
         "GuardsAliasThrottles",
@@ -356,13 +361,19 @@ def test_the_environment_is_exactly_the_settings_model(
     # the deployed values resolve to names; the model accepts them
     resolved = {
         **environment,
-        "FUNCTION_NAME": f"{synth.config.prefix}-predict",
+        "MODEL_TARGETS": json.dumps(
+            {
+                "churn": {
+                    "function_name": f"{synth.config.prefix}-predict",
+                    "guard_alarm_names": ["AliasErrors-1", "Api5xx-1"],
+                }
+            }
+        ),
         "STATE_BUCKET": "lambdaserve-storage-artifacts82dd59a1-abc",
-        "GUARD_ALARM_NAMES": json.dumps(["AliasErrors-1", "Api5xx-1"]),
     }
     settings = settings_from(RolloutSettings, resolved, monkeypatch)
     assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
-    assert settings.guard_alarm_names == ("AliasErrors-1", "Api5xx-1")
+    assert settings.model_targets["churn"].guard_alarm_names == ("AliasErrors-1", "Api5xx-1")
 
 
 def test_operators_get_the_state_machine_arn(dev: Synthesized) -> None:
@@ -400,7 +411,9 @@ def test_the_handler_and_its_aws_adapters_import_from_the_asset_alone(tmp_path: 
         "from lambdaserve.wiring.aws_rollout import RolloutSettings, rollout_ports\n"
         "import lambdaserve\n"
         "assert lambdaserve.__file__.startswith(sys.argv[1]), lambdaserve.__file__\n"
-        "ports = rollout_ports(RolloutSettings(function_name='f', state_bucket='bucket'))\n"
+        "settings = RolloutSettings(model_targets={'churn': {'function_name': 'f'}}, "
+        "state_bucket='bucket')\n"
+        "ports = rollout_ports(settings, 'churn')\n"
         "print(type(ports.alias).__name__, type(ports.guard).__name__, "
         "type(ports.states).__name__)\n"
     )

@@ -94,8 +94,8 @@ def test_predict_role_is_least_privilege(dev: Synthesized) -> None:
         ("s3:GetObject", "s3:GetObjectVersion"),
     }
     s3 = next(s for s in statements if s["Action"][0].startswith("s3:"))
-    # The stage names no model (no model_name, no model_uri): every model's bundles.
-    assert json.dumps(s3["Resource"]).endswith('"/models/*"]]}')
+    # The stage's model (model_name churn in cdk.json): its bundles only.
+    assert json.dumps(s3["Resource"]).endswith('"/models/churn/*"]]}')
     logs = next(s for s in statements if s["Action"][0].startswith("logs:"))
     assert all("PredictLogs" in json.dumps(r) for r in logs["Resource"])
     assert all(s["Effect"] == "Allow" for s in statements)

@@ -36,9 +36,16 @@ SECRETS = {"CAPTURE_SALT", "CAPTURE_MASK", "CAPTURE_HASH"}
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:CaptureSalt-AbCdEf"
 
 
+#: Only a model of a stage's ``models`` answers under a base path (/models/<name>).
+BASE_PATH = {"API_BASE_PATH"}
+
+
 def test_with_a_model_every_settings_field_is_set_and_nothing_else(cognito: Synthesized) -> None:
     assert_environment_is_the_settings(
-        _environment(cognito), ServingSettings, powertools=POWERTOOLS_METRICS, unset=SECRETS
+        _environment(cognito),
+        ServingSettings,
+        powertools=POWERTOOLS_METRICS,
+        unset=SECRETS | BASE_PATH,
     )
 
 
@@ -47,7 +54,7 @@ def test_without_a_model_the_function_starts_and_says_so(dev: Synthesized) -> No
         _environment(dev),
         ServingSettings,
         powertools=POWERTOOLS_METRICS,
-        unset={"MODEL_URI", "MODEL_SHA256", "TRUSTED_TYPES", "CODE_DIRS"} | SECRETS,
+        unset={"MODEL_URI", "MODEL_SHA256", "TRUSTED_TYPES", "CODE_DIRS"} | SECRETS | BASE_PATH,
     )
 
 

@@ -586,3 +586,41 @@ def test_handlers_in_one_process_keep_their_own_model_dimensions(
 
     (blob,) = _emf_blobs(capsys.readouterr().out)
     assert blob["model_version"] == churn_bundle.manifest.version
+
+
+def _under(event: dict[str, Any], base: str) -> dict[str, Any]:
+    """``event`` as API Gateway sends it for a model's route of a stage's ``models``."""
+    moved = json.loads(json.dumps(event))
+    path = moved["path"]
+    moved["path"] = moved["resource"] = f"{base}{path}"
+    moved["requestContext"]["resourcePath"] = f"{base}{path}"
+    moved["requestContext"]["path"] = f"/prod{base}{path}"
+    return moved
+
+
+def test_a_model_of_a_models_stage_answers_under_its_base_path(
+    churn_bundle: VerifiedBundle,
+    build_handler: BuildHandler,
+    make_event: Any,
+    lambda_context: Any,
+    traffic_rows: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """API Gateway sends the whole path (``/models/churn/predict``); API_BASE_PATH strips it
+    before the app's routes, and the prediction metrics still see a prediction."""
+    base = "/models/churn"
+    handler = build_handler(settings_for(churn_bundle, tmp_path / "cache", api_base_path=base))
+    event = _under(make_event("rest_api_post_predict", {"features": traffic_rows[0]}), base)
+
+    predicted = invoke(handler, event, lambda_context)
+    health = invoke(handler, _under(make_event("rest_api_get_health"), base), lambda_context)
+    elsewhere = invoke(
+        handler,
+        _under(make_event("rest_api_get_health"), "/models/fraud"),
+        lambda_context,
+    )
+
+    assert predicted.status == 200, predicted.text
+    assert predicted.json["model"]["name"] == churn_bundle.manifest.name
+    assert health.status == 200 and health.json["status"] == "ok"
+    assert elsewhere.status == 404  # another model's path is not this function's route

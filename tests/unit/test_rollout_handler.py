@@ -26,14 +26,17 @@ from lambdaserve.rollout.step import (
     StepResult,
     run_step,
 )
-from lambdaserve.wiring.aws_rollout import RolloutSettings
+from lambdaserve.wiring.aws_rollout import ModelTarget, RolloutSettings, rollout_ports
 from tests.support.fakes import FakeAlias, FakeGuard, MemoryStates
 from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 INTERVAL = 600
-SETTINGS = RolloutSettings(function_name="lambdaserve-dev-predict", state_bucket="artifacts")
+SETTINGS = RolloutSettings(
+    model_targets={"churn": ModelTarget(function_name="lambdaserve-dev-predict")},
+    state_bucket="artifacts",
+)
 
 
 CONTEXT = FakeLambdaContext.of(
@@ -64,7 +67,7 @@ def _started(fakes: Fakes, plan: RolloutPlan) -> None:
     """What ``lambdaserve rollout start`` leaves in the durable store before the machine runs."""
     state = controller.start(
         model_name="churn",
-        function_name=SETTINGS.function_name,
+        function_name=SETTINGS.model_targets["churn"].function_name,
         champion=VersionRef(model_version="1", function_version="1"),
         challenger=VersionRef(model_version="2", function_version="2"),
         plan=plan,
@@ -222,22 +225,45 @@ def test_the_handler_answers_what_the_state_machine_reads(fakes: Fakes) -> None:
 def test_the_entry_point_builds_its_ports_once_from_the_environment(
     fakes: Fakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[RolloutSettings] = []
+    seen: list[tuple[RolloutSettings, str]] = []
 
-    def factory(settings: RolloutSettings) -> RolloutPorts:
-        seen.append(settings)
+    def factory(settings: RolloutSettings, model_name: str) -> RolloutPorts:
+        seen.append((settings, model_name))
         return fakes.ports
 
-    monkeypatch.setenv("FUNCTION_NAME", SETTINGS.function_name)
+    monkeypatch.setenv("MODEL_TARGETS", '{"churn": {"function_name": "lambdaserve-dev-predict"}}')
     monkeypatch.setenv("STATE_BUCKET", SETTINGS.state_bucket)
     monkeypatch.setattr(entry, "rollout_ports", factory)
-    entry._handler.cache_clear()
+    for cached in (entry._handler, entry._ports, entry._settings):
+        cached.cache_clear()
     try:
         entry.lambda_handler({"model_name": "churn"}, CONTEXT)
         entry.lambda_handler({"model_name": "churn"}, CONTEXT)
     finally:
-        entry._handler.cache_clear()
-    assert seen == [SETTINGS]
+        for cached in (entry._handler, entry._ports, entry._settings):
+            cached.cache_clear()
+    assert seen == [(SETTINGS, "churn")]
+
+
+def test_one_rollout_function_steps_each_model_on_its_own_ports_and_refuses_others(
+    fakes: Fakes,
+) -> None:
+    """A stage's models share the rollout function: each event's model picks its adapters."""
+    _started(fakes, RolloutPlan.canary(0.1, interval_seconds=INTERVAL))
+    asked: list[str] = []
+
+    def ports_for(model_name: str) -> RolloutPorts:
+        asked.append(model_name)
+        if model_name != "churn":
+            return rollout_ports(SETTINGS, model_name)  # the real lookup refuses it
+        return fakes.ports
+
+    handler = build_handler(ports_for, clock=lambda: T0)
+    assert handler({"model_name": "churn"}, CONTEXT)["status"] == "running"
+    refused = handler({"model_name": "fraud"}, CONTEXT)
+    assert refused["status"] == "error" and refused["finished"] is True
+    assert refused["reason"] == "this stage serves no model 'fraud' (models: churn)"
+    assert asked == ["churn", "fraud"]
 
 
 def test_missing_state_is_an_error_result_with_a_clear_reason(fakes: Fakes) -> None:
@@ -302,7 +328,10 @@ def test_an_unexpected_failure_names_the_request_and_never_the_stack(
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FUNCTION_NAME", "lambdaserve-dev-predict")
+    monkeypatch.setenv(
+        "MODEL_TARGETS",
+        '{"churn": {"function_name": "lambdaserve-dev-predict", "guard_alarm_names": ["a"]}}',
+    )
     monkeypatch.setenv("STATE_BUCKET", "artifacts-bucket")
     monkeypatch.delenv("ALIAS_NAME", raising=False)
     monkeypatch.delenv("STATE_PREFIX", raising=False)
@@ -311,3 +340,5 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
     assert settings.state_bucket == "artifacts-bucket"
+    assert settings.model_targets["churn"].function_name == "lambdaserve-dev-predict"
+    assert settings.model_targets["churn"].guard_alarm_names == ("a",)
