@@ -134,24 +134,13 @@ class MonitoringStack(Stack):
             comparison=GT,
             description="drift job runs that failed (retried, then dead-lettered)",
         )
-        # No completed run for heartbeat_hours: the schedule stopped or every run failed. Each
-        # run emits DriftJobRuns whether or not its window held traffic, so a quiet hour is not
-        # mistaken for a stopped job. One series (no model dimensions): a plain metric alarm.
-        self._alarm(
-            "DriftHeartbeat",
-            cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name="DriftJobRuns",
-                dimensions_map={"service": METRICS_SERVICE},
-                statistic="Sum",
-                period=HOUR,
-            ),
-            threshold=1,
-            comparison=LT,
-            periods=config.heartbeat_hours,
-            missing=cloudwatch.TreatMissingData.BREACHING,
-            description=f"no drift job run completed in {config.heartbeat_hours} h",
-        )
+        # No completed run of a model for heartbeat_hours: its schedule stopped or every run
+        # failed. Each run emits DriftJobRuns by the model it judged whether or not its window
+        # held traffic, so a quiet hour is not mistaken for a stopped job, and one model's
+        # stopped schedule is not hidden by the others' runs. One series each: plain alarms.
+        for model in config.served_models:
+            if model.name in self.drift.schedules:
+                self._heartbeat(config, model)
         self._alarm(
             "DriftDeadLetters",
             self.drift.dead_letters.metric_approximate_number_of_messages_visible(
@@ -160,6 +149,23 @@ class MonitoringStack(Stack):
             threshold=1,
             comparison=GT,
             description="drift runs the scheduler could not deliver or that failed every retry",
+        )
+
+    def _heartbeat(self, config: StageConfig, model: ModelConfig) -> None:
+        self._alarm(
+            f"DriftHeartbeat{model.construct_id}" if model.prefixed else "DriftHeartbeat",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="DriftJobRuns",
+                dimensions_map={"service": METRICS_SERVICE, "model_name": model.name},
+                statistic="Sum",
+                period=HOUR,
+            ),
+            threshold=1,
+            comparison=LT,
+            periods=config.heartbeat_hours,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+            description=f"no drift job run of {model.name} completed in {config.heartbeat_hours} h",
         )
 
     def _capture_freshness(self, config: StageConfig, capture: CapturePipeline) -> None:

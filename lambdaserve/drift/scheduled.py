@@ -44,8 +44,9 @@ class DriftMetricsPort(Protocol):
         """The metrics of one stored report."""
         ...
 
-    def heartbeat(self, reports: int) -> None:
-        """One completed run, which wrote ``reports`` reports."""
+    def heartbeat(self, reports: int, model_name: str | None = None) -> None:
+        """One completed run, which wrote ``reports`` reports, of ``model_name`` (a run that
+        names its model) or of every model."""
         ...
 
 
@@ -150,7 +151,7 @@ def run_scheduled_drift(
         persistence=schedule.persistence,
     )
     if ports.metrics is not None:
-        ports.metrics.heartbeat(len(written))
+        ports.metrics.heartbeat(len(written), model_name)
     summary = DriftSummary(
         scheduled_time=scheduled,
         model_name=model_name,

@@ -234,8 +234,14 @@ def test_each_capturing_model_has_its_own_stream_into_its_partition(many: Synthe
     sources = sorted(json.dumps(f["Properties"]["LogGroupName"]) for f in filters.values())
     assert len(sources) == 2
     assert "ModelChurnPredictLogs" in sources[0] and "ModelFraudPredictLogs" in sources[1]
-    freshness = [k for k in _of_type(template, "AWS::CloudWatch::Alarm") if "Freshness" in k]
+    alarms = _of_type(template, "AWS::CloudWatch::Alarm")
+    freshness = [k for k in alarms if "Freshness" in k]
     assert len(freshness) == 2
+    # a heartbeat per judged model, each on its own model's series
+    beats = [r["Properties"] for k, r in alarms.items() if k.startswith("DriftHeartbeat")]
+    assert sorted(
+        d["Value"] for b in beats for d in b["Dimensions"] if d["Name"] == "model_name"
+    ) == ["churn", "fraud"]
 
 
 def test_one_drift_function_with_a_schedule_per_capturing_model(many: Synthesized) -> None:

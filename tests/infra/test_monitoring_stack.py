@@ -614,9 +614,13 @@ def test_drift_alarm_reads_every_model_version_and_the_heartbeat_every_run(
     assert (drift["Threshold"], drift["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert drift["TreatMissingData"] == "notBreaching"
     heartbeat = alarms["DriftHeartbeat"]
-    # Every completed run, with or without traffic to judge: one series, a plain metric alarm.
+    # Every completed run of the stage's model (its schedule names it), with or without traffic
+    # to judge: one series, a plain metric alarm.
     assert (heartbeat["Namespace"], heartbeat["MetricName"]) == ("lambdaserve", "DriftJobRuns")
-    assert heartbeat["Dimensions"] == [{"Name": "service", "Value": "drift"}]
+    assert heartbeat["Dimensions"] == [
+        {"Name": "model_name", "Value": "churn"},
+        {"Name": "service", "Value": "drift"},
+    ]
     assert (heartbeat["Statistic"], heartbeat["Period"]) == ("Sum", 3600)
     assert (heartbeat["Threshold"], heartbeat["ComparisonOperator"]) == (1, "LessThanThreshold")
     assert heartbeat["TreatMissingData"] == "breaching"  # no data at all is the failure it reports

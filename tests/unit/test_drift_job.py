@@ -433,6 +433,18 @@ def test_a_window_without_traffic_is_still_a_heartbeat(
     assert directive["Dimensions"] == [["service"]] and heartbeat["service"] == "drift"
 
 
+def test_a_run_of_one_model_beats_by_that_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each model's schedule names its model: its heartbeat is its own series, which its own
+    heartbeat alarm reads (one stopped schedule is not hidden by the other models' runs)."""
+    handler_with([], FakeTopic(), MemoryFiles())(
+        {"time": "2026-11-27T12:05:00Z", "model_name": "churn"}, CONTEXT
+    )
+    (heartbeat,) = emf_documents(capsys)
+    (directive,) = heartbeat["_aws"]["CloudWatchMetrics"]
+    assert [sorted(d) for d in directive["Dimensions"]] == [["model_name", "service"]]
+    assert (heartbeat["model_name"], heartbeat["DriftJobRuns"]) == ("churn", [1.0])
+
+
 class _RefusingTopic(FakeTopic):
     def publish(self, subject: str, message: str) -> str:
         raise DriftJobError("the alarm topic refused the notification (test)")
