@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -41,6 +41,8 @@ MAX_BATCH_ROWS = 5000
 LAYER_SETS = {"onnx": ["serving-base", "onnx"], "sklearn": ["serving-base", "sklearn"]}
 #: Where the predict asset holds a model's custom_code packages, on Lambda.
 CUSTOM_CODE_ROOT = "/var/task/custom_code"
+#: ``lambdaserve.aws.stage_functions.MODEL_TAG`` (a test compares them).
+MODEL_TAG = "lambdaserve:model"
 #: The API path a model of ``models`` answers under (``/models/<name>/predict``).
 MODEL_ROUTES = "models"
 
@@ -125,6 +127,8 @@ class PredictFunction:
             )
         )
         self.function = self._function(config, capture_salt)
+        # How `--backend aws` finds a model's function (lambdaserve.aws.stage_functions).
+        Tags.of(self.function).add(MODEL_TAG, model.name)
         self.alias, self.bootstrap = self._live_alias()
         self.alarms: PredictAlarms | None = None
 

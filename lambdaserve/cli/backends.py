@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from lambdaserve.kernel.artifacts import ArtifactStore
+from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.kernel.function_versions import FunctionPublisher
 from lambdaserve.registry.model_registry import ModelRegistry
 from lambdaserve.rollout.use_cases import RolloutContext
@@ -19,6 +20,8 @@ from lambdaserve.wiring.local import LocalBackend, open_local
 
 FUNCTION_ENV = "LAMBDASERVE_FUNCTION"
 BUCKET_ENV = "LAMBDASERVE_ARTIFACT_BUCKET"
+#: With it, ``--backend aws`` finds a model's function in that deployed stage by its name.
+STAGE_ENV = "LAMBDASERVE_STAGE"
 
 
 class Backend(StrEnum):
@@ -31,7 +34,11 @@ BackendOption = Annotated[
 ]
 FunctionOption = Annotated[
     str | None,
-    typer.Option("--function", help=f"Lambda function name [default: ${FUNCTION_ENV}]"),
+    typer.Option(
+        "--function",
+        help=f"Lambda function name [default: ${FUNCTION_ENV}, or the model's function in the "
+        f"deployed stage ${STAGE_ENV}]",
+    ),
 ]
 BucketOption = Annotated[
     str | None,
@@ -74,13 +81,27 @@ def open_backends(
     if backend is Backend.local:
         local_name = function or local.function_for(model)
         return Backends(local, local.store, local.functions(local_name), local_name)
-    name = function or os.environ.get(FUNCTION_ENV)
+    name = aws_function(function, model)
     uri = bucket or os.environ.get(BUCKET_ENV)
     if not name or not uri:
         raise typer.BadParameter(
-            f"--backend aws needs --function (or ${FUNCTION_ENV}) and --bucket (or ${BUCKET_ENV})"
+            f"--backend aws needs --function (or ${FUNCTION_ENV}, or ${STAGE_ENV} with the "
+            f"model's name) and --bucket (or ${BUCKET_ENV})"
         )
     return Backends(local, aws.artifact_store(uri), aws.publisher(name), name, uri)
+
+
+def aws_function(function: str | None, model: str | None) -> str | None:
+    """The deployed function a command acts on: named, from the environment, or the model's
+    function in the stage ``$LAMBDASERVE_STAGE`` names (by the serving stack's names and tags)."""
+    name = function or os.environ.get(FUNCTION_ENV)
+    stage = os.environ.get(STAGE_ENV)
+    if name or not (stage and model):
+        return name
+    try:
+        return aws.stage_function(stage, model)
+    except LambdaserveError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def open_rollout(
@@ -113,7 +134,10 @@ def open_function(
     if backend is Backend.local:
         local_name = function or local.function_for(model)
         return FunctionBackend(local.registry, local.functions(local_name), local_name)
-    name = function or os.environ.get(FUNCTION_ENV)
+    name = aws_function(function, model)
     if not name:
-        raise typer.BadParameter(f"--backend aws needs --function (or ${FUNCTION_ENV})")
+        raise typer.BadParameter(
+            f"--backend aws needs --function (or ${FUNCTION_ENV}, or ${STAGE_ENV} with the "
+            "model's name)"
+        )
     return FunctionBackend(local.registry, aws.publisher(name), name)

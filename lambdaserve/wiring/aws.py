@@ -25,6 +25,7 @@ __all__ = [
     "download_bundle",
     "publisher",
     "rollout_context",
+    "stage_function",
     "start_unattended",
 ]
 
@@ -34,6 +35,13 @@ def artifact_store(bucket: str) -> ArtifactStore:
     from lambdaserve.aws.s3_artifact_store import S3ArtifactStore
 
     return S3ArtifactStore.from_uri(bucket if bucket.startswith("s3://") else f"s3://{bucket}")
+
+
+def stage_function(stage: str, model: str) -> str:
+    """The deployed predict function of ``model`` in ``stage`` (by the stack's names and tags)."""
+    from lambdaserve.aws.stage_functions import stage_function as find
+
+    return find(stage, model)
 
 
 def publisher(function_name: str) -> FunctionPublisher:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from infra.config import StageConfig, StageConfigError, load_stage_config
+from infra.constructs import predict_function
 from infra.constructs.capture_pipeline import capture_prefix
+from lambdaserve.aws.stage_functions import MODEL_TAG
 from lambdaserve.kernel.capture import model_prefix
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.wiring.aws_rollout import RolloutSettings
@@ -57,6 +59,10 @@ def test_every_model_gets_its_own_function_with_the_settings_it_inherits_or_sets
     assert "MODEL_URI" not in env["churn"]
     assert [env[n]["API_BASE_PATH"] for n in MODELS] == [f"/models/{n}" for n in MODELS]
     assert [env[n]["CAPTURE_ENABLED"] for n in MODELS] == ["true", "false", "true"]
+    # what `--backend aws` finds a model's function by (lambdaserve.aws.stage_functions)
+    assert predict_function.MODEL_TAG == MODEL_TAG
+    for name in MODELS:
+        assert {"Key": MODEL_TAG, "Value": name} in props[name]["Tags"]
     layers = _of_type(many.template_json("serving"), "AWS::Lambda::LayerVersion")
     fraud_layer = next(r for k, r in layers.items() if k.startswith("ModelFraudServingLayer"))
     assert fraud_layer["Properties"]["Description"].startswith("lambdaserve sklearn")
