@@ -15,7 +15,7 @@ export UV
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test lint lock typecheck unit integration e2e infra bench synth clean python
+.PHONY: demo test lint lock typecheck unit integration e2e infra runtime bench synth clean python
 
 python:
 	@[ -n "$(PYTHON)" ] && "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(PYTHON_VERSION)".split("."))))' 2>/dev/null \
@@ -63,11 +63,23 @@ $(WHEELHOUSE)/.complete: layers/requirements/*.txt training/requirements.txt tra
 	$(BIN)/python -m layers.wheelhouse --out $(WHEELHOUSE)
 	touch $@
 
+# AWS's Lambda Runtime Interface Emulator, pinned by the hash of the aws-sam-cli wheel that ships
+# it (only the emulator binaries are kept): tests/runtime runs our functions under it, and
+# `make bench` times their cold starts with it. No Docker.
+EMULATOR := .lambda-rie
+$(EMULATOR)/.complete: tests/runtime/lambda-rie.txt tests/runtime/extract_emulator.py | $(STAMP)
+	rm -rf $(EMULATOR) && mkdir -p $(EMULATOR)/wheel
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+	    -r tests/runtime/lambda-rie.txt -d $(EMULATOR)/wheel
+	$(BIN)/python tests/runtime/extract_emulator.py $(EMULATOR)
+	rm -rf $(EMULATOR)/wheel
+	touch $@
+
 # The suite waits on servers, subprocesses and synths far more than it computes (one process
 # used ~18% of a core): three workers on two cores took it from 13:19 to 7:08.
 TEST_WORKERS ?= 3
-test: $(STAMP) lint $(WHEELHOUSE)/.complete $(CHECKOV_STAMP)
-	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -n $(TEST_WORKERS)
+test: $(STAMP) lint $(WHEELHOUSE)/.complete $(CHECKOV_STAMP) $(EMULATOR)/.complete
+	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(UV) lock --check
@@ -102,8 +114,11 @@ synth: $(STAMP) $(CDK) $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 	$(BIN)/python -m infra.checkov_acknowledgements --stage $(STAGE) cdk.out/*.template.json
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+runtime: $(STAMP) $(WHEELHOUSE)/.complete $(EMULATOR)/.complete
+	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest tests/runtime
+
+bench: $(STAMP) $(WHEELHOUSE)/.complete $(EMULATOR)/.complete
+	LAMBDASERVE_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(UV_DIR) $(WHEELHOUSE) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(UV_DIR) $(WHEELHOUSE) $(EMULATOR) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
