@@ -121,6 +121,12 @@ class StageConfig(ModelSettings):
         le=24,
         description="hours without a completed drift run before the heartbeat alarm fires",
     )
+    keep_versions: int | None = Field(
+        default=5,
+        ge=1,
+        description="published versions a finished rollout keeps besides those its alias "
+        "routes (the newest); older ones are deleted (null: never pruned)",
+    )
     capture_mask: tuple[str, ...] = Field(
         default=(), description="features captured as null (the drift job skips them)"
     )

@@ -100,12 +100,15 @@ ACKNOWLEDGEMENTS: tuple[Acknowledgement, ...] = (
             rf"AwsSolutions-IAM5\[Resource::arn:{_PARTITION}:cloudwatch:[a-z0-9-]+:{_ACCOUNT}:"
             r"alarm:<(Model[A-Za-z0-9]+)?Predict[0-9A-F]+>-v\*\]",
             r"AwsSolutions-IAM5\[Resource::.*Artifacts.*/rollouts/\*\]",
+            r"AwsSolutions-IAM5\[Resource::<(Model[A-Za-z0-9]+)?Predict[0-9A-F]+\.Arn>:\*\]",
         ),
         "X-Ray trace writes and cloudwatch:GetMetricStatistics accept no resource ARN, and "
         "cloudwatch:DescribeAlarms (read-only) returns composite guard alarms only when granted "
         "on Resource::*; log streams are created in the function's own log group; the guard "
         "creates one alarm per challenger version (<predict function>-v<N>-...), "
-        "named at rollout time; rollout state is one object per model under rollouts/.",
+        "named at rollout time; rollout state is one object per model under rollouts/; "
+        "pruning deletes a predict function's published versions by their qualified ARNs "
+        "(<function ARN>:<version>), numbered at publish time.",
     ),
     Acknowledgement(
         r"{prefix}-serving/Rollout/MachineRole/DefaultPolicy/Resource",

@@ -35,7 +35,12 @@ from infra.constructs.python_function import (
     lambda_architecture,
     logs_and_tracing,
 )
-from infra.constructs.rollout_targets import STATE_PREFIX, RolloutTarget, rollout_environment
+from infra.constructs.rollout_targets import (
+    STATE_PREFIX,
+    RolloutTarget,
+    pruning_statements,
+    rollout_environment,
+)
 from infra.constructs.state_machine_role import state_machine_role
 
 HANDLER = "functions.rollout.handler.lambda_handler"
@@ -74,6 +79,7 @@ class RolloutMachine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._logs_key = logs_key
+        self._keep_versions = config.keep_versions
         self.function = self._function(config, targets, alias_name, state_bucket)
         self.state_machine = self._state_machine(config)
         self.alarms = self._execution_alarms(alarm_topic)
@@ -112,7 +118,10 @@ class RolloutMachine(Construct):
                 log_group, [target.function for target in targets.values()], state_bucket
             ),
             environment=rollout_environment(
-                targets=targets, alias_name=alias_name, state_bucket=state_bucket.bucket_name
+                targets=targets,
+                alias_name=alias_name,
+                state_bucket=state_bucket.bucket_name,
+                keep_versions=config.keep_versions,
             ),
             description="lambdaserve rollout step: one controller tick on a model's live alias",
         )
@@ -247,6 +256,7 @@ class RolloutMachine(Construct):
                 ],
                 resources=[function.function_arn for function in functions],
             ),
+            *pruning_statements(functions, self._keep_versions),
             # The challenger's alarms are named <function>-v<version>-<signal>
             # (CloudWatchGuard.alarm_prefix), and carry no actions: the controller reads their
             # state. cloudwatch:AlarmActions holds the actions of a PutMetricAlarm request (for

@@ -1,5 +1,5 @@
-"""What the shared rollout function is told about each model: its predict function and the
-serving stack's own alarms on its alias, as the ``MODEL_TARGETS`` environment variable."""
+"""What the shared rollout function is told about each model (its predict function and the
+serving stack's own alarms on its alias, as ``MODEL_TARGETS``) and what pruning lets it do."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
 STATE_PREFIX = "rollouts/"
@@ -21,7 +22,11 @@ class RolloutTarget:
 
 
 def rollout_environment(
-    *, targets: dict[str, RolloutTarget], alias_name: str, state_bucket: str
+    *,
+    targets: dict[str, RolloutTarget],
+    alias_name: str,
+    state_bucket: str,
+    keep_versions: int | None = None,
 ) -> dict[str, str]:
     """Exactly the fields ``functions.rollout.handler.RolloutSettings`` reads (a test checks it)
     plus Powertools' own variables."""
@@ -32,7 +37,7 @@ def rollout_environment(
         }
         for name, target in sorted(targets.items())
     }
-    return {
+    environment = {
         "MODEL_TARGETS": json.dumps(model_targets),
         "ALIAS_NAME": alias_name,
         "STATE_BUCKET": state_bucket,
@@ -40,3 +45,26 @@ def rollout_environment(
         "POWERTOOLS_SERVICE_NAME": "lambdaserve-rollout",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+    if keep_versions is not None:
+        environment["KEEP_VERSIONS"] = str(keep_versions)
+    return environment
+
+
+def pruning_statements(
+    functions: list[lambda_.IFunction], keep_versions: int | None
+) -> list[iam.PolicyStatement]:
+    """With the stage's keep_versions, a finished rollout deletes the versions its alias no
+    longer routes beyond the newest ones (``lambdaserve.rollout.version_pruning``): list the
+    function's versions, delete one by its qualified ARN."""
+    if keep_versions is None:
+        return []
+    return [
+        iam.PolicyStatement(
+            actions=["lambda:ListVersionsByFunction"],
+            resources=[function.function_arn for function in functions],
+        ),
+        iam.PolicyStatement(
+            actions=["lambda:DeleteFunction"],
+            resources=[f"{function.function_arn}:*" for function in functions],
+        ),
+    ]

@@ -7,6 +7,11 @@ pins exactly that bundle. A published version is immutable, environment included
 
 Lambda changes ``RevisionId`` again when an update finishes, so the revision that guards
 ``PublishVersion`` is read after the waiter, never taken from the update's response.
+
+``delete_version`` deletes one published version (``DeleteFunction`` with its number as the
+``Qualifier``; without one Lambda would delete the whole function, so a qualifier that is not a
+version number is refused before any call). Lambda refuses deleting a version an alias points
+at (``ResourceConflictException``): that is ``FunctionVersionInUseError``, which pruning skips.
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ from lambdaserve.aws.clients import (
     aws_client,
     error_code,
 )
-from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
-from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, PublishedVersion
+from lambdaserve.kernel.errors import (
+    FunctionConflictError,
+    FunctionError,
+    FunctionVersionInUseError,
+)
+from lambdaserve.kernel.function_versions import (
+    LATEST,
+    LIVE_ALIAS,
+    AliasRouting,
+    PublishedVersion,
+)
 
 MODEL_URI = "MODEL_URI"
 MODEL_SHA256 = "MODEL_SHA256"
-LATEST = "$LATEST"
 
 Configuration = dict[str, Any]
 
@@ -115,6 +128,24 @@ class LambdaPublisher:
         if routing is None:  # pragma: no cover - Lambda just answered for it
             raise FunctionError(f"alias {name!r} of {self.function_name} vanished after its write")
         return routing
+
+    def delete_version(self, version: str) -> None:
+        """Delete one published version; Lambda answers success for one already gone."""
+        if not version.isdigit():
+            raise FunctionError(
+                f"{version!r} is not a published version number of Lambda function "
+                f"{self.function_name}; only published versions are deleted"
+            )
+        with self._errors(f"delete version {version} of"):
+            try:
+                self._client.delete_function(FunctionName=self.function_name, Qualifier=version)
+            except ClientError as exc:
+                if error_code(exc) in LAMBDA_CONFLICT_CODES:
+                    raise FunctionVersionInUseError(
+                        f"Lambda refused deleting version {version} of {self.function_name}: an "
+                        "alias points at it, or the function is being updated; it was kept"
+                    ) from exc
+                raise
 
     def publish(self, *, bundle_uri: str, bundle_sha256: str, description: str) -> PublishedVersion:
         """Point ``$LATEST`` at the bundle, wait for the update, publish and verify a version."""

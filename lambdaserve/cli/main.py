@@ -15,6 +15,7 @@ from lambdaserve.cli import (
     drift_commands,
     import_command,
     predict_command,
+    prune_command,
     registry_commands,
     rollout_commands,
     serve_command,
@@ -39,6 +40,7 @@ app.command("register")(registry_commands.register)
 app.add_typer(registry_commands.models_app, name="models")
 app.command("publish")(registry_commands.publish)
 app.command("status")(registry_commands.status)
+app.command("prune")(prune_command.prune)
 app.add_typer(rollout_commands.rollout_app, name="rollout")
 rollout_commands.ab_app.command("report")(ab_report_command.report)
 app.add_typer(rollout_commands.ab_app, name="ab")

@@ -31,6 +31,21 @@ RegisterOption = Annotated[
     bool, typer.Option("--register/--no-register", help="Register in MLflow and run the gate")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
+#: How many of a function's newest published versions pruning keeps (``prune --keep``, and
+#: ``--keep-versions`` on the commands that end a rollout).
+KEEP_VERSIONS_ENV = "LAMBDASERVE_KEEP_VERSIONS"
+KeepVersionsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-versions",
+        min=1,
+        envvar=KEEP_VERSIONS_ENV,
+        help="Once the rollout is promoted or rolled back, prune the function's published "
+        "versions down to this many newest (besides the routed ones, champion and challenger); "
+        "unset, nothing is pruned",
+        show_default=False,
+    ),
+]
 CodeOption = Annotated[
     list[Path] | None,
     typer.Option(

@@ -19,7 +19,8 @@ from lambdaserve.cli.backends import (
     FunctionOption,
     open_rollout,
 )
-from lambdaserve.cli.options import StoreOption
+from lambdaserve.cli.options import KeepVersionsOption, StoreOption
+from lambdaserve.cli.rollout_pruning import prune_after
 from lambdaserve.kernel.errors import LambdaserveError
 from lambdaserve.rollout import use_cases as rollouts
 from lambdaserve.rollout.plan import RolloutPlan
@@ -40,8 +41,12 @@ class PlanKind(StrEnum):
     all_at_once = "all-at-once"
 
 
-def _finish(state: RolloutState) -> None:
+def _finish(
+    state: RolloutState, context: RolloutContext | None = None, keep: int | None = None
+) -> None:
     out.print(timeline_table(state))
+    if context is not None:
+        prune_after(context, state, keep)
     if state.status in EXIT:
         raise typer.Exit(EXIT[state.status])
 
@@ -113,6 +118,7 @@ def start(
         typer.Option("--unattended", help="AWS: hand the rollout to this state machine ARN"),
     ] = None,
     force: ForceGateOption = False,
+    keep_versions: KeepVersionsOption = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -137,7 +143,7 @@ def start(
             state = _watch(context, state, name, poll, timeout)
     except (LambdaserveError, ValueError) as exc:
         fail(str(exc))
-    _finish(state)
+    _finish(state, context, keep_versions)
 
 
 @rollout_app.command("resume")
@@ -146,6 +152,7 @@ def resume(
     watch: WatchOption = False,
     poll: PollOption = 5.0,
     timeout: TimeoutOption = 3600.0,
+    keep_versions: KeepVersionsOption = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -159,7 +166,7 @@ def resume(
             state = _watch(context, state, name, poll, timeout)
     except LambdaserveError as exc:
         fail(str(exc))
-    _finish(state)
+    _finish(state, context, keep_versions)
 
 
 @rollout_app.command("status")
@@ -190,6 +197,7 @@ def status(
 @rollout_app.command("promote")
 def promote(
     name: NameArg,
+    keep_versions: KeepVersionsOption = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -197,16 +205,18 @@ def promote(
 ) -> None:
     """Send all traffic to the challenger now and make it champion."""
     try:
-        state = rollouts.promote_rollout(open_rollout(store, backend, function, bucket, name), name)
+        context = open_rollout(store, backend, function, bucket, name)
+        state = rollouts.promote_rollout(context, name)
     except LambdaserveError as exc:
         fail(str(exc))
-    _finish(state)
+    _finish(state, context, keep_versions)
 
 
 @rollout_app.command("rollback")
 def rollback(
     name: NameArg,
     reason: Annotated[str, typer.Option()] = "rolled back by hand",
+    keep_versions: KeepVersionsOption = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -215,12 +225,11 @@ def rollback(
     """Send all traffic back to the champion now, whatever the rollout's state says (after a
     crash, an abort or a change by hand); after a promotion, roll out the earlier version."""
     try:
-        state = rollouts.rollback_rollout(
-            open_rollout(store, backend, function, bucket, name), name, reason
-        )
+        context = open_rollout(store, backend, function, bucket, name)
+        state = rollouts.rollback_rollout(context, name, reason)
     except LambdaserveError as exc:
         fail(str(exc))
-    _finish(state)
+    _finish(state, context, keep_versions)
 
 
 @ab_app.command("start")
@@ -252,6 +261,7 @@ def ab_stop(
     promote_challenger: Annotated[
         bool, typer.Option("--promote", help="Keep the challenger")
     ] = False,
+    keep_versions: KeepVersionsOption = None,
     store: StoreArg = None,
     backend: BackendOption = Backend.local,
     function: FunctionOption = None,
@@ -268,3 +278,4 @@ def ab_stop(
     except LambdaserveError as exc:
         fail(str(exc))
     out.print(timeline_table(state))
+    prune_after(context, state, keep_versions)

@@ -74,8 +74,16 @@ class FunctionConflictError(FunctionError):
     """Someone else changed the function concurrently; nothing was published."""
 
 
+class FunctionVersionInUseError(FunctionConflictError):
+    """A function version an alias routes (or one Lambda is busy with) was not deleted."""
+
+
 class RolloutError(LambdaserveError):
     """A rollout cannot start or continue; the message says why."""
+
+
+class PruneError(LambdaserveError):
+    """Pruning published function versions cannot start (a keep count below 1, for one)."""
 
 
 class TransientError(LambdaserveError):

@@ -1,8 +1,8 @@
 """The function port: model versions are Lambda versions (DESIGN decision 2).
 
 Publishing a model version sets the function's ``MODEL_URI``/``MODEL_SHA256`` and publishes an
-immutable function version pinned to that bundle. Adapters: the AWS Lambda API, and a JSON file
-in the local store that behaves the same way.
+immutable function version pinned to that bundle; pruning deletes old versions no alias routes.
+Adapters: the AWS Lambda API, and a JSON file in the local store that behaves the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 LIVE_ALIAS = "live"
+#: The function's unpublished configuration: never a published version, never deleted.
+LATEST = "$LATEST"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class AliasRouting:
     version: str
     additional: dict[str, float] = field(default_factory=dict)
     revision_id: str = ""
+
+    def routed(self) -> set[str]:
+        """Every version the alias points at, a weight of 0 included (Lambda refuses deleting
+        any of them)."""
+        return {self.version, *self.additional}
 
     def shares(self) -> dict[str, float]:
         """Traffic share per function version (sums to 1)."""
@@ -55,4 +62,9 @@ class FunctionPublisher(Protocol):
         """Send all of the alias's traffic to ``version``: create it when ``expected_revision``
         is None, else update it only if it is still at that revision (FunctionConflictError
         otherwise)."""
+        ...
+
+    def delete_version(self, version: str) -> None:
+        """Delete one published version (a number, never ``$LATEST``): FunctionVersionInUseError
+        when an alias points at it (nothing is deleted), nothing when it is already gone."""
         ...

@@ -8,7 +8,9 @@ Versions count from 1 and are immutable, as on Lambda. Every write happens under
 read → check → write, lands atomically (temporary file + ``os.replace``) and changes the file's
 ``revision_id``; an alias carries its own ``revision_id`` so its updates can be guarded like
 Lambda's ``UpdateAlias(RevisionId=...)``. Publishing never creates an alias: ``live`` is created
-once by ``create_alias``, as the CDK stack does on AWS.
+once by ``create_alias``, as the CDK stack does on AWS. Deleting a version removes its record
+under the same lock, refused while any alias points at it; ``last_version`` remembers the highest
+number ever published, so a number is never reused after its version was deleted (as on Lambda).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.errors import (
+    FunctionConflictError,
+    FunctionError,
+    FunctionVersionInUseError,
+)
 from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, PublishedVersion
 
 MODEL_URI = "MODEL_URI"
@@ -56,6 +62,11 @@ class _FunctionState(BaseModel):
     versions: list[_Version] = Field(default_factory=list)
     aliases: dict[str, _Alias] = Field(default_factory=dict)
     revision_id: str = ""
+    #: The highest version number ever published (0: none, or a file older than deletions).
+    last_version: int = 0
+
+    def next_version(self) -> int:
+        return max([self.last_version, *(int(v.version) for v in self.versions)]) + 1
 
 
 class LocalFunctionVersions:
@@ -84,18 +95,43 @@ class LocalFunctionVersions:
             if existing is not None:
                 return state, existing
             environment = {**state.environment, MODEL_URI: bundle_uri, MODEL_SHA256: bundle_sha256}
+            number = state.next_version()
             record = _Version(
-                version=str(max((int(v.version) for v in state.versions), default=0) + 1),
+                version=str(number),
                 environment=environment,
                 description=description,
                 published_at=datetime.now(UTC),
             )
             versions = [*state.versions, record]
-            return state.model_copy(update={"environment": environment, "versions": versions}), (
-                _published(record)
-            )
+            update = {"environment": environment, "versions": versions, "last_version": number}
+            return state.model_copy(update=update), _published(record)
 
         return self._transact(change)
+
+    def delete_version(self, version: str) -> None:
+        """Remove a published version's record; refused while an alias points at it."""
+
+        def change(state: _FunctionState) -> tuple[_FunctionState, None]:
+            aliases = sorted(
+                n for n, a in state.aliases.items() if version in _routing(n, a).routed()
+            )
+            if aliases:
+                raise FunctionVersionInUseError(
+                    f"version {version} of function {self.function_name} was kept: alias(es) "
+                    f"{', '.join(aliases)} point at it"
+                )
+            remaining = [v for v in state.versions if v.version != version]
+            if len(remaining) == len(state.versions):
+                return state, None  # already gone, as Lambda answers
+            update = {"versions": remaining, "last_version": state.next_version() - 1}
+            return state.model_copy(update=update), None
+
+        if not version.isdigit():
+            raise FunctionError(
+                f"{version!r} is not a published version number of function "
+                f"{self.function_name}; only published versions are deleted"
+            )
+        self._transact(change)
 
     def point_alias(self, name: str, version: str, expected_revision: str | None) -> AliasRouting:
         if expected_revision is None:

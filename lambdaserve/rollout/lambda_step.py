@@ -6,6 +6,11 @@ step on the predict function's alias (``run_step``) and answers ``{"model_name",
 reason (never a stack trace), which fails the execution. A transient failure (throttling, a 5xx,
 a timeout, a lost race on the state) raises ``RetryableStepError`` instead, which the state
 machine retries with backoff. The adapters come from ``lambdaserve.wiring.aws_rollout``.
+
+With ``RolloutPorts.pruning`` set (``KEEP_VERSIONS``), a step that ends the rollout promoted or
+rolled back then prunes the function's old versions by the rules it can check without the
+registry (routed by the alias, or among the newest); the report is logged, and a failure is
+logged too, never failing the step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from lambdaserve.rollout.guard import GuardPort
 from lambdaserve.rollout.live_alias import AliasPort
 from lambdaserve.rollout.state import RolloutStateStore, RolloutStatus
 from lambdaserve.rollout.step import RecordingHooks, run_step
+from lambdaserve.rollout.version_pruning import VersionPruning, prune_after_rollout
 
 LambdaHandler = Callable[[Any, Any], dict[str, Any]]
 
@@ -59,6 +65,8 @@ class RolloutPorts:
     alias: AliasPort
     guard: GuardPort
     states: RolloutStateStore
+    #: Old function versions pruned after the rollout ends (None: they are left alone).
+    pruning: VersionPruning | None = None
 
 
 def build_handler(
@@ -111,9 +119,26 @@ def build_handler(
             finished=result.finished,
         ).model_dump()
         logger.info("rollout step", extra=output)
+        _prune(logger, ports.pruning, request.model_name, result.status)
         return output
 
     return handler
+
+
+def _prune(logger: Logger, pruning: VersionPruning | None, model_name: str, status: str) -> None:
+    """Prune after a step that ended the rollout; whatever happens, the step's answer stands."""
+    try:
+        after = prune_after_rollout(pruning, model_name, status)
+    except Exception:
+        logger.exception("pruning old function versions failed unexpectedly; the step stands")
+        return
+    if after is None:
+        return
+    report = after.report.model_dump(mode="json") if after.report is not None else None
+    if after.warning is not None:
+        logger.warning("pruning old function versions", extra={"reason": after.warning})
+    if report is not None:
+        logger.info("pruned old function versions", extra={"prune_report": report})
 
 
 def _error(logger: Logger, model_name: str, reason: str) -> dict[str, Any]:

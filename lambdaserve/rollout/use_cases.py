@@ -1,5 +1,6 @@
 """Rollout use cases: start, advance (resume), promote, roll back — with the registry kept in
-step (promotion moves the MLflow ``champion`` alias)."""
+step (promotion moves the MLflow ``champion`` alias) — and pruning old function versions once
+a rollout ended (``prune_after``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lambdaserve.kernel.errors import FunctionError, RolloutError
+from lambdaserve.kernel.function_versions import FunctionPublisher
 from lambdaserve.registry.model_registry import (
     CHALLENGER,
     CHAMPION,
@@ -21,8 +23,11 @@ from lambdaserve.rollout import controller
 from lambdaserve.rollout.guard import GuardPort
 from lambdaserve.rollout.live_alias import AliasPort, shares
 from lambdaserve.rollout.plan import RolloutPlan
+from lambdaserve.rollout.prune_report import AfterRollout
+from lambdaserve.rollout.pruning import prune_after_rollout
 from lambdaserve.rollout.publishing import deploy_hint
 from lambdaserve.rollout.state import RolloutState, RolloutStateStore, VersionRef
+from lambdaserve.rollout.version_pruning import VersionPruning
 
 
 class RegistryRolloutHooks:
@@ -56,6 +61,8 @@ class RolloutContext:
     function_name: str
     published: Callable[[], set[str]]
     clock: Callable[[], datetime]
+    #: The function's versions, for pruning after a rollout ends (None: this context cannot).
+    publisher: FunctionPublisher | None = None
 
     @property
     def hooks(self) -> RegistryRolloutHooks:
@@ -230,6 +237,20 @@ def rollback_rollout(
     context.states.save(state)
     context.guard.release(state)  # after the save: the rollout is over whatever happens next
     return state
+
+
+def prune_after(
+    context: RolloutContext, state: RolloutState, keep: int | None
+) -> AfterRollout | None:
+    """Prune the function's old versions when ``state`` ended promoted or rolled back and a
+    ``keep`` count is set (None: no pruning, and nothing to report). A failure is the result's
+    warning, never an error: the rollout's outcome stands."""
+    if keep is None:
+        return None
+    if context.publisher is None:
+        return AfterRollout(warning=f"{context.function_name}: this backend cannot prune versions")
+    pruning = VersionPruning(context.publisher, context.function_name, keep)
+    return prune_after_rollout(pruning, context.registry, state.model_name, state.status)
 
 
 def timeline(state: RolloutState) -> list[dict[str, str]]:

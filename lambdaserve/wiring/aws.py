@@ -67,6 +67,7 @@ def rollout_context(registry: ModelRegistry, function_name: str, bucket: str) ->
         function_name=function_name,
         published=alias.published_versions,
         clock=states.now,
+        publisher=publisher(function_name),
     )
 
 

@@ -75,7 +75,8 @@ class LocalBackend:
     ) -> RolloutContext:
         """The live alias of a local function, its request-log guard and the state file; the
         clock is the state file's unless given (the demo passes the wall clock)."""
-        alias = LocalAlias(self.functions(function_name))
+        functions = self.functions(function_name)
+        alias = LocalAlias(functions)
         states = RolloutStateFile(self.root)
         return RolloutContext(
             registry=self.registry,
@@ -85,6 +86,7 @@ class LocalBackend:
             function_name=function_name,
             published=alias.published_versions,
             clock=clock or states.now,
+            publisher=functions,
         )
 
     def capture_log(self) -> CaptureLog:

@@ -252,6 +252,8 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
         "lambda:GetAlias",
         "lambda:UpdateAlias",
         "lambda:GetFunctionConfiguration",
+        "lambda:ListVersionsByFunction",  # pruning (keep_versions, 5 by default)
+        "lambda:DeleteFunction",
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DeleteAlarms",
         "cloudwatch:DescribeAlarms",
@@ -263,8 +265,16 @@ def test_the_rollout_role_is_least_privilege(dev: Synthesized) -> None:
     # guide's "Resources and conditions for Lambda actions": GetAlias/UpdateAlias -> Function);
     # an alias-qualified ARN would deny every step. Only the predict function, never its own.
     predict_arn = json.dumps({"Fn::GetAtt": [predict_id, "Arn"]})
-    for action in ("lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunctionConfiguration"):
+    for action in (
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:GetFunctionConfiguration",
+        "lambda:ListVersionsByFunction",
+    ):
         assert by_action[action] == [predict_arn]
+    # a version is deleted by its qualified ARN (<function ARN>:<version>), never unqualified
+    (versions,) = by_action["lambda:DeleteFunction"]
+    assert json.loads(versions) == {"Fn::Join": ["", [{"Fn::GetAtt": [predict_id, "Arn"]}, ":*"]]}
     (alarms,) = by_action["cloudwatch:PutMetricAlarm"]
     assert ':alarm:", {"Ref": "' + predict_id + '"}, "-v*"' in alarms
     assert by_action["cloudwatch:DeleteAlarms"] == [alarms]  # the same <function>-v* names
@@ -374,6 +384,7 @@ def test_the_environment_is_exactly_the_settings_model(
     settings = settings_from(RolloutSettings, resolved, monkeypatch)
     assert (settings.alias_name, settings.state_prefix) == ("live", "rollouts/")
     assert settings.model_targets["churn"].guard_alarm_names == ("AliasErrors-1", "Api5xx-1")
+    assert settings.keep_versions == synth.config.keep_versions == 5  # the stage's default
 
 
 def test_operators_get_the_state_machine_arn(dev: Synthesized) -> None:

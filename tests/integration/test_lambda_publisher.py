@@ -21,7 +21,11 @@ from botocore.stub import Stubber
 
 from lambdaserve.aws.clients import aws_client
 from lambdaserve.aws.lambda_publisher import LambdaPublisher
-from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.errors import (
+    FunctionConflictError,
+    FunctionError,
+    FunctionVersionInUseError,
+)
 from lambdaserve.kernel.function_versions import AliasRouting, PublishedVersion
 from tests.integration.moto_server import handler_zip, lambda_role
 
@@ -408,3 +412,74 @@ def test_a_failed_update_is_a_function_error(stubbed: tuple[Any, Stubber]) -> No
 
     assert not isinstance(raised.value, FunctionConflictError)
     stubber.assert_no_pending_responses()
+
+
+def test_delete_version_deletes_that_version_only(lambda_client: Any, function_name: str) -> None:
+    publisher = publisher_for(function_name, lambda_client)
+    first = publisher.publish(bundle_uri=URI_A, bundle_sha256=SHA_A, description="churn 1")
+    second = publisher.publish(bundle_uri=URI_B, bundle_sha256=SHA_B, description="churn 2")
+    lambda_client.create_alias(FunctionName=function_name, Name="live", FunctionVersion="2")
+
+    publisher.delete_version(first.function_version)
+
+    assert publisher.versions() == [second]
+    assert publisher.find(SHA_A) is None
+    assert environment(lambda_client, function_name)["MODEL_SHA256"] == SHA_B, "$LATEST stays"
+    routing = publisher.alias()
+    assert routing is not None and routing.shares() == {"2": 1.0}
+
+
+@pytest.mark.parametrize("qualifier", ["$LATEST", "live", "", "1:2"])
+def test_delete_version_refuses_anything_but_a_version_number_before_any_call(
+    stubbed: tuple[Any, Stubber], qualifier: str
+) -> None:
+    client, stubber = stubbed
+
+    with pytest.raises(FunctionError, match="only published versions are deleted"):
+        publisher_for(NAME, client).delete_version(qualifier)
+
+    stubber.assert_no_pending_responses()  # nothing stubbed, nothing called
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ResourceConflictException", 409), ("PreconditionFailedException", 412)],
+)
+def test_a_version_an_alias_references_is_in_use_not_an_error(
+    stubbed: tuple[Any, Stubber], code: str, status: int
+) -> None:
+    """Lambda: 409 "Unable to delete version because the following aliases reference it"
+    (moto deletes it anyway, so this is stubbed)."""
+    client, stubber = stubbed
+    stubber.add_client_error(
+        "delete_function",
+        service_error_code=code,
+        service_message="Unable to delete version because the following aliases reference it",
+        http_status_code=status,
+        expected_params={"FunctionName": NAME, "Qualifier": "3"},
+    )
+
+    with pytest.raises(FunctionVersionInUseError, match="an alias points at it") as raised:
+        publisher_for(NAME, client).delete_version("3")
+
+    assert isinstance(raised.value.__cause__, Exception)
+    stubber.assert_no_pending_responses()
+
+
+def test_deleting_from_a_missing_function_is_named(lambda_client: Any) -> None:
+    publisher = publisher_for("lambdaserve-predict-missing", lambda_client)
+
+    with pytest.raises(FunctionError, match="was not found \\(could not delete version 1 of"):
+        publisher.delete_version("1")
+
+
+def test_other_deletion_failures_are_function_errors(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_client_error(
+        "delete_function", service_error_code="AccessDeniedException", http_status_code=403
+    )
+
+    with pytest.raises(FunctionError, match="could not delete version 2 of") as raised:
+        publisher_for(NAME, client).delete_version("2")
+
+    assert not isinstance(raised.value, FunctionConflictError)

@@ -4,6 +4,7 @@ adapters: moto's server, MLflow on SQLite, the local store).
 ``MemoryRegistry`` is a ``ModelRegistry`` of one model kept in dicts (``aliases`` maps an alias
 to a version number, ``tags`` a version number to its tags, both open for tests to arrange and
 inspect); ``FakeAlias`` and ``FakeGuard`` are the rollout controller's alias and guard ports;
+``FakeFunction`` the published versions behind a ``FakeAlias`` (the function port, for pruning);
 ``MemoryStates`` its state store; ``MemoryFiles`` the drift reports' files and ``FakeTopic`` the
 drift alarms' topic.
 """
@@ -15,8 +16,13 @@ from datetime import datetime
 
 from lambdaserve.kernel.artifacts import StoredBundle
 from lambdaserve.kernel.bundle import VerifiedBundle
-from lambdaserve.kernel.errors import FunctionConflictError, ModelNotFoundError
-from lambdaserve.kernel.function_versions import AliasRouting
+from lambdaserve.kernel.errors import (
+    FunctionConflictError,
+    FunctionVersionInUseError,
+    LambdaserveError,
+    ModelNotFoundError,
+)
+from lambdaserve.kernel.function_versions import LIVE_ALIAS, AliasRouting, PublishedVersion
 from lambdaserve.registry.model_registry import TAG_TASK, RegisteredVersion
 from lambdaserve.rollout.guard import GuardReport
 from lambdaserve.rollout.state import RolloutState
@@ -119,6 +125,46 @@ class FakeAlias:
         self.writes += 1
         self.routing = AliasRouting("live", version, dict(additional), f"r{self.writes}")
         return self.routing
+
+
+@dataclass
+class FakeFunction:
+    """Published versions ``numbers`` of a function whose live alias is ``live``; deleting one
+    the alias points at is refused as Lambda does, and ``failure`` fails every deletion."""
+
+    live: FakeAlias
+    numbers: list[str] = field(default_factory=lambda: ["1", "2"])
+    deleted: list[str] = field(default_factory=list)
+    failure: LambdaserveError | None = None
+
+    def versions(self) -> list[PublishedVersion]:
+        return [
+            PublishedVersion(n, f"file:///b/{n}", f"{int(n):064x}", f"churn {n}")
+            for n in self.numbers
+        ]
+
+    def find(self, bundle_sha256: str) -> PublishedVersion | None:
+        return next((v for v in self.versions() if v.bundle_sha256 == bundle_sha256), None)
+
+    def publish(self, *, bundle_uri: str, bundle_sha256: str, description: str) -> PublishedVersion:
+        number = str(max(int(n) for n in [*self.numbers, *self.deleted, "0"]) + 1)
+        self.numbers.append(number)
+        return PublishedVersion(number, bundle_uri, bundle_sha256, description)
+
+    def alias(self, name: str = LIVE_ALIAS) -> AliasRouting | None:
+        return self.live.routing if name == LIVE_ALIAS else None
+
+    def point_alias(self, name: str, version: str, expected_revision: str | None) -> AliasRouting:
+        return self.live.route(version, {}, expected_revision or self.live.routing.revision_id)
+
+    def delete_version(self, version: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if version in self.live.routing.routed():
+            raise FunctionVersionInUseError(f"the alias points at version {version}")
+        if version in self.numbers:
+            self.numbers.remove(version)
+            self.deleted.append(version)
 
 
 @dataclass

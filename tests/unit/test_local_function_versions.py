@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from lambdaserve.kernel.errors import FunctionConflictError, FunctionError
+from lambdaserve.kernel.errors import (
+    FunctionConflictError,
+    FunctionError,
+    FunctionVersionInUseError,
+)
 from lambdaserve.kernel.function_versions import AliasRouting, FunctionPublisher, PublishedVersion
 from lambdaserve.local.function_versions import LocalFunctionVersions
 
@@ -250,3 +254,73 @@ def test_a_corrupt_file_is_named(functions: LocalFunctionVersions) -> None:
         functions.versions()
     with pytest.raises(FunctionError, match="not a valid function file"):
         publish(functions, 1)
+
+
+def test_delete_version_removes_its_record_only(routed: LocalFunctionVersions) -> None:
+    publish(routed, 3)
+    before = file_state(routed)
+
+    routed.delete_version("2")
+
+    state = file_state(routed)
+    assert [v["version"] for v in state["versions"]] == ["1", "3"]
+    assert state["aliases"] == before["aliases"]
+    assert state["revision_id"] != before["revision_id"]
+    assert routed.find(sha(2)) is None
+    assert [v.function_version for v in routed.versions()] == ["1", "3"]
+
+
+def test_delete_version_refuses_a_version_any_alias_points_at(
+    routed: LocalFunctionVersions,
+) -> None:
+    live = routed.alias()
+    assert live is not None
+    routed.update_alias("live", "1", {"2": 0.0}, live.revision_id)  # weight 0 still references
+    publish(routed, 3)
+    routed.create_alias("staging", "3")
+    before = routed.path.read_bytes()
+
+    for version, alias in (("1", "live"), ("2", "live"), ("3", "staging")):
+        with pytest.raises(FunctionVersionInUseError, match=f"alias\\(es\\) {alias} point at it"):
+            routed.delete_version(version)
+
+    assert routed.path.read_bytes() == before
+
+
+def test_delete_version_refuses_latest_and_ignores_a_version_already_gone(
+    routed: LocalFunctionVersions,
+) -> None:
+    before = routed.path.read_bytes()
+
+    with pytest.raises(FunctionError, match="only published versions are deleted"):
+        routed.delete_version("$LATEST")
+    routed.delete_version("7")
+
+    assert routed.path.read_bytes() == before, "nothing to delete, nothing written"
+
+
+def test_a_deleted_version_number_is_never_published_again(
+    functions: LocalFunctionVersions,
+) -> None:
+    for n in (1, 2, 3):
+        publish(functions, n)
+    functions.create_alias("live", "1")
+    functions.delete_version("3")
+    functions.delete_version("2")
+
+    again = publish(functions, 3)
+
+    assert again.function_version == "4", "Lambda never reuses a version number"
+    assert file_state(functions)["last_version"] == 4
+    assert [v.function_version for v in functions.versions()] == ["1", "4"]
+
+
+def test_a_file_written_before_deletions_existed_still_reads(
+    functions: LocalFunctionVersions,
+) -> None:
+    publish(functions, 1)
+    state = file_state(functions)
+    del state["last_version"]
+    functions.path.write_text(json.dumps(state))
+
+    assert publish(functions, 2).function_version == "2"

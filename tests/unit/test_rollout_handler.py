@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import functions.rollout.handler as entry
-from lambdaserve.kernel.errors import RolloutError, TransientFunctionError, TransientRolloutError
+from lambdaserve.aws.lambda_publisher import LambdaPublisher
+from lambdaserve.kernel.errors import (
+    FunctionError,
+    RolloutError,
+    TransientFunctionError,
+    TransientRolloutError,
+)
+from lambdaserve.kernel.function_versions import PublishedVersion
 from lambdaserve.rollout import controller
 from lambdaserve.rollout.lambda_step import (
     LambdaHandler,
@@ -26,8 +35,9 @@ from lambdaserve.rollout.step import (
     StepResult,
     run_step,
 )
+from lambdaserve.rollout.version_pruning import VersionPruning
 from lambdaserve.wiring.aws_rollout import ModelTarget, RolloutSettings, rollout_ports
-from tests.support.fakes import FakeAlias, FakeGuard, MemoryStates
+from tests.support.fakes import FakeAlias, FakeFunction, FakeGuard, MemoryStates
 from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.unit
@@ -342,3 +352,115 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.state_bucket == "artifacts-bucket"
     assert settings.model_targets["churn"].function_name == "lambdaserve-dev-predict"
     assert settings.model_targets["churn"].guard_alarm_names == ("a",)
+
+
+def _pruned_ports(fakes: Fakes, function: Any, keep: int = 1) -> RolloutPorts:
+    return RolloutPorts(
+        alias=fakes.alias,
+        guard=fakes.guard,
+        states=fakes.states,
+        pruning=VersionPruning(function, "lambdaserve-dev-predict", keep),
+    )
+
+
+def _logged(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == message]
+
+
+def test_a_step_that_promotes_prunes_old_versions_by_routing_and_age(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _started(fakes, RolloutPlan.all_at_once())
+    function = FakeFunction(fakes.alias, numbers=["1", "2", "3", "4"])
+
+    output = _handler(_pruned_ports(fakes, function))({"model_name": "churn"}, CONTEXT)
+
+    assert (output["status"], output["finished"]) == ("promoted", True)
+    assert function.deleted == ["1", "3"], "kept: 2 (live routes it) and 4 (the newest)"
+    (logged,) = _logged(caplog, "pruned old function versions")
+    report = logged.prune_report  # type: ignore[attr-defined]
+    assert [d["function_version"] for d in report["deleted"]] == ["1", "3"]
+    assert [(k["function_version"], k["reasons"]) for k in report["kept"]] == [
+        ("2", ["routed"]),
+        ("4", ["newest"]),
+    ]
+
+
+def test_a_step_that_rolls_back_prunes_too(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.linear(0.25, interval_seconds=INTERVAL))
+    function = FakeFunction(fakes.alias, numbers=["1", "2", "3", "4"])
+    handler = _handler(_pruned_ports(fakes, function, keep=2))
+    handler({"model_name": "churn"}, CONTEXT)
+    assert function.deleted == [], "a running rollout prunes nothing"
+    fakes.guard.alarms = ("errors 12 > 5",)
+
+    output = handler({"model_name": "churn"}, CONTEXT)
+
+    assert output["status"] == "rolled_back"
+    assert function.deleted == ["2"], "kept: 1 (live again), 3 and 4 (the two newest)"
+
+
+def test_without_keep_versions_a_finished_step_prunes_nothing(fakes: Fakes) -> None:
+    _started(fakes, RolloutPlan.all_at_once())
+
+    output = _handler(fakes.ports)({"model_name": "churn"}, CONTEXT)
+
+    assert output["status"] == "promoted" and fakes.ports.pruning is None
+
+
+def test_a_pruning_failure_is_logged_and_the_step_stands(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _started(fakes, RolloutPlan.all_at_once())
+    denied = FunctionError("could not delete version 1 of Lambda function f: AccessDenied")
+    function = FakeFunction(fakes.alias, numbers=["1", "2", "3"], failure=denied)
+
+    output = _handler(_pruned_ports(fakes, function))({"model_name": "churn"}, CONTEXT)
+
+    assert (output["status"], output["finished"]) == ("promoted", True)
+    (warned,) = _logged(caplog, "pruning old function versions")
+    assert "AccessDenied" in warned.reason  # type: ignore[attr-defined]
+    assert function.deleted == []
+
+
+def test_an_unexpected_pruning_failure_is_logged_and_the_step_stands(
+    fakes: Fakes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _started(fakes, RolloutPlan.all_at_once())
+
+    class Broken(FakeFunction):
+        def versions(self) -> list[PublishedVersion]:
+            raise KeyError("boom")
+
+    output = _handler(_pruned_ports(fakes, Broken(fakes.alias)))({"model_name": "churn"}, CONTEXT)
+
+    assert (output["status"], output["finished"]) == ("promoted", True)
+    (logged,) = _logged(
+        caplog, "pruning old function versions failed unexpectedly; the step stands"
+    )
+    assert logged.exc_info is not None
+
+
+def test_keep_versions_comes_from_the_environment_and_wires_the_publisher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODEL_TARGETS", '{"churn": {"function_name": "lambdaserve-dev-predict"}}')
+    monkeypatch.setenv("STATE_BUCKET", "artifacts-bucket")
+    monkeypatch.delenv("KEEP_VERSIONS", raising=False)
+    assert RolloutSettings().keep_versions is None
+    assert rollout_ports(RolloutSettings(), "churn").pruning is None
+
+    monkeypatch.setenv("KEEP_VERSIONS", "3")
+    pruning = rollout_ports(RolloutSettings(), "churn").pruning
+
+    assert pruning is not None
+    assert (pruning.function_name, pruning.keep, pruning.alias) == (
+        "lambdaserve-dev-predict",
+        3,
+        "live",
+    )
+    assert isinstance(pruning.publisher, LambdaPublisher)
+    assert pruning.publisher.function_name == "lambdaserve-dev-predict"
+    monkeypatch.setenv("KEEP_VERSIONS", "0")
+    with pytest.raises(ValidationError, match="keep_versions"):
+        RolloutSettings()
