@@ -11,6 +11,9 @@
    and ONNX vs scikit-learn parity per task.
 7. A user's own pipeline (``bench.user_model_latency``): saved with ``save_model``, served by
    scikit-learn from a DataFrame through the handler, against the user's own ``predict_proba``.
+8. Under AWS's Lambda emulator (``bench.emulated_cold_start``): the built predict function
+   against a bare ONNX Runtime handler on the same layers: init + first invocation of a fresh
+   environment, warm single p50 and 1000-row batch p50, peak RSS.
 
 The baselines are described in ``bench.naive_service`` and ``bench.cold_start``. Results are
 printed and written to ``bench/results/latest.json``.
@@ -28,7 +31,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, onnx_parity, report, task_latency, user_model_latency, warm_latency
+from bench import (
+    cold_start,
+    emulated_cold_start,
+    onnx_parity,
+    report,
+    task_latency,
+    user_model_latency,
+    warm_latency,
+)
 from bench.model_fixture import BenchModels, build_models, feature_rows
 from bench.report import Check, absolute, at_most, speedup, table
 
@@ -203,6 +214,39 @@ def _details(
     )
 
 
+def _emulated_checks(emulated: dict[str, emulated_cold_start.Emulated] | None) -> list[Check]:
+    """Issue 16's targets, on the emulator's figures (init + first invocation is the cold
+    start a caller waits for)."""
+    if emulated is None:
+        return []
+    ours, bare = emulated["ours"], emulated["bare_onnx"]
+    return [
+        at_most(
+            "emulated cold start vs bare ONNX",
+            ours.init_ms + ours.first_invoke_ms,
+            bare.init_ms + bare.first_invoke_ms,
+            1.5,
+            "ms",
+        ),
+        at_most("emulated warm p50 vs bare ONNX", ours.warm_p50_ms, bare.warm_p50_ms, 4, "ms"),
+        at_most(
+            f"emulated batch {BATCH_ROWS} vs bare ONNX",
+            ours.batch_p50_ms,
+            bare.batch_p50_ms,
+            1.4,
+            "ms",
+        ),
+        at_most(
+            "info: emulated peak RSS vs bare ONNX",
+            ours.peak_rss_mb,
+            bare.peak_rss_mb,
+            2,
+            "MB",
+            info=True,
+        ),
+    ]
+
+
 def _cold_spread(cold: dict[str, cold_start.ColdStart]) -> float:
     probabilities = [result.probability for result in cold.values()]
     return max(probabilities) - min(probabilities)
@@ -246,9 +290,14 @@ def main() -> int:
         _progress(f"warm {BATCH_ROWS}-row batch through the handler (the naive loop is slow)")
         batch = warm_latency.measure_batch(models.forest.path, rows[:BATCH_ROWS])
         tasks = task_latency.measure(work, _progress)
+        _progress("under the Lambda emulator: 1 warm-up + 5 fresh environments per side")
+        emulated = emulated_cold_start.measure(
+            models.forest.path, rows, work / "emulated", progress=_progress
+        )
     _progress("a user's save_model pipeline through the handler vs their own call")
     checks = _checks(cold, single, batch, parity) + task_latency.checks(tasks)
     checks += user_model_latency.run()
+    checks += _emulated_checks(emulated)
     print()
     print(_details(cold, single, batch, parity))
     print()
@@ -263,6 +312,7 @@ def main() -> int:
             "batch": warm_latency.as_json(batch),
             "parity": {name: onnx_parity.as_json(p) for name, p in parity.items()},
             "tasks": task_latency.as_json(tasks),
+            "emulated": emulated_cold_start.as_json(emulated) if emulated else None,
             "checks": report.checks_json(checks),
         }
     )

@@ -264,8 +264,8 @@ def _descendants(pid: int) -> list[int]:
     pending = [pid]
     while pending:
         current = pending.pop()
-        children = Path(f"/proc/{current}/task/{current}/children")
-        if children.exists():
+        # every thread's children: the emulator (Go) starts the runtime from any thread
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
             kids = [int(k) for k in children.read_text().split()]
             found.extend(kids)
             pending.extend(kids)
