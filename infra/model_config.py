@@ -93,6 +93,12 @@ class ModelSettings(BaseModel):
     capture: bool = Field(
         default=True, description="capture every prediction (and its drift schedule)"
     )
+    snap_start: bool = Field(
+        default=False,
+        description="SnapStart on published versions: each model version's init (bundle "
+        "load, warm-up prediction) is snapshotted once and restored on cold starts; pays for "
+        "a slow init (a scikit-learn-served bundle), costs a cache charge per active version",
+    )
 
 
 #: The stage fields a model inherits (and may set under ``models``).

@@ -181,6 +181,9 @@ class PredictFunction:
             memory_size=model.memory_mb,
             timeout=Duration.seconds(model.timeout_seconds),
             reserved_concurrent_executions=model.reserved_concurrency,
+            # Each published version's init is snapshotted (the runtime hooks are in
+            # lambdaserve.wiring.snapstart_hooks); $LATEST, which serves nothing, is not.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if model.snap_start else None,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,

@@ -49,6 +49,12 @@ class ParameterCapturePolicy:
         self._retry_at = float("-inf")
         self.reads = 0
 
+    def expire(self) -> None:
+        """Read the parameter again on the next request (after a SnapStart restore, whose clock
+        is not the snapshot's)."""
+        self._fresh_until = float("-inf")
+        self._retry_at = float("-inf")
+
     def current(self) -> CapturePolicy:
         now = self._clock()
         if self._policy is not None and now < self._fresh_until:

@@ -33,6 +33,12 @@ def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
         ) from exc
 
 
+def forget_clients() -> None:
+    """Drop every cached client, so the next call makes a new one (SnapStart's after-restore
+    hook: a restored environment must not reuse the snapshot's connections or credentials)."""
+    _client.cache_clear()
+
+
 def aws_client(service: str, *, endpoint_url: str | None = None, region: str | None = None) -> Any:
     """A cached boto3 client; ``endpoint_url`` defaults to ``$AWS_ENDPOINT_URL`` when set."""
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None

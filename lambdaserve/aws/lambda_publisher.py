@@ -61,7 +61,8 @@ class LambdaPublisher:
         *,
         client: Any | None = None,
         waiter_delay: float = 1.0,
-        waiter_max_attempts: int = 300,
+        # SnapStart snapshots a version before it becomes active: minutes, not seconds.
+        waiter_max_attempts: int = 900,
     ) -> None:
         self.function_name = function_name
         self._client: Any = client if client is not None else aws_client("lambda")

@@ -57,3 +57,12 @@ def new_prediction_ids(count: int, now_ms: int | None = None) -> list[str]:
 
 def new_prediction_id(now_ms: int | None = None) -> str:
     return new_prediction_ids(1, now_ms)[0]
+
+
+def reseed() -> None:
+    """Forget the last millisecond and random part (SnapStart's after-restore hook): every
+    environment restored from one snapshot starts its ids from fresh randomness, never from
+    the snapshot's state."""
+    global _last_ms, _last_random
+    with _lock:
+        _last_ms, _last_random = 0, 0

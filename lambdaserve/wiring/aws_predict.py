@@ -41,6 +41,9 @@ from lambdaserve.serving.model_loader import LoadedModel, load_model
 from lambdaserve.serving.settings import ServingSettings
 
 PREDICTION_PATHS = ("/predict", "/predict/batch")
+#: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of an init SnapStart snapshots (else on-demand or
+#: provisioned-concurrency).
+SNAP_START = "snap-start"
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -151,6 +154,11 @@ def build_lambda_handler(settings: ServingSettings | None = None) -> LambdaHandl
         feedback_signer=signer,
     )
     asgi = Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path or "/")
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START:
+        # A reserved variable of the Lambda runtime: this init is the one SnapStart snapshots.
+        from lambdaserve.wiring import snapstart_hooks
+
+        snapstart_hooks.register(model, getattr(capture_policy, "expire", None))
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)

@@ -101,7 +101,7 @@ def cognito(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 
 #: A stage serving several models: churn inherits every stage default; fraud sets its own
-#: runtime, memory, concurrency, alarms and bundle; demand captures nothing.
+#: runtime, memory, concurrency, alarms, bundle and SnapStart; demand captures nothing.
 MODELS_STAGE: dict[str, Any] = {
     "region": "us-east-1",
     "memory_mb": 1024,
@@ -115,6 +115,7 @@ MODELS_STAGE: dict[str, Any] = {
             "reserved_concurrency": 5,
             "alarms": {"errors": 2},
             "model_uri": "s3://bucket/models/fraud/7/bundle.tar.gz",
+            "snap_start": True,
             "model_sha256": "b" * 64,
         },
         "demand": {"capture": False},

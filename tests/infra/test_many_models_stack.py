@@ -52,6 +52,9 @@ def test_every_model_gets_its_own_function_with_the_settings_it_inherits_or_sets
     assert props["churn"]["MemorySize"] == 1024 and props["fraud"]["MemorySize"] == 2048
     assert props["churn"]["ReservedConcurrentExecutions"] == 20
     assert props["fraud"]["ReservedConcurrentExecutions"] == 5
+    # SnapStart where the model asked for it: every published version is snapshotted
+    assert props["fraud"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert "SnapStart" not in props["churn"] and "SnapStart" not in props["demand"]
     env = {n: p["Environment"]["Variables"] for n, p in props.items()}
     assert env["churn"]["PREFERRED_RUNTIME"] == "onnx"
     assert env["fraud"]["PREFERRED_RUNTIME"] == "sklearn"
