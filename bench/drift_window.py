@@ -1,6 +1,6 @@
 """One drift window at scale: can a single drift Lambda invocation judge an hour of traffic?
 
-``python -m bench.drift_window [--rows 1000000] [--lines 100000]``
+``python -m bench.drift_window [--rows 1000000] [--lines 100000] [--parse-lines 20000]``
 
 Data: a synthetic window of 1,000,000 captured rows x 20 features (15 numeric: normal, lognormal
 and Poisson, 2% missing; 5 categorical with 3 to 30 categories, 2% missing) and a score, built
@@ -18,15 +18,22 @@ process's ``ru_maxrss``, which includes the input data):
 3. baseline, naive pandas: a DataFrame of the columns, ``pd.cut`` on the reference edges +
    ``value_counts`` per numeric feature, ``value_counts(dropna=False)`` per categorical one,
    checked equal to ours on the numeric features;
-4. ours, the realistic path: JSONL capture lines on disk in the partition layout, read with the
-   local capture reader and judged end to end by ``run_drift`` (parsing every line into a
-   ``CaptureRecord``, streaming accumulation, statistics, the report and its HTML page). Measured
-   at ``--lines`` and half of it, and *extrapolated linearly* to the full window: the time per
-   line is what the measurements show; memory is bounded by the chunk size, not the line count
-   (both sizes are shown to check it). S3 download time is not included.
+4. ours, the realistic path: JSONL capture lines on disk in the partition layout, written as the
+   predict function writes them (``CaptureBatch``), read with the local capture reader and
+   judged end to end by ``run_drift`` (parsing every line into a ``CaptureRecord``, streaming
+   accumulation, statistics, the report and its HTML page). Measured at ``--lines`` and half of
+   it, and *extrapolated linearly* to the full window: the time per line is what the
+   measurements show; memory is bounded by the chunk size, not the line count (both sizes are
+   shown to check it). S3 download time is not included.
+5. parsing alone, line to record: ``--parse-lines`` of those lines (bytes, as both readers get
+   them) through ``parse_stream_line`` and through the path it replaced (``json.loads``, the
+   marker popped, ``model_validate``: ``json_pydantic_parse`` here), every record checked equal
+   (values and their types), then each timed over all the lines in alternating rounds (wall
+   clock and CPU time), best of ``--rounds``. The aim is 5 us per line or less (wall clock).
 
 The target is one Lambda invocation (at most 15 minutes and 10 GB); the aim is under a minute and
-2 GB for the full window. Ratios are against the pandas baseline measured in the same run.
+2 GB for the full window. Ratios are against the pandas baseline, and the parser's against the
+json + pydantic path, measured in the same run.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import resource
 import sys
@@ -54,7 +62,15 @@ from bench.report import Check, at_most, checks_table, speedup, table
 from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.job import Baseline, run_drift
 from lambdaserve.drift.report_store import DriftReportStore
-from lambdaserve.kernel.capture import LOG_MARKER, partition
+from lambdaserve.kernel.capture import (
+    LOG_MARKER,
+    CaptureRecord,
+    FeatureValue,
+    FeedbackRecord,
+    parse_stream_line,
+    partition,
+)
+from lambdaserve.kernel.capture_lines import CaptureBatch, Outputs
 from lambdaserve.kernel.reference import (
     NumericReference,
     ReferenceProfile,
@@ -75,6 +91,7 @@ WINDOW_START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SCHEDULED = WINDOW_START + timedelta(hours=2, minutes=5)  # judges 10:00-11:00
 LAMBDA_SECONDS, LAMBDA_MB = 15 * 60, 10 * 1024
 AIM_SECONDS, AIM_MB = 60.0, 2 * 1024
+AIM_PARSE_US = 5.0
 
 Columns = dict[str, npt.NDArray[Any]]
 
@@ -223,34 +240,43 @@ def case_pandas(rows: int) -> Measured:
 
 
 def _capture_lines(rows: int) -> Iterator[str]:
+    """The lines of ``rows`` single-row predictions, as the predict function writes them."""
     columns, scores = synthetic(rows, seed=3)
     step = timedelta(hours=1) / rows
     names = list(columns)
     values = [columns[name].tolist() for name in names]
     for i in range(rows):
-        features = {}
+        features: dict[str, FeatureValue] = {}
         for name, column in zip(names, values, strict=True):
             value = column[i]
             if name.startswith("num"):
                 features[name] = None if value != value else value  # NaN is null in JSON
             else:
                 features[name] = None if value == MISSING_CATEGORY else value
-        record = {
-            LOG_MARKER: 1,
-            "schema_version": 1,
-            "captured_at": (WINDOW_START + i * step).isoformat(),
-            "prediction_id": f"01J{i:023d}",
-            "model_name": MODEL_NAME,
-            "model_version": "1",
-            "bundle_sha256": "0" * 64,
-            "function_version": "1",
-            "features": features,
-            "probability": float(scores[i]),
-            "label": int(scores[i] >= 0.5),
-            "latency_ms": 0.4,
-            "flags": [],
-        }
-        yield json.dumps(record, separators=(",", ":")) + "\n"
+        shared = CaptureRecord.model_construct(
+            captured_at=WINDOW_START + i * step,
+            prediction_id="",
+            model_name=MODEL_NAME,
+            model_version="1",
+            bundle_sha256="0" * 64,
+            function_version="1",
+            features={},
+            latency_ms=0.4,
+        )
+        score = float(scores[i])
+        outputs: Outputs = {"probability": score, "label": int(score >= 0.5)}
+        yield CaptureBatch(shared, [(f"01J{i:023d}", features, outputs, ())]).text()
+
+
+def json_pydantic_parse(line: str | bytes) -> CaptureRecord | FeedbackRecord:
+    """The baseline: how ``parse_stream_line`` parsed every line before (``json.loads``, the
+    marker popped, pydantic's ``model_validate`` of the dict); its general path still does."""
+    payload = json.loads(line)
+    if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
+        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
+    if payload.get("kind") == "feedback":
+        return FeedbackRecord.model_validate(payload)
+    return CaptureRecord.model_validate(payload)
 
 
 class _MemoryFiles:
@@ -292,9 +318,44 @@ def case_jsonl(lines: int) -> Measured:
         return measure(work)
 
 
-def in_fresh_process(case: Callable[[int], Measured], size: int) -> Measured:
+@dataclass(frozen=True)
+class ParseTimes:
+    """Seconds per line of each parser over the same lines, best of the rounds: wall clock, and
+    the process's CPU time (what a busy machine's other processes do not add to)."""
+
+    ours: float
+    baseline: float
+    ours_cpu: float
+    baseline_cpu: float
+    lines: int
+    equal: bool
+
+
+def _same(ours: object, baseline: object) -> bool:
+    """Equal records, down to the type of every value (``1 == 1.0 == True`` in Python)."""
+    return ours == baseline and repr(ours) == repr(baseline)
+
+
+def case_parse(lines: int, rounds: int) -> ParseTimes:
+    data = [line.encode() for line in _capture_lines(lines)]
+    equal = all(_same(parse_stream_line(line), json_pydantic_parse(line)) for line in data)
+    parsers = {"ours": parse_stream_line, "baseline": json_pydantic_parse}
+    wall = dict.fromkeys(parsers, math.inf)
+    cpu = dict.fromkeys(parsers, math.inf)
+    for _ in range(rounds):
+        for name, parse in parsers.items():
+            gc.collect()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for line in data:
+                parse(line)
+            wall[name] = min(wall[name], (time.perf_counter() - started) / lines)
+            cpu[name] = min(cpu[name], (time.process_time() - started_cpu) / lines)
+    return ParseTimes(wall["ours"], wall["baseline"], cpu["ours"], cpu["baseline"], lines, equal)
+
+
+def in_fresh_process[T](case: Callable[..., T], *args: int) -> T:
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(case, size).result()
+        return pool.submit(case, *args).result()
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -304,10 +365,44 @@ def _fmt(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def parse_table(parsed: ParseTimes) -> str:
+    """Both parsers per line (wall and CPU), the ratio, and the aim (``AIM_PARSE_US``, wall)."""
+    ours, baseline = parsed.ours * 1e6, parsed.baseline * 1e6
+    verdict = "PASS" if ours <= AIM_PARSE_US else "MISS"
+    return table(
+        (
+            "parsing a capture line into its record",
+            "lines",
+            "per line",
+            "CPU",
+            "vs json + pydantic",
+        ),
+        [
+            (
+                "json + pydantic (the path replaced)",
+                f"{parsed.lines:,}",
+                f"{baseline:.2f} us",
+                f"{parsed.baseline_cpu * 1e6:.2f} us",
+                "1x",
+            ),
+            (
+                "parse_stream_line (ours)",
+                f"{parsed.lines:,}",
+                f"{ours:.2f} us",
+                f"{parsed.ours_cpu * 1e6:.2f} us",
+                f"{baseline / ours:.2f}x faster",
+            ),
+            (f"aim: <= {AIM_PARSE_US:g} us per line", "", f"{ours:.2f} us", "", verdict),
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--parse-lines", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5, help="parsing: best of this many")
     args = parser.parse_args(argv)
     rows, lines = args.rows, args.lines
     print(f"[bench] one window: {rows:,} rows x {N_NUMERIC + N_CATEGORICAL} features", flush=True)
@@ -331,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     per_line = (full.seconds - half.seconds) / (lines - lines // 2)
     extrapolated = full.seconds + per_line * (rows - lines)
     mb_per_line = full.extra["bytes"] / lines / 1024 / 1024
+    print(f"[bench] parsing: {args.parse_lines:,} lines, best of {args.rounds}", flush=True)
+    parsed = in_fresh_process(case_parse, args.parse_lines, args.rounds)
+    if not parsed.equal:
+        print("MISMATCH: parse_stream_line and json + pydantic give different records")
+        return 1
 
     print()
     print(
@@ -391,7 +491,16 @@ def main(argv: list[str] | None = None) -> int:
         at_most("one pass peak memory vs naive pandas", one.peak_mb, naive.peak_mb, 0.5, "MB"),
         speedup("merge path vs naive pandas", merge.seconds, naive.seconds, 1.0, "s"),
         at_most("merge path peak memory vs naive pandas", merge.peak_mb, naive.peak_mb, 0.5, "MB"),
+        speedup(
+            "parse_stream_line vs json + pydantic",
+            parsed.ours * 1e6,
+            parsed.baseline * 1e6,
+            3.0,
+            "us",
+        ),
     ]
+    print()
+    print(parse_table(parsed))
     print()
     print(checks_table(checks))
     aims = [

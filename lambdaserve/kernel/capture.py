@@ -40,6 +40,9 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LOG_MARKER = "lambdaserve_capture"
 #: How every line of the stream starts: the marker first.
 LINE_HEAD = f'{{"{LOG_MARKER}":1,'
+_HEAD = LINE_HEAD.encode()
+#: How ``stream_line`` starts a feedback line (it writes a record's fields in their order).
+_FEEDBACK_HEAD = f'{LINE_HEAD}"schema_version":1,"kind":"feedback",'.encode()
 
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
@@ -211,9 +214,36 @@ class CaptureSink(Protocol):
         ...
 
 
+#: The records' validators of JSON (bound once: a lookup less per line).
+_CAPTURE_JSON = CaptureRecord.__pydantic_validator__.validate_json
+_FEEDBACK_JSON = FeedbackRecord.__pydantic_validator__.validate_json
+
+
 def parse_stream_line(line: str | bytes) -> CaptureRecord | FeedbackRecord:
     """A line of the capture stream, ``{"lambdaserve_capture":1,...}``: a prediction's capture
-    record, or a feedback record (``"kind": "feedback"``)."""
+    record, or a feedback record (``"kind": "feedback"``).
+
+    A line that starts as ``stream_line`` starts one is validated straight from its bytes by
+    pydantic-core in strict mode, the marker cut off (~3x faster than decoding it first). Any
+    other line, or one that strict validation refuses, is decoded and validated as it always
+    was: what is accepted, its values and the error raised (a ``ValueError``) are unchanged.
+    """
+    data = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+    if data.startswith(_HEAD):
+        validate = _FEEDBACK_JSON if data.startswith(_FEEDBACK_HEAD) else _CAPTURE_JSON
+        try:  # strict: each JSON value has its exact type, and the value lax validation gives
+            record: CaptureRecord | FeedbackRecord = validate(
+                data.replace(_HEAD, b"{", 1), strict=True
+            )
+        except ValueError:
+            pass
+        else:
+            return record
+    return _parse_decoded(line)
+
+
+def _parse_decoded(line: str | bytes) -> CaptureRecord | FeedbackRecord:
+    """The general path: ``json`` decodes the line, the marker is popped, pydantic validates."""
     payload = json.loads(line)
     if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
         raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
@@ -240,6 +270,8 @@ def stream_line(record: CaptureRecord | FeedbackRecord) -> str:
     The fields are serialized by type inference from the record's ``__dict__``: the same JSON as
     ``model_dump_json()`` for these plain types (a test holds the two equal) at half the cost,
     without the outputs of other tasks (unset, so a binary line is what it always was).
+    pydantic-core writes it, not orjson: a record may hold a NaN, which orjson would write as
+    ``null`` (a request's records, ``CaptureBatch``, cannot, and orjson writes those).
     """
     fields = {k: v for k, v in record.__dict__.items() if v is not None or k not in OUTPUT_FIELDS}
     return LINE_HEAD + to_json(fields).decode()[1:] + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import overload
 
+import orjson
 from pydantic_core import to_json
 
 from lambdaserve.kernel.capture import (
@@ -27,6 +28,8 @@ CaptureRow = tuple[str, dict[str, FeatureValue], Outputs, tuple[str, ...]]
 _ROW_FIELDS = frozenset(
     {"prediction_id", "features", "probability", "label", "probabilities", "prediction", "flags"}
 )
+#: What the rows of a batch share, in the record's field order (the order of its lines).
+_SHARED_FIELDS = tuple(name for name in CaptureRecord.model_fields if name not in _ROW_FIELDS)
 
 
 class CaptureBatch(Sequence[CaptureRecord]):
@@ -36,7 +39,7 @@ class CaptureBatch(Sequence[CaptureRecord]):
 
     It is a ``Sequence[CaptureRecord]`` like any other (indexing builds the record), and the
     sinks of this project serialize it straight from the columns with ``text()``: no model
-    object per row, one JSON encoding per row, ~3x cheaper on the request path.
+    object per row, one JSON encoding per row (orjson's), ~3x cheaper on the request path.
     """
 
     __slots__ = ("_rows", "shared")
@@ -61,14 +64,26 @@ class CaptureBatch(Sequence[CaptureRecord]):
 
     def text(self) -> str:
         """Every record's capture line, in order (the same JSON as ``capture_line`` gives)."""
-        shared = {k: v for k, v in self.shared.__dict__.items() if k not in _ROW_FIELDS}
-        head = LINE_HEAD + to_json(shared).decode()[1:-1] + ","
-        return "".join(head + to_json(_own_fields(row)).decode()[1:] + "\n" for row in self._rows)
+        values = self.shared.__dict__
+        head = LINE_HEAD + _json({k: values[k] for k in _SHARED_FIELDS}).decode()[1:-1] + ","
+        return "".join(head + _json(_own_fields(row)).decode()[1:] + "\n" for row in self._rows)
 
 
 def _own_fields(row: CaptureRow) -> dict[str, object]:
     prediction_id, features, outputs, flags = row
     return {"prediction_id": prediction_id, "features": features, **outputs, "flags": flags}
+
+
+def _json(fields: dict[str, object]) -> bytes:
+    """A batch's fields as JSON by orjson, 2-3x faster than pydantic-core: the same bytes for
+    these types (UTC times end in ``Z``) but NaN and infinities, which orjson writes as ``null``
+    and a batch never holds (requests are validated finite, non-finite scores are never
+    captured, the latency is measured). pydantic-core writes what orjson refuses (an int beyond
+    64 bits, a type it does not know)."""
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return to_json(fields)
 
 
 def stream_text(records: Sequence[CaptureRecord] | Sequence[FeedbackRecord]) -> str:
