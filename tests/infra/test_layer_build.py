@@ -406,6 +406,7 @@ def test_function_asset_holds_only_the_serving_code(host_layers: dict[str, Path]
     assert sorted(p.name for p in (package / "wiring").glob("*.py")) == [
         "__init__.py",
         "aws_predict.py",
+        "snapstart_hooks.py",  # imported only in a SnapStart init, but part of the closure
     ]
     assert not (package / "serving" / "background_server.py").exists()
     assert not unresolved_first_party_imports(asset)
