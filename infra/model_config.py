@@ -138,6 +138,11 @@ class ModelConfig(ModelSettings):
         """The only bundles its function (and the drift job, for it) may read."""
         return f"{MODELS_PREFIX}{self.name}/"
 
+    def capture_stream_name(self, prefix: str) -> str:
+        """Its capture stream's name (a stage's single model keeps the one it always had; the
+        serving stack's dashboard names it without a reference to the monitoring stack)."""
+        return f"{prefix}-capture-{self.name}" if self.prefixed else f"{prefix}-captures"
+
     @property
     def construct_id(self) -> str:
         """The scope of its resources under ``models`` (``churn-v2`` → ``ModelChurnV2``)."""

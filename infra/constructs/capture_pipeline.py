@@ -116,12 +116,7 @@ class CapturePipeline(Construct):
         return firehose.CfnDeliveryStream(
             self,
             "Stream",
-            # (a stage's single model keeps the name its stream always had)
-            delivery_stream_name=(
-                f"{config.prefix}-capture-{name}"
-                if self.model.prefixed
-                else f"{config.prefix}-captures"
-            ),
+            delivery_stream_name=self.model.capture_stream_name(config.prefix),
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=(
                 firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(

@@ -36,9 +36,11 @@ class PredictAlarms(Construct):
         resource = f"{function.function_name}:{alias.alias_name}"
         alias_dimensions = {"FunctionName": function.function_name, "Resource": resource}
         self._lambda_alarms("Alias", alias_dimensions, f"alias {alias.alias_name}")
+        #: The API's 5XX answers of its routes (what the dashboard draws too).
+        self.api_5xx = _api_5xx(api, routes, Duration.seconds(thresholds.period_seconds))
         self._alarm(
             "Api5xx",
-            _api_5xx(api, routes, Duration.seconds(thresholds.period_seconds)),
+            self.api_5xx,
             thresholds.api_5xx,
             "API Gateway 5XX responses" + (" of its routes" if routes else ""),
         )

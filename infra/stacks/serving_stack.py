@@ -18,6 +18,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.model_dashboard import ModelDashboard
 from infra.constructs.predict_api import PredictApi
 from infra.constructs.predict_function import (
     LIVE_ALIAS,
@@ -91,6 +92,17 @@ class ServingStack(Stack):
             alarm_topic=self.alarm_topic,
             logs_key=logs_key,
         )
+        for served in self.models.values():
+            assert served.alarms is not None
+            ModelDashboard(
+                served.scope,
+                "ModelDashboard",
+                config=config,
+                model=served.model,
+                function=served.function,
+                api_5xx=served.alarms.api_5xx,
+                alarms=[*served.alarms.alarms, *self.rollout.alarms],
+            )
         self._outputs()
 
     def _outputs(self) -> None:

@@ -14,9 +14,11 @@ from infra.constructs import predict_function
 from infra.constructs.capture_pipeline import capture_prefix
 from lambdaserve.aws.stage_functions import MODEL_TAG
 from lambdaserve.kernel.capture import model_prefix
+from lambdaserve.kernel.metric_names import EMITTED
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.wiring.aws_rollout import RolloutSettings
 from tests.infra.conftest import MODELS_STAGE, Synthesized
+from tests.infra.test_metric_names import dashboard_bodies, dashboard_metrics
 from tests.support.settings_contract import settings_from
 
 pytestmark = pytest.mark.infra
@@ -330,3 +332,34 @@ def test_a_stage_names_its_model_one_way() -> None:
     assert [(m.name, m.prefixed, m.function_name) for m in single] == [
         ("Churn.v2", False, "lambdaserve-many-predict")
     ]
+
+
+#: The AWS metrics a model's dashboard draws besides ours (namespace, name).
+AWS_METRICS = {
+    ("AWS/Lambda", "Invocations"),
+    ("AWS/Lambda", "Duration"),
+    ("AWS/Lambda", "Errors"),
+    ("AWS/ApiGateway", "5XXError"),
+    ("AWS/Firehose", "DeliveryToS3.DataFreshness"),
+}
+
+
+def test_each_model_has_a_dashboard_of_metrics_some_function_emits(many: Synthesized) -> None:
+    template = many.template_json("serving")
+    dashboards = _of_type(template, "AWS::CloudWatch::Dashboard")
+    names = sorted(r["Properties"]["DashboardName"] for r in dashboards.values())
+    assert names == [f"lambdaserve-many-{n}" for n in MODELS]
+    drawn = dashboard_metrics(template)
+    ours = {name for namespace, name in drawn if namespace == "lambdaserve"}
+    assert ours <= EMITTED, sorted(ours - EMITTED)
+    assert {"ClientErrors", "ServerErrors", "MeanScore", "DatasetDrift", "DriftJobRuns"} <= ours
+    assert {pair for pair in drawn if pair[0] != "lambdaserve"} == AWS_METRICS
+    for body in dashboard_bodies(template):
+        titles = {w["properties"].get("title") for w in body["widgets"]}
+        assert "Requests per executed version (the split)" in titles
+        assert "Alarms" in titles
+        # the guard's thresholds are drawn where its signals are
+        annotated = [
+            w for w in body["widgets"] if w["properties"].get("annotations", {}).get("horizontal")
+        ]
+        assert len(annotated) >= 3
