@@ -16,7 +16,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import ModelConfig, StageConfig
+from infra.config import AlarmThresholds, ModelConfig, StageConfig
 
 NAMESPACE = "lambdaserve"
 PERIOD = Duration.minutes(1)
@@ -46,7 +46,15 @@ class ModelDashboard(Construct):
             dashboard_name=f"{config.prefix}-{model.name}".replace(".", "-"),
             default_interval=Duration.hours(3),
         )
-        dashboard.add_widgets(
+        dashboard.add_widgets(*self._traffic(thresholds, api_5xx))
+        dashboard.add_widgets(*self._answers(alarms))
+        dashboard.add_widgets(*self._monitoring(config, model))
+        self.dashboard = dashboard
+
+    def _traffic(
+        self, thresholds: AlarmThresholds, api_5xx: cloudwatch.IMetric
+    ) -> list[cloudwatch.IWidget]:
+        return [
             self._graph(
                 "Requests per executed version (the split)",
                 self._per_version("Invocations", "Sum"),
@@ -63,8 +71,10 @@ class ModelDashboard(Construct):
                 api_5xx,
                 annotation=(thresholds.errors, "errors alarm"),
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _answers(self, alarms: list[cloudwatch.IAlarm]) -> list[cloudwatch.IWidget]:
+        return [
             self._graph(
                 "Invalid input (4XX) and 5XX answers per model version",
                 self._ours("ClientErrors", "Sum"),
@@ -73,8 +83,10 @@ class ModelDashboard(Construct):
             ),
             self._graph("Mean output per model version", self._ours("MeanScore", "Average")),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=8, height=6),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _monitoring(self, config: StageConfig, model: ModelConfig) -> list[cloudwatch.IWidget]:
+        return [
             self._graph(
                 "Capture freshness (s)",
                 cloudwatch.Metric(
@@ -102,8 +114,7 @@ class ModelDashboard(Construct):
                 ),
                 annotation=(1, "fewer for heartbeat_hours: alarm"),
             ),
-        )
-        self.dashboard = dashboard
+        ]
 
     def _per_version(self, metric: str, statistic: str) -> cloudwatch.MathExpression:
         search = (

@@ -92,6 +92,11 @@ class ServingStack(Stack):
             alarm_topic=self.alarm_topic,
             logs_key=logs_key,
         )
+        self._dashboards(config)
+        self._outputs()
+
+    def _dashboards(self, config: StageConfig) -> None:
+        """A dashboard per model, with its guards and the rollout machine's alarms."""
         for served in self.models.values():
             assert served.alarms is not None
             ModelDashboard(
@@ -103,7 +108,6 @@ class ServingStack(Stack):
                 api_5xx=served.alarms.api_5xx,
                 alarms=[*served.alarms.alarms, *self.rollout.alarms],
             )
-        self._outputs()
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url)
