@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import resource
@@ -63,10 +62,9 @@ from lambdaserve.drift.histograms import FeatureWindows
 from lambdaserve.drift.job import Baseline, run_drift
 from lambdaserve.drift.report_store import DriftReportStore
 from lambdaserve.kernel.capture import (
-    LOG_MARKER,
     CaptureRecord,
     FeatureValue,
-    FeedbackRecord,
+    parse_decoded_line,
     parse_stream_line,
     partition,
 )
@@ -268,15 +266,9 @@ def _capture_lines(rows: int) -> Iterator[str]:
         yield CaptureBatch(shared, [(f"01J{i:023d}", features, outputs, ())]).text()
 
 
-def json_pydantic_parse(line: str | bytes) -> CaptureRecord | FeedbackRecord:
-    """The baseline: how ``parse_stream_line`` parsed every line before (``json.loads``, the
-    marker popped, pydantic's ``model_validate`` of the dict); its general path still does."""
-    payload = json.loads(line)
-    if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:
-        raise ValueError(f"not a capture line (no {LOG_MARKER!r} marker)")
-    if payload.get("kind") == "feedback":
-        return FeedbackRecord.model_validate(payload)
-    return CaptureRecord.model_validate(payload)
+#: The baseline: how ``parse_stream_line`` parsed every line before (``json.loads``, the marker
+#: popped, pydantic's ``model_validate`` of the dict); its general path still does.
+json_pydantic_parse = parse_decoded_line
 
 
 class _MemoryFiles:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,70 +47,59 @@ class Emulated:
     rounds: int
 
 
-@dataclass(frozen=True)
-class _Built:
-    task: Path
-    layers: tuple[Path, ...]
-    runtime: Path
-    handler: str
-    environment: dict[str, str]
-
-
-def _build(work: Path, bundle_dir: Path) -> dict[str, _Built]:
+def _build(work: Path, bundle_dir: Path) -> dict[str, EmulatedFunction]:
+    """Each side's function, not yet started (a fresh environment per ``dataclasses.replace``)."""
     arch = machine_arch()
     layers = {name: work / f"layer-{name}" for name in ("serving-base", "onnx")}
     for name, root in layers.items():
         build_layer(name, arch=arch, output_dir=root)
+    # the same layers for both (numpy is serving-base's): the floor imports only numpy and ORT
+    roots = (layers["serving-base"], layers["onnx"])
     runtime = build_managed_runtime(work / "runtime")
     ours_task, bare_task = work / "task-ours", work / "task-bare"
     build_function_asset(ours_task)
     bare_task.mkdir()
     shutil.copy2(BARE_HANDLER, bare_task / BARE_HANDLER.name)
+    ours = {
+        "MODEL_URI": str(bundle_dir),
+        "BUNDLE_CACHE_DIR": str(work / "tmp-bundles"),
+        "CAPTURE_ENABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "lambdaserve-predict",
+        "POWERTOOLS_METRICS_NAMESPACE": "bench",
+    }
     return {
-        "ours": _Built(
-            ours_task,
-            (layers["serving-base"], layers["onnx"]),
-            runtime,
-            "functions.predict.handler.lambda_handler",
-            {
-                "MODEL_URI": str(bundle_dir),
-                "BUNDLE_CACHE_DIR": str(work / "tmp-bundles"),
-                "CAPTURE_ENABLED": "true",
-                "POWERTOOLS_SERVICE_NAME": "lambdaserve-predict",
-                "POWERTOOLS_METRICS_NAMESPACE": "bench",
-            },
-        ),
-        "bare_onnx": _Built(
-            bare_task,
-            # the same layers (numpy is serving-base's): the floor imports only numpy and ORT
-            (layers["serving-base"], layers["onnx"]),
-            runtime,
-            "bare_onnx_handler.lambda_handler",
-            {"MODEL_URI": str(bundle_dir)},
-        ),
+        side: EmulatedFunction(
+            task_root=task,
+            layer_roots=roots,
+            runtime_root=runtime,
+            handler=handler,
+            environment=environment,
+            log_path=work / f"emulator-{side}.log",
+        )
+        for side, task, handler, environment in (
+            ("ours", ours_task, "functions.predict.handler.lambda_handler", ours),
+            (
+                "bare_onnx",
+                bare_task,
+                "bare_onnx_handler.lambda_handler",
+                {"MODEL_URI": str(bundle_dir)},
+            ),
+        )
     }
 
 
 def _round(
-    built: _Built,
-    work: Path,
+    template: EmulatedFunction,
     single: dict[str, Any],
     batch: dict[str, Any],
     *,
     warm: int,
     batches: int,
 ) -> dict[str, float]:
-    with EmulatedFunction(
-        task_root=built.task,
-        layer_roots=built.layers,
-        runtime_root=built.runtime,
-        handler=built.handler,
-        environment=built.environment,
-        log_path=work / f"emulator-{built.handler.split('.')[0]}.log",
-    ) as function:
+    with replace(template) as function:
         first = function.invoke(single)
         if first.payload.get("statusCode") != 200:
-            raise RuntimeError(f"{built.handler} answered {first.payload}: {function.log()}")
+            raise RuntimeError(f"{function.handler} answered {first.payload}: {function.log()}")
         warm_ms = [_duration(function.invoke(single)) for _ in range(warm)]
         batch_ms = [_duration(function.invoke(batch)) for _ in range(batches)]
         return {
@@ -149,7 +138,7 @@ def measure(
     for number in range(rounds + 1):
         for side in SIDES:
             warm_now, batches_now = (warm, batches) if number == rounds else (0, 0)
-            result = _round(built[side], work, single, batch, warm=warm_now, batches=batches_now)
+            result = _round(built[side], single, batch, warm=warm_now, batches=batches_now)
             if number > 0:  # round 0 warms the page cache
                 runs[side].append(result)
     return {side: _medians(side_runs) for side, side_runs in runs.items()}

@@ -220,16 +220,6 @@ class StageConfig(ModelSettings):
         """The models this stage deploys, in name order (one for a stage without models)."""
         return self._served
 
-    @property
-    def multi_model(self) -> bool:
-        """Whether models live under ``/models/<name>/`` with resources of their own."""
-        return bool(self.models)
-
-    @property
-    def bundle_prefixes(self) -> tuple[str, ...]:
-        """The bundle prefixes of every served model (what the drift job may read)."""
-        return tuple(model.bundle_prefix for model in self._served)
-
 
 def stage_prefix(stage: str) -> str:
     """What every stack and resource name of the stage starts with."""

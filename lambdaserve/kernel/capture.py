@@ -239,10 +239,10 @@ def parse_stream_line(line: str | bytes) -> CaptureRecord | FeedbackRecord:
             pass
         else:
             return record
-    return _parse_decoded(line)
+    return parse_decoded_line(line)
 
 
-def _parse_decoded(line: str | bytes) -> CaptureRecord | FeedbackRecord:
+def parse_decoded_line(line: str | bytes) -> CaptureRecord | FeedbackRecord:
     """The general path: ``json`` decodes the line, the marker is popped, pydantic validates."""
     payload = json.loads(line)
     if not isinstance(payload, dict) or payload.pop(LOG_MARKER, None) != 1:

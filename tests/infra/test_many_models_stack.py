@@ -18,8 +18,8 @@ from lambdaserve.kernel.metric_names import EMITTED
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.wiring.aws_rollout import RolloutSettings
 from tests.infra.conftest import MODELS_STAGE, Synthesized
-from tests.infra.test_metric_names import dashboard_bodies, dashboard_metrics
 from tests.support.settings_contract import settings_from
+from tests.support.template_metrics import dashboard_bodies, dashboard_metrics
 
 pytestmark = pytest.mark.infra
 

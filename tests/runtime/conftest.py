@@ -8,18 +8,19 @@ tests run in one xdist group, so one worker builds and runs them while the other
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from layers.build_layer import build_layer
 from layers.function_asset import FUNCTION_ASSETS
 from tests.integration.conftest import traffic_rows  # noqa: F401 - the same request rows
-from tests.support.bundles import run_temp_root
+from tests.support.bundles import made_once
 from tests.support.lambda_runtime import (
+    EmulatedFunction,
     build_managed_runtime,
     emulator_binary,
     machine_arch,
@@ -54,15 +55,11 @@ def built_once(
 ) -> Path:
     """``build(root)`` the first time ``name`` is asked for in this run, then the same root."""
 
-    shared = run_temp_root(tmp_path_factory)
-    root = shared / f"built-{name}"
-    with (shared / f"built-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / f"built-{name}.done"
-        if not done.exists():
-            build(root)
-            done.touch()
-    return root
+    def make(root: Path) -> Path:
+        build(root)
+        return root
+
+    return made_once(tmp_path_factory, f"built-{name}", make)
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +96,41 @@ def managed_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def read_only() -> bool:
     """Task root and layers read-only, as on Lambda, where a mount namespace is allowed."""
     return read_only_mounts_work()
+
+
+#: ``emulate(function, layers, handler, environment, **options)``: the built function under the
+#: emulator, as a context manager.
+Emulate = Callable[..., EmulatedFunction]
+
+
+@pytest.fixture(scope="session")
+def emulate(
+    asset: Callable[[str], Path],
+    layer: Callable[[str], Path],
+    managed_runtime: Path,
+    read_only: bool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Emulate:
+    """Our built ``function`` asset on the built ``layers``, under the emulator."""
+
+    def make(
+        function: str,
+        layers: tuple[str, ...],
+        handler: str,
+        environment: dict[str, str],
+        **options: Any,
+    ) -> EmulatedFunction:
+        return EmulatedFunction(
+            task_root=asset(function),
+            layer_roots=tuple(layer(name) for name in layers),
+            runtime_root=managed_runtime,
+            handler=handler,
+            environment=environment,
+            read_only=options.pop("read_only", read_only),
+            log_path=options.pop(
+                "log_path", tmp_path_factory.mktemp(f"{function}-emulator") / "emulator.log"
+            ),
+            **options,
+        )
+
+    return make

@@ -17,6 +17,7 @@ from lambdaserve.kernel.bundle import VerifiedBundle, pack_bundle
 from lambdaserve.serving.settings import ServingSettings
 from lambdaserve.wiring.aws_predict import build_lambda_handler
 from tests.integration.moto_server import new_bucket, running_moto_server
+from tests.runtime.conftest import Emulate
 from tests.support.events import make_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.lambda_runtime import EmulatedFunction
@@ -24,24 +25,19 @@ from tests.support.lambda_runtime import EmulatedFunction
 PREDICT_HANDLER = "functions.predict.handler.lambda_handler"
 ROLLOUT_HANDLER = "functions.rollout.handler.lambda_handler"
 DRIFT_HANDLER = "functions.drift.handler.lambda_handler"
+PREDICT_LAYERS = ("serving-base", "onnx")
 
 
 @pytest.fixture(scope="module")
 def predict(
-    asset: Callable[[str], Path],
-    layer: Callable[[str], Path],
-    managed_runtime: Path,
-    read_only: bool,
-    churn_bundle: VerifiedBundle,
-    tmp_path_factory: pytest.TempPathFactory,
+    emulate: Emulate, churn_bundle: VerifiedBundle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmulatedFunction]:
     cache = tmp_path_factory.mktemp("predict-tmp")
-    with EmulatedFunction(
-        task_root=asset("predict"),
-        layer_roots=(layer("serving-base"), layer("onnx")),
-        runtime_root=managed_runtime,
-        handler=PREDICT_HANDLER,
-        environment={
+    with emulate(
+        "predict",
+        PREDICT_LAYERS,
+        PREDICT_HANDLER,
+        {
             "MODEL_URI": churn_bundle.path.as_uri(),
             "MODEL_SHA256": churn_bundle.digest,
             "BUNDLE_CACHE_DIR": str(cache / "bundles"),
@@ -51,8 +47,6 @@ def predict(
             "POWERTOOLS_METRICS_NAMESPACE": "lambdaserve",
         },
         name="lambdaserve-dev-predict",
-        read_only=read_only,
-        log_path=cache / "emulator.log",
     ) as function:
         yield function
 
@@ -120,9 +114,8 @@ def test_feedback_round_trips_through_the_runtime(
 
 
 def test_a_write_outside_tmp_fails_as_on_lambda(
+    emulate: Emulate,
     asset: Callable[[str], Path],
-    layer: Callable[[str], Path],
-    managed_runtime: Path,
     read_only: bool,
     churn_bundle: VerifiedBundle,
     tmp_path: Path,
@@ -134,16 +127,11 @@ def test_a_write_outside_tmp_fails_as_on_lambda(
         pytest.skip("no private mount namespace here: the task root cannot be made read-only")
     task = asset("predict")
     archive = pack_bundle(churn_bundle.path, tmp_path / "bundle.tar.gz")
-    with EmulatedFunction(
-        task_root=task,
-        layer_roots=(layer("serving-base"), layer("onnx")),
-        runtime_root=managed_runtime,
-        handler=PREDICT_HANDLER,
-        environment={
-            "MODEL_URI": archive.as_uri(),
-            "BUNDLE_CACHE_DIR": str(task / "bundles"),
-        },
-        log_path=tmp_path / "emulator.log",
+    with emulate(
+        "predict",
+        PREDICT_LAYERS,
+        PREDICT_HANDLER,
+        {"MODEL_URI": archive.as_uri(), "BUNDLE_CACHE_DIR": str(task / "bundles")},
     ) as function:
         health = function.invoke(make_event("rest_api_get_health"))
     assert health.payload["statusCode"] == 503
@@ -151,21 +139,9 @@ def test_a_write_outside_tmp_fails_as_on_lambda(
     assert not (task / "bundles").exists()
 
 
-def test_a_wrong_handler_path_fails_the_init(
-    asset: Callable[[str], Path],
-    layer: Callable[[str], Path],
-    managed_runtime: Path,
-    read_only: bool,
-    tmp_path: Path,
-) -> None:
-    with EmulatedFunction(
-        task_root=asset("predict"),
-        layer_roots=(layer("serving-base"),),
-        runtime_root=managed_runtime,
-        handler="functions.predict.handlers.lambda_handler",
-        environment={},
-        read_only=read_only,
-        log_path=tmp_path / "emulator.log",
+def test_a_wrong_handler_path_fails_the_init(emulate: Emulate) -> None:
+    with emulate(
+        "predict", ("serving-base",), "functions.predict.handlers.lambda_handler", {}
     ) as function:
         answer = function.invoke({})
         log = function.log()
@@ -181,23 +157,17 @@ def moto() -> Iterator[str]:
 
 
 def test_the_rollout_function_steps_a_model_through_the_runtime(
-    asset: Callable[[str], Path],
-    layer: Callable[[str], Path],
-    managed_runtime: Path,
-    read_only: bool,
-    moto: str,
-    tmp_path: Path,
+    emulate: Emulate, moto: str
 ) -> None:
     """The shared rollout function reads the durable state in S3 (moto's server) for the model
     the event names, and refuses a model the stage does not serve."""
     bucket = new_bucket(aws_client("s3", endpoint_url=moto))
     targets = {"churn": {"function_name": "lambdaserve-dev-predict", "guard_alarm_names": []}}
-    with EmulatedFunction(
-        task_root=asset("rollout"),
-        layer_roots=(layer("serving-base"),),
-        runtime_root=managed_runtime,
-        handler=ROLLOUT_HANDLER,
-        environment={
+    with emulate(
+        "rollout",
+        ("serving-base",),
+        ROLLOUT_HANDLER,
+        {
             "MODEL_TARGETS": json.dumps(targets),
             "STATE_BUCKET": bucket,
             "AWS_ENDPOINT_URL": moto,
@@ -205,8 +175,6 @@ def test_the_rollout_function_steps_a_model_through_the_runtime(
         },
         name="lambdaserve-dev-rollout",
         memory_mb=256,
-        read_only=read_only,
-        log_path=tmp_path / "emulator.log",
     ) as function:
         churn = function.invoke({"model_name": "churn"}).payload
         fraud = function.invoke({"model_name": "fraud"}).payload
@@ -217,22 +185,16 @@ def test_the_rollout_function_steps_a_model_through_the_runtime(
 
 
 def test_the_drift_function_judges_a_models_window_through_the_runtime(
-    asset: Callable[[str], Path],
-    layer: Callable[[str], Path],
-    managed_runtime: Path,
-    read_only: bool,
-    moto: str,
-    tmp_path: Path,
+    emulate: Emulate, moto: str
 ) -> None:
     s3 = aws_client("s3", endpoint_url=moto)
     captures, artifacts = new_bucket(s3), new_bucket(s3)
     topic = aws_client("sns", endpoint_url=moto).create_topic(Name="alarms")["TopicArn"]
-    with EmulatedFunction(
-        task_root=asset("drift"),
-        layer_roots=(layer("serving-base"), layer("drift")),
-        runtime_root=managed_runtime,
-        handler=DRIFT_HANDLER,
-        environment={
+    with emulate(
+        "drift",
+        ("serving-base", "drift"),
+        DRIFT_HANDLER,
+        {
             "CAPTURE_BUCKET": captures,
             "ARTIFACT_BUCKET": artifacts,
             "ALARM_TOPIC_ARN": topic,
@@ -240,8 +202,6 @@ def test_the_drift_function_judges_a_models_window_through_the_runtime(
             "POWERTOOLS_SERVICE_NAME": "lambdaserve-drift",
         },
         name="lambdaserve-dev-drift",
-        read_only=read_only,
-        log_path=tmp_path / "emulator.log",
     ) as function:
         run = function.invoke({"time": "2026-11-27T12:05:00Z", "model_name": "churn"})
 

@@ -30,6 +30,24 @@ def run_temp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Path]
+) -> Path:
+    """``make(root)`` the first time ``name`` is asked for in this run (by any worker, under a
+    lock); afterwards the path it answered."""
+    shared = run_temp_root(tmp_path_factory)
+    marker = shared / f"{name}.path"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return Path(marker.read_text())
+        root = shared / name
+        root.mkdir()
+        made = make(root)
+        marker.write_text(str(made))
+        return made
+
+
 def trained_once(
     tmp_path_factory: pytest.TempPathFactory,
     name: str,
@@ -37,17 +55,8 @@ def trained_once(
 ) -> VerifiedBundle:
     """``train(root)`` the first time ``name`` is asked for in this run; afterwards the same
     bundle, verified again (every hash) before it is handed out."""
-    shared = run_temp_root(tmp_path_factory)
-    marker = shared / f"trained-{name}.path"
-    with (shared / f"trained-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return verify_bundle(Path(marker.read_text()))
-        root = shared / f"trained-{name}"
-        root.mkdir()
-        bundle = train(root)
-        marker.write_text(str(bundle.path))
-        return bundle
+    path = made_once(tmp_path_factory, f"trained-{name}", lambda root: train(root).path)
+    return verify_bundle(path)
 
 
 def train_bundle(root: Path, frame: pd.DataFrame, **hyperparameters: object) -> VerifiedBundle:

@@ -147,7 +147,7 @@ def _general_path_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(line: str | bytes) -> object:
         raise AssertionError(f"the general path parsed a writer's line: {line!r}")
 
-    monkeypatch.setattr(capture, "_parse_decoded", refuse)
+    monkeypatch.setattr(capture, "parse_decoded_line", refuse)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_the_fast_path_reads_every_writer_line_as_the_general_path_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines = writer_lines()
-    general = [capture._parse_decoded(line.encode()) for line in lines]
+    general = [capture.parse_decoded_line(line.encode()) for line in lines]
     _general_path_refused(monkeypatch)  # so each line below is read by the fast path
     for line, theirs in zip(lines, general, strict=True):
         for form in (line, line.encode(), line.encode().rstrip(b"\n")):
@@ -221,7 +221,10 @@ def _hand_written() -> list[str | bytes]:
 def test_any_other_line_reads_or_fails_as_it_always_did() -> None:
     for line in _hand_written():
         for form in (line, line.encode(errors="surrogatepass") if isinstance(line, str) else line):
-            ours, theirs = _outcome(parse_stream_line, form), _outcome(capture._parse_decoded, form)
+            ours, theirs = (
+                _outcome(parse_stream_line, form),
+                _outcome(capture.parse_decoded_line, form),
+            )
             assert _same(ours, theirs), (form, ours, theirs)
 
 
